@@ -1,0 +1,95 @@
+/**
+ * Stages: the unit of caching. A definition says what a stage is (typed params, declared outputs,
+ * typed result, resources, version, body); a node places a definition in a pipeline with an id,
+ * param values and references to upstream outputs.
+ */
+import type { Effect, Schema } from "effect"
+import type { StageFailed, WorkerFailed } from "./domain/Errors.ts"
+
+export type OutputKind = "file" | "dir"
+
+export interface Resources {
+  readonly cpus: number
+  readonly gpus: number
+  readonly memoryMb: number
+}
+
+export const defaultResources: Resources = { cpus: 1, gpus: 0, memoryMb: 512 }
+
+/** How far a re-execution must agree with the original (used by audits). */
+export type Reproducibility =
+  | { readonly _tag: "bitwise" }
+  | { readonly _tag: "tolerance"; readonly metrics: Readonly<Record<string, number>> }
+
+/** What a stage body can see and do while it runs. */
+export interface StageContext<P> {
+  readonly stageId: string
+  readonly params: P
+  /** Absolute paths of the upstream outputs this stage consumes, by input name. */
+  readonly inputs: Readonly<Record<string, string>>
+  /** Absolute staging path of a declared output. Nothing there is visible until the stage succeeds. */
+  readonly output: (name: string) => string
+  /** The staging directory itself; kept across interruptions so resumable stages can continue. */
+  readonly workDir: string
+  readonly logPath: string
+  /** GPU ids handed to this stage (also exported to workers as CUDA_VISIBLE_DEVICES). */
+  readonly gpus: ReadonlyArray<string>
+  readonly cpus: number
+  readonly log: (message: string) => Effect.Effect<void>
+  readonly progress: (step: number, total: number) => Effect.Effect<void>
+  readonly metric: (name: string, step: number, value: number | null) => Effect.Effect<void>
+}
+
+export interface StageDefinition<P = unknown, PI = unknown, R = unknown, RI = unknown> {
+  /** What kind of stage this is, e.g. "toy/filter"; shown in plans and lineage. */
+  readonly kind: string
+  /** Bump when the body's behaviour changes: it is part of the fingerprint. */
+  readonly version: string
+  readonly params: Schema.Schema<P, PI>
+  readonly outputs: (params: P) => Readonly<Record<string, OutputKind>>
+  readonly result: Schema.Schema<R, RI>
+  readonly resources?: (params: P) => Partial<Resources>
+  /** Path of the compiled worker the body runs, if any: its content hash feeds the fingerprint. */
+  readonly worker?: (params: P) => string
+  /** Stages that keep their staging directory across interruptions (training resumes from checkpoints). */
+  readonly resumable?: boolean
+  readonly reproducibility?: Reproducibility
+  readonly run: (ctx: StageContext<P>) => Effect.Effect<R, StageFailed | WorkerFailed>
+}
+
+/** Erased definition type, for collections of heterogeneous stages. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyStageDefinition = StageDefinition<any, any, any, any>
+
+export const define = <P, PI, R, RI>(definition: StageDefinition<P, PI, R, RI>): StageDefinition<P, PI, R, RI> =>
+  definition
+
+/** A reference to an upstream stage's declared output. */
+export interface OutputRef {
+  readonly stage: string
+  readonly output: string
+}
+
+export const ref = (stage: string, output: string): OutputRef => ({ stage, output })
+
+/** A stage placed in a pipeline. Params are given in their encoded (JSON) form and decoded before anything runs. */
+export interface StageNode {
+  readonly id: string
+  readonly definition: AnyStageDefinition
+  readonly params: Readonly<Record<string, unknown>>
+  readonly inputs: Readonly<Record<string, OutputRef>>
+}
+
+export const node = <P, PI, R, RI>(
+  definition: StageDefinition<P, PI, R, RI>,
+  options: {
+    readonly id: string
+    readonly params?: Partial<PI>
+    readonly inputs?: Readonly<Record<string, OutputRef>>
+  }
+): StageNode => ({
+  id: options.id,
+  definition,
+  params: (options.params ?? {}) as Record<string, unknown>,
+  inputs: options.inputs ?? {}
+})

@@ -1,0 +1,267 @@
+/**
+ * The command line: parse arguments, build the services for the chosen workspace, call them, print.
+ */
+import { Args, Command, Options } from "@effect/cli"
+import { Console, Effect, Layer, Option } from "effect"
+import * as os from "node:os"
+import { describeReason } from "../domain/Plan.ts"
+import type { RunSummary } from "../domain/Run.ts"
+import { detectGpus } from "../engine/Environment.ts"
+import { plan } from "../engine/Planner.ts"
+import { formatMs, Reporter } from "../engine/Reporter.ts"
+import { run } from "../engine/Runner.ts"
+import { Lineage } from "../lineage/Lineage.ts"
+import { resolve } from "../Pipeline.ts"
+import { ArtifactStore } from "../store/ArtifactStore.ts"
+import { ContentHasher } from "../store/ContentHasher.ts"
+import { Workspace } from "../workspace/Workspace.ts"
+import { toDot, toMermaid } from "./Dag.ts"
+import { formatBytes, lineageTree } from "./LineageView.ts"
+import { loadPipeline } from "./PipelineLoader.ts"
+
+/** Every service a command needs, for one workspace. */
+export const servicesLayer = (workspace: string, reporter: Layer.Layer<Reporter> = Reporter.silent) => {
+  const base = Layer.provideMerge(Lineage.Default, Workspace.layer(workspace))
+  const hasher = Layer.provideMerge(ContentHasher.Default, base)
+  return Layer.mergeAll(Layer.provideMerge(ArtifactStore.Default, hasher), reporter)
+}
+
+const pipelineArg = Args.text({ name: "pipeline" }).pipe(
+  Args.withDescription("a pipeline name (see pipelines/) or the path of a pipeline module")
+)
+const workspace = Options.directory("workspace").pipe(
+  Options.withDefault("runs"),
+  Options.withDescription("where artifacts, logs and lineage.sqlite live")
+)
+const preset = Options.text("preset").pipe(Options.optional, Options.withDescription("a named parameter set"))
+const set = Options.text("set").pipe(
+  Options.repeated,
+  Options.withDescription("override a param: --set stage.key=value (value parsed as JSON when it parses)")
+)
+const json = Options.boolean("json").pipe(Options.withDescription("machine-readable output on stdout"))
+const gpus = Options.text("gpus").pipe(
+  Options.withDefault("auto"),
+  Options.withDescription("GPU ids to hand out (e.g. 0,1), 'none', or 'auto' to detect with nvidia-smi")
+)
+
+const resolveGpus = (spec: string): ReadonlyArray<string> =>
+  spec === "auto" ? detectGpus().map((g) => g.index) : spec === "none" || spec === "" ? [] : spec.split(",")
+
+const resolvePipeline = (name: string, presetName: Option.Option<string>, overrides: ReadonlyArray<string>, gpuIds: ReadonlyArray<string>) =>
+  Effect.gen(function*() {
+    const definition = yield* loadPipeline(name)
+    const chosen = Option.getOrElse(presetName, () => definition.defaultPreset)
+    if (definition.preflight) yield* definition.preflight({ preset: chosen, gpus: gpuIds.length })
+    return yield* resolve(definition, { preset: chosen, overrides })
+  })
+
+const printSummary = (summary: RunSummary) =>
+  Console.log(
+    `${summary.status}: ${summary.executed} executed, ${summary.cached} cached, ${summary.failed} failed, ` +
+      `${summary.skipped} skipped, ${summary.interrupted} interrupted in ${formatMs(summary.wallMs)} (run ${
+        summary.runId.slice(0, 8)
+      })`
+  )
+
+const runCommand = Command.make(
+  "run",
+  {
+    pipeline: pipelineArg,
+    workspace,
+    preset,
+    set,
+    json,
+    gpus,
+    jobs: Options.integer("jobs").pipe(
+      Options.withAlias("j"),
+      Options.withDefault(os.cpus().length),
+      Options.withDescription("stages running at once")
+    ),
+    cpus: Options.integer("cpus").pipe(
+      Options.withDefault(os.cpus().length),
+      Options.withDescription("CPU slots shared by running stages")
+    ),
+    keepGoing: Options.boolean("keep-going").pipe(
+      Options.withDescription("after a failure, continue the branches that do not depend on it")
+    ),
+    wait: Options.boolean("wait").pipe(Options.withDescription("wait for another run on this workspace to finish"))
+  },
+  (args) =>
+    Effect.gen(function*() {
+      const gpuIds = resolveGpus(args.gpus)
+      const pipeline = yield* resolvePipeline(args.pipeline, args.preset, args.set, gpuIds)
+      const summary = yield* run(pipeline, {
+        preset: pipeline.preset,
+        jobs: args.jobs,
+        cpus: args.cpus,
+        gpus: gpuIds,
+        keepGoing: args.keepGoing,
+        wait: args.wait,
+        overrides: args.set,
+        argv: process.argv.slice(2)
+      }).pipe(Effect.provide(servicesLayer(args.workspace, Reporter.forStream(args.json ? process.stderr : process.stdout))))
+      if (args.json) yield* Console.log(JSON.stringify(summary, null, 2))
+      else yield* printSummary(summary)
+      if (summary.status !== "succeeded") process.exitCode = 1
+    })
+).pipe(Command.withDescription("run what is stale in a pipeline, and only that"))
+
+const planCommand = Command.make(
+  "plan",
+  { pipeline: pipelineArg, workspace, preset, set, json, gpus },
+  (args) =>
+    Effect.gen(function*() {
+      const pipeline = yield* resolvePipeline(args.pipeline, args.preset, args.set, resolveGpus(args.gpus))
+      const entries = yield* plan(pipeline).pipe(Effect.provide(servicesLayer(args.workspace)))
+      if (args.json) {
+        return yield* Console.log(JSON.stringify({ pipeline: pipeline.name, preset: pipeline.preset, stages: entries }, null, 2))
+      }
+      const stale = entries.filter((e) => e.status === "stale")
+      for (const entry of entries) {
+        if (entry.status === "fresh") {
+          yield* Console.log(`fresh  ${entry.stage}`)
+        } else {
+          const cost = entry.estimatedMs === null ? "" : ` (~${formatMs(entry.estimatedMs)})`
+          yield* Console.log(`STALE  ${entry.stage}${cost}: ${entry.reasons.map(describeReason).join("; ")}`)
+        }
+      }
+      const known = stale.reduce((sum, e) => sum + (e.estimatedMs ?? 0), 0)
+      const unknown = stale.filter((e) => e.estimatedMs === null).length
+      yield* Console.log(
+        `${stale.length} of ${entries.length} stages would run` +
+          (stale.length > 0 ? `; estimated ${formatMs(known)} of recorded work` : "") +
+          (unknown > 0 ? ` plus ${unknown} never timed` : "")
+      )
+    })
+).pipe(Command.withDescription("what a run would execute, and why"))
+
+const statusCommand = Command.make(
+  "status",
+  { pipeline: pipelineArg, workspace, preset, set, gpus },
+  (args) =>
+    Effect.gen(function*() {
+      const pipeline = yield* resolvePipeline(args.pipeline, args.preset, args.set, resolveGpus(args.gpus))
+      const { entries, last } = yield* Effect.gen(function*() {
+        const lineage = yield* Lineage
+        return { entries: yield* plan(pipeline), last: yield* lineage.latestRun(pipeline.name) }
+      }).pipe(Effect.provide(servicesLayer(args.workspace)))
+      if (last) {
+        yield* Console.log(
+          `last run ${last.id.slice(0, 8)}: ${last.status}, started ${new Date(last.startedAt).toISOString()}` +
+            (last.endedAt ? `, took ${formatMs(last.endedAt - last.startedAt)}` : "")
+        )
+      } else {
+        yield* Console.log("never run in this workspace")
+      }
+      const fresh = entries.filter((e) => e.status === "fresh").length
+      yield* Console.log(`${fresh} of ${entries.length} stages fresh`)
+      for (const entry of entries.filter((e) => e.status === "stale")) {
+        yield* Console.log(`  stale ${entry.stage}: ${entry.reasons.map(describeReason).join("; ")}`)
+      }
+    })
+).pipe(Command.withDescription("the state of a pipeline in a workspace"))
+
+const lineageCommand = Command.make(
+  "lineage",
+  {
+    target: Args.text({ name: "target" }).pipe(
+      Args.withDescription("a stage id, an execution id, or an artifact (id, content hash prefix or path)")
+    ),
+    workspace,
+    down: Options.boolean("down").pipe(Options.withDescription("show what was derived from the target instead"))
+  },
+  (args) =>
+    Effect.gen(function*() {
+      const lines = yield* lineageTree(args.target, args.down ? "down" : "up").pipe(
+        Effect.provide(Layer.provideMerge(Lineage.Default, Workspace.layer(args.workspace)))
+      )
+      yield* Console.log(lines.join("\n"))
+    })
+).pipe(Command.withDescription("where an artifact came from (or, with --down, what came of it)"))
+
+const dagCommand = Command.make(
+  "dag",
+  {
+    pipeline: pipelineArg,
+    preset,
+    set,
+    format: Options.choice("format", ["mermaid", "dot"]).pipe(Options.withDefault("mermaid" as const))
+  },
+  (args) =>
+    Effect.gen(function*() {
+      const pipeline = yield* resolvePipeline(args.pipeline, args.preset, args.set, [])
+      yield* Console.log(args.format === "dot" ? toDot(pipeline) : toMermaid(pipeline))
+    })
+).pipe(Command.withDescription("print the pipeline's DAG as Mermaid or Graphviz dot"))
+
+const showCommand = Command.make(
+  "show",
+  {
+    execution: Args.text({ name: "execution" }).pipe(Args.withDescription("an execution id (or prefix), or a stage id")),
+    workspace,
+    json
+  },
+  (args) =>
+    Effect.gen(function*() {
+      const lineage = yield* Lineage
+      const byStage = yield* lineage.latestExecutionOfStage(args.execution)
+      const matches = byStage ? [byStage] : yield* lineage.execution(args.execution)
+      if (matches.length !== 1) {
+        return yield* Effect.fail(
+          new Error(matches.length === 0 ? `no execution '${args.execution}'` : `'${args.execution}' is ambiguous`)
+        )
+      }
+      const execution = matches[0]!
+      const outputs = yield* lineage.artifactsOf(execution.id)
+      const inputs = yield* lineage.inputsOf(execution.id)
+      const environment = execution.environmentId ? yield* lineage.environment(execution.environmentId) : undefined
+      const metrics = yield* lineage.metricsOf(execution.id)
+      const lastMetric = new Map<string, { step: number; value: number | null; count: number }>()
+      for (const m of metrics) {
+        const prev = lastMetric.get(m.name)
+        if (!prev || m.step >= prev.step) lastMetric.set(m.name, { step: m.step, value: m.value, count: (prev?.count ?? 0) + 1 })
+        else prev.count++
+      }
+      if (args.json) {
+        return yield* Console.log(JSON.stringify({ execution, inputs, outputs, environment, metrics: Object.fromEntries(lastMetric) }, null, 2))
+      }
+      yield* Console.log(
+        [
+          `execution ${execution.id}`,
+          `  stage       ${execution.stageId}`,
+          `  status      ${execution.status}${execution.exitCode === null ? "" : ` (exit ${execution.exitCode})`}`,
+          `  started     ${new Date(execution.startedAt).toISOString()}`,
+          `  duration    ${execution.durationMs === null ? "-" : formatMs(execution.durationMs)}`,
+          `  fingerprint ${execution.fingerprint}`,
+          `  version     ${execution.version}`,
+          `  worker      ${execution.workerHash ?? "-"}`,
+          `  log         ${execution.logPath}`,
+          ...(execution.resumedFrom ? [`  resumed     ${execution.resumedFrom}`] : []),
+          `  params      ${JSON.stringify(execution.params)}`,
+          "  inputs",
+          ...inputs.map((i) => `    ${i.name}: ${i.artifact.path} ${i.artifact.hash.slice(0, 12)}`),
+          "  outputs",
+          ...outputs.map((o) => `    ${o.name}: ${o.path} ${o.hash.slice(0, 12)} ${formatBytes(o.size)}`),
+          ...(lastMetric.size > 0
+            ? ["  metrics (last value)", ...[...lastMetric].map(([n, m]) => `    ${n} = ${m.value} @ ${m.step} (${m.count} points)`)]
+            : []),
+          ...(environment
+            ? [
+              "  environment",
+              `    commit ${environment.gitCommit ?? "-"}${environment.gitDirty ? " (dirty)" : ""}, node ${environment.nodeVersion}, ${environment.platform}`,
+              ...Object.entries(environment.compilers).map(([k, v]) => `    ${k}: ${v}`),
+              ...environment.gpus.map((g) => `    gpu: ${g.name} (driver ${g.driver})`)
+            ]
+            : []),
+          ...(execution.error ? [`  error       ${JSON.stringify(execution.error)}`] : [])
+        ].join("\n")
+      )
+    }).pipe(Effect.provide(Layer.provideMerge(Lineage.Default, Workspace.layer(args.workspace))))
+).pipe(Command.withDescription("details of one execution: params, inputs, outputs, metrics, environment"))
+
+export const command = Command.make("flame-pipe").pipe(
+  Command.withDescription("FLAME-MoE's lifecycle as a typed, cached DAG"),
+  Command.withSubcommands([runCommand, planCommand, statusCommand, lineageCommand, dagCommand, showCommand])
+)
+
+export const cli = Command.run(command, { name: "flame-pipe", version: "0.1.0" })

@@ -1,0 +1,150 @@
+/**
+ * Is a stage fresh? It is when a successful execution with its fingerprint is recorded and that
+ * execution's outputs are still on disk unmodified. When it is not, say why, as precisely as the
+ * records allow: which param changed (old -> new), which upstream, the worker binary, an output.
+ */
+import { Effect } from "effect"
+import * as path from "node:path"
+import type { StaleReason } from "../domain/Plan.ts"
+import { StoreError } from "../domain/Errors.ts"
+import type { ArtifactRow, ExecutionRow } from "../lineage/Lineage.ts"
+import type { ResolvedStage } from "../Pipeline.ts"
+import { ArtifactStore } from "../store/ArtifactStore.ts"
+import { ContentHasher } from "../store/ContentHasher.ts"
+import { diffParams, fingerprint } from "./Fingerprint.ts"
+
+export interface CacheEntry {
+  readonly execution: ExecutionRow
+  readonly artifacts: ReadonlyArray<ArtifactRow>
+}
+
+export interface CacheIndex {
+  readonly byFingerprint: ReadonlyMap<string, CacheEntry>
+  readonly latestByStage: ReadonlyMap<string, CacheEntry>
+}
+
+/** An upstream output as a consumer sees it. */
+export interface InputArtifact {
+  readonly id: string
+  readonly path: string
+  readonly hash: string
+}
+
+export type Decision =
+  | { readonly _tag: "Fresh"; readonly fingerprint: string; readonly entry: CacheEntry }
+  | {
+    readonly _tag: "Stale"
+    readonly fingerprint: string
+    readonly inputHashes: Readonly<Record<string, string>>
+    readonly workerHash: string | null
+    readonly reasons: ReadonlyArray<StaleReason>
+    readonly previous: CacheEntry | undefined
+  }
+
+/** The content hash of the stage's worker binary, which is part of its fingerprint. */
+export const workerHash = (stage: ResolvedStage) =>
+  Effect.gen(function*() {
+    if (stage.workerPath === undefined) return null
+    const hasher = yield* ContentHasher
+    const content = yield* hasher.hash(stage.workerPath)
+    if (content === undefined) {
+      return yield* new StoreError({
+        path: stage.workerPath,
+        reason: `worker binary of stage ${stage.id} not found (build it with: npm run build:worker)`
+      })
+    }
+    return content.hash
+  })
+
+export const decide = (
+  stage: ResolvedStage,
+  inputs: Readonly<Record<string, InputArtifact>>,
+  index: CacheIndex
+) =>
+  Effect.gen(function*() {
+    const store = yield* ArtifactStore
+    const inputHashes: Record<string, string> = {}
+    for (const [name, artifact] of Object.entries(inputs)) inputHashes[name] = artifact.hash
+    const worker = yield* workerHash(stage)
+    const fp = fingerprint({
+      stageId: stage.id,
+      version: stage.definition.version,
+      params: stage.encodedParams,
+      inputs: inputHashes,
+      workerHash: worker
+    })
+    const stale = (reasons: ReadonlyArray<StaleReason>, previous: CacheEntry | undefined): Decision => ({
+      _tag: "Stale",
+      fingerprint: fp,
+      inputHashes,
+      workerHash: worker,
+      reasons,
+      previous
+    })
+
+    const hit = index.byFingerprint.get(fp)
+    if (hit !== undefined) {
+      const damaged: Array<StaleReason> = []
+      for (const artifact of hit.artifacts) {
+        const state = yield* store.check(artifact)
+        if (state === "missing") damaged.push({ _tag: "OutputMissing", output: artifact.name, path: artifact.path })
+        if (state === "modified") damaged.push({ _tag: "OutputModified", output: artifact.name, path: artifact.path })
+      }
+      return damaged.length === 0 ? { _tag: "Fresh", fingerprint: fp, entry: hit } satisfies Decision : stale(
+        damaged,
+        hit
+      )
+    }
+
+    const previous = index.latestByStage.get(stage.id)
+    if (previous === undefined) return stale([{ _tag: "NeverRun" }], undefined)
+    const before = previous.execution
+    const reasons: Array<StaleReason> = []
+    if (before.version !== stage.definition.version) {
+      reasons.push({ _tag: "VersionChanged", from: before.version, to: stage.definition.version })
+    }
+    for (const change of diffParams(before.params, stage.encodedParams)) {
+      reasons.push({
+        _tag: "ParamChanged",
+        key: change.key,
+        ...(change.from === undefined ? {} : { from: change.from }),
+        ...(change.to === undefined ? {} : { to: change.to })
+      })
+    }
+    for (const [name, hash] of Object.entries(inputHashes)) {
+      if (before.inputHashes[name] !== hash) {
+        reasons.push({ _tag: "UpstreamChanged", input: name, stage: stage.inputs[name]?.stage ?? name })
+      }
+    }
+    if ((before.workerHash ?? null) !== worker) {
+      reasons.push({ _tag: "WorkerChanged", from: before.workerHash ?? null, to: worker })
+    }
+    return stale(reasons.length > 0 ? reasons : [{ _tag: "NeverRun" }], previous)
+  })
+
+/** The artifacts of a cached execution, by output name, as consumers see them. */
+export const outputsOf = (entry: CacheEntry): ReadonlyMap<string, InputArtifact> =>
+  new Map(entry.artifacts.map((a) => [a.name, { id: a.id, path: a.path, hash: a.hash }]))
+
+/** Resolves a stage's inputs from its upstreams' outputs; undefined when an upstream has not produced them. */
+export const gatherInputs = (
+  stage: ResolvedStage,
+  outputsByStage: ReadonlyMap<string, ReadonlyMap<string, InputArtifact>>
+): Record<string, InputArtifact> | undefined => {
+  const inputs: Record<string, InputArtifact> = {}
+  for (const [name, ref] of Object.entries(stage.inputs)) {
+    const artifact = outputsByStage.get(ref.stage)?.get(ref.output)
+    if (artifact === undefined) return undefined
+    inputs[name] = artifact
+  }
+  return inputs
+}
+
+export const absoluteInputs = (
+  inputs: Readonly<Record<string, InputArtifact>>,
+  root: string
+): Record<string, string> => {
+  const out: Record<string, string> = {}
+  for (const [name, artifact] of Object.entries(inputs)) out[name] = path.resolve(root, artifact.path)
+  return out
+}

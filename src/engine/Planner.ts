@@ -1,0 +1,67 @@
+/**
+ * `plan`: what a run would do, and why, without running anything.
+ */
+import { Effect } from "effect"
+import type { PlanEntry, StaleReason } from "../domain/Plan.ts"
+import { Lineage } from "../lineage/Lineage.ts"
+import type { ResolvedPipeline } from "../Pipeline.ts"
+import type { InputArtifact } from "./Freshness.ts"
+import { decide, gatherInputs, outputsOf } from "./Freshness.ts"
+
+export const plan = (pipeline: ResolvedPipeline) =>
+  Effect.gen(function*() {
+    const lineage = yield* Lineage
+    const index = yield* lineage.successIndex()
+    const outputs = new Map<string, ReadonlyMap<string, InputArtifact>>()
+    const entries: Array<PlanEntry> = []
+    for (const stage of pipeline.stages) {
+      const estimate = index.latestByStage.get(stage.id)?.execution.durationMs ?? null
+      const inputs = gatherInputs(stage, outputs)
+      if (inputs === undefined) {
+        // An upstream will rerun: this stage's inputs, and so its fingerprint, are not known yet.
+        const reasons: Array<StaleReason> = stage.upstream.filter((up) => !outputs.has(up)).map((up) => ({
+          _tag: "UpstreamStale",
+          stage: up
+        }))
+        entries.push({
+          stage: stage.id,
+          kind: stage.definition.kind,
+          status: "stale",
+          reasons,
+          fingerprint: null,
+          estimatedMs: estimate,
+          execution: null
+        })
+        continue
+      }
+      const decision = yield* decide(stage, inputs, index)
+      if (decision._tag === "Fresh") {
+        outputs.set(stage.id, outputsOf(decision.entry))
+        entries.push({
+          stage: stage.id,
+          kind: stage.definition.kind,
+          status: "fresh",
+          reasons: [],
+          fingerprint: decision.fingerprint,
+          estimatedMs: null,
+          execution: decision.entry.execution.id
+        })
+      } else {
+        const reasons = [...decision.reasons]
+        if (stage.definition.resumable) {
+          const unfinished = yield* lineage.lastUnfinished(decision.fingerprint)
+          if (unfinished) reasons.push({ _tag: "Resumable", execution: unfinished.id })
+        }
+        entries.push({
+          stage: stage.id,
+          kind: stage.definition.kind,
+          status: "stale",
+          reasons,
+          fingerprint: decision.fingerprint,
+          estimatedMs: estimate,
+          execution: null
+        })
+      }
+    }
+    return entries
+  })

@@ -1,0 +1,344 @@
+/**
+ * `run`: the local executor. Stages start as soon as their upstreams are done, up to `--jobs` at once
+ * and within the CPU and GPU slots; each stage is re-checked against the cache with its upstreams'
+ * actual output hashes, so an upstream that reran and produced identical outputs leaves its
+ * downstream cached (early cutoff).
+ */
+import { Cause, Data, Deferred, Effect, Exit, FiberId, Option, Schema } from "effect"
+import * as crypto from "node:crypto"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { MissingOutput, PersistedError, StageFailed } from "../domain/Errors.ts"
+import { describeReason } from "../domain/Plan.ts"
+import type { RunSummary, StageOutcome, StageStatus } from "../domain/Run.ts"
+import type { MetricRow, NewArtifact } from "../lineage/Lineage.ts"
+import { Lineage } from "../lineage/Lineage.ts"
+import type { ResolvedPipeline, ResolvedStage } from "../Pipeline.ts"
+import type { StageContext } from "../Stage.ts"
+import { ArtifactStore } from "../store/ArtifactStore.ts"
+import { ContentHasher } from "../store/ContentHasher.ts"
+import { stageDir, Workspace } from "../workspace/Workspace.ts"
+import { acquireWorkspaceLock } from "../workspace/WorkspaceLock.ts"
+import { snapshotEnvironment } from "./Environment.ts"
+import type { Decision, InputArtifact } from "./Freshness.ts"
+import { absoluteInputs, decide, gatherInputs, outputsOf } from "./Freshness.ts"
+import { Reporter } from "./Reporter.ts"
+
+export interface RunOptions {
+  readonly preset: string
+  readonly jobs: number
+  readonly cpus: number
+  readonly gpus: ReadonlyArray<string>
+  readonly keepGoing: boolean
+  readonly wait: boolean
+  readonly overrides: ReadonlyArray<string>
+  readonly argv: ReadonlyArray<string>
+}
+
+/** Fail-fast: the first failure stops the run, interrupting what is still running. */
+class StopRun extends Data.TaggedError("StopRun")<{ readonly stage: string }> {}
+
+const killGroup = (pid: number) => {
+  try {
+    process.kill(-pid, "SIGKILL")
+  } catch {
+    // Already gone.
+  }
+}
+
+const errorMessage = (cause: Cause.Cause<unknown>): string => {
+  const failure = Cause.failureOption(cause)
+  if (Option.isSome(failure)) {
+    const error = failure.value
+    return error instanceof Error ? error.message : String(error)
+  }
+  return Cause.pretty(cause).split("\n")[0] ?? "unknown error"
+}
+
+export const run = (pipeline: ResolvedPipeline, options: RunOptions) =>
+  Effect.scoped(Effect.gen(function*() {
+    const ws = yield* Workspace
+    yield* acquireWorkspaceLock(ws.lock, ws.root, { wait: options.wait })
+    const lineage = yield* Lineage
+    const store = yield* ArtifactStore
+    const hasher = yield* ContentHasher
+    const reporter = yield* Reporter
+
+    // We hold the lock, so anything still marked running belongs to a dead process; its orphaned workers go too.
+    for (const abandoned of yield* lineage.markAbandoned()) {
+      if (abandoned.workerPid !== null) killGroup(abandoned.workerPid)
+    }
+
+    const runId = crypto.randomUUID()
+    const startedAt = Date.now()
+    yield* lineage.startRun({
+      id: runId,
+      pipeline: pipeline.name,
+      preset: pipeline.preset,
+      overrides: Object.fromEntries(options.overrides.map((o) => [o.slice(0, o.indexOf("=")), o.slice(o.indexOf("=") + 1)])),
+      argv: [...options.argv],
+      executor: "local",
+      host: os.hostname(),
+      pid: process.pid,
+      status: "running",
+      startedAt
+    })
+    const index = yield* lineage.successIndex()
+    // The snapshot spawns compilers and nvidia-smi; a run where everything is cached never needs it.
+    const environment = yield* Effect.cached(
+      Effect.tap(snapshotEnvironment, (env) => lineage.putEnvironment(env))
+    )
+
+    const metricBuffer: Array<MetricRow> = []
+    const flushMetrics = Effect.suspend(() => lineage.appendMetrics(metricBuffer.splice(0, metricBuffer.length)))
+
+    const jobs = yield* Effect.makeSemaphore(Math.max(1, options.jobs))
+    const cpuSlots = yield* Effect.makeSemaphore(Math.max(1, options.cpus))
+    const gpuSlots = yield* Effect.makeSemaphore(options.gpus.length)
+    const freeGpus = [...options.gpus]
+
+    const outcomes = new Map<string, StageOutcome>()
+    const outputs = new Map<string, ReadonlyMap<string, InputArtifact>>()
+    const done = new Map(pipeline.stages.map((s) => [s.id, Deferred.unsafeMake<boolean>(FiberId.none)]))
+
+    const record = (stage: ResolvedStage, status: StageStatus, fields: Partial<StageOutcome> = {}) => {
+      outcomes.set(stage.id, {
+        stage: stage.id,
+        kind: stage.definition.kind,
+        status,
+        execution: null,
+        fingerprint: null,
+        durationMs: null,
+        error: null,
+        resumedFrom: null,
+        ...fields
+      })
+    }
+
+    const withGpus = <A, E, R>(count: number, use: (ids: ReadonlyArray<string>) => Effect.Effect<A, E, R>) =>
+      count === 0 ? use([]) : gpuSlots.withPermits(count)(
+        Effect.acquireUseRelease(
+          Effect.sync(() => freeGpus.splice(0, count)),
+          use,
+          (ids) => Effect.sync(() => freeGpus.push(...ids))
+        )
+      )
+
+    /** One attempt at a stale stage. Returns whether it succeeded. */
+    const execute = (stage: ResolvedStage, inputs: Record<string, InputArtifact>, decision: Decision & { _tag: "Stale" }) =>
+      Effect.gen(function*() {
+        const fp = decision.fingerprint
+        const executionId = crypto.randomUUID()
+        const unfinished = stage.definition.resumable ? yield* lineage.lastUnfinished(fp) : undefined
+        const workDir = yield* store.prepareStaging(stage.id, fp, stage.definition.resumable === true)
+        const logPath = path.join(ws.logs, stageDir(stage.id), `${executionId}.log`)
+        fs.mkdirSync(path.dirname(logPath), { recursive: true })
+        const env = yield* environment
+        return yield* withGpus(stage.resources.gpus, (gpuIds) =>
+          Effect.gen(function*() {
+            yield* lineage.startExecution({
+              id: executionId,
+              runId,
+              stageId: stage.id,
+              fingerprint: fp,
+              version: stage.definition.version,
+              params: stage.encodedParams,
+              inputHashes: decision.inputHashes,
+              workerHash: decision.workerHash,
+              status: "running",
+              startedAt: Date.now(),
+              host: os.hostname(),
+              executor: "local",
+              logPath: path.relative(ws.root, logPath),
+              outputDir: path.relative(ws.root, store.finalDir(stage.id, fp)),
+              environmentId: env.id,
+              resumedFrom: unfinished?.id ?? null
+            }, Object.entries(inputs).map(([name, artifact]) => ({ name, artifactId: artifact.id })))
+            reporter.started(stage.id, decision.reasons.map(describeReason).join("; "))
+            const t0 = Date.now()
+            const ctx: StageContext<unknown> = {
+              stageId: stage.id,
+              params: stage.params,
+              inputs: absoluteInputs(inputs, ws.root),
+              output: (name) => path.join(workDir, name),
+              workDir,
+              logPath,
+              gpus: gpuIds,
+              cpus: Math.min(stage.resources.cpus, options.cpus),
+              log: (message) => Effect.sync(() => fs.appendFileSync(logPath, `${message}\n`)),
+              progress: (step, total) => Effect.sync(() => reporter.progress(stage.id, step, total)),
+              metric: (name, step, value) =>
+                Effect.suspend(() => {
+                  metricBuffer.push({ executionId, name, step, value })
+                  return metricBuffer.length >= 2000 ? Effect.orDie(flushMetrics) : Effect.void
+                })
+            }
+            const finish = (status: "failed" | "interrupted", error: unknown) =>
+              Effect.gen(function*() {
+                const durationMs = Date.now() - t0
+                yield* flushMetrics
+                const encoded = Schema.is(PersistedError)(error)
+                  ? Schema.encodeSync(PersistedError)(error)
+                  : error === undefined
+                  ? null
+                  : { _tag: "Unknown", message: String(error) }
+                const exitCode = typeof error === "object" && error !== null && "exitCode" in error
+                  ? (error as { exitCode: number | null }).exitCode
+                  : null
+                yield* lineage.finishExecution(executionId, { status, durationMs, error: encoded, exitCode })
+                const message = error instanceof Error ? error.message : status
+                reporter.finished(stage.id, status, durationMs, status === "failed" ? message : undefined)
+                if (status === "failed" && error !== null && typeof error === "object" && "logTail" in error) {
+                  const tail = (error as { logTail: ReadonlyArray<string> }).logTail
+                  if (tail.length > 0) reporter.info(`  last lines of ${path.relative(ws.root, logPath)}:\n    ${tail.join("\n    ")}`)
+                }
+                record(stage, status, {
+                  execution: executionId,
+                  fingerprint: fp,
+                  durationMs,
+                  error: status === "failed" ? message : null,
+                  resumedFrom: unfinished?.id ?? null
+                })
+              }).pipe(Effect.orDie)
+
+            const exit = yield* stage.definition.run(ctx).pipe(
+              Effect.flatMap((result) => Schema.decodeUnknown(stage.definition.result)(result)),
+              Effect.mapError((error) =>
+                error._tag === "ParseError"
+                  ? new StageFailed({ stage: stage.id, reason: `result does not match its schema: ${error.message}` })
+                  : error
+              ),
+              Effect.onInterrupt(() => finish("interrupted", undefined)),
+              Effect.exit
+            )
+            if (Exit.isFailure(exit)) {
+              yield* finish("failed", Option.getOrElse(Cause.failureOption(exit.cause), () => errorMessage(exit.cause)))
+              return false
+            }
+            const missing = Object.keys(stage.outputs).filter((name) => !fs.existsSync(path.join(workDir, name)))
+            if (missing.length > 0) {
+              yield* finish(
+                "failed",
+                new MissingOutput({ stage: stage.id, output: missing[0]!, path: path.join(workDir, missing[0]!) })
+              )
+              return false
+            }
+            const finalDir = yield* store.promote(stage.id, fp)
+            const hashed = yield* store.hashOutputs(finalDir, stage.outputs)
+            const artifacts: Array<NewArtifact> = []
+            const produced = new Map<string, InputArtifact>()
+            for (const entry of hashed) {
+              if (!("output" in entry) || entry.output === undefined) continue
+              const id = crypto.randomUUID()
+              artifacts.push({ id, executionId, createdAt: Date.now(), ...entry.output })
+              produced.set(entry.name, { id, path: entry.output.path, hash: entry.output.hash })
+            }
+            const durationMs = Date.now() - t0
+            yield* flushMetrics
+            yield* hasher.flush
+            yield* lineage.finishExecution(executionId, {
+              status: "succeeded",
+              durationMs,
+              exitCode: 0,
+              result: Schema.encodeUnknownSync(stage.definition.result)(exit.value),
+              artifacts
+            })
+            outputs.set(stage.id, produced)
+            reporter.finished(stage.id, "executed", durationMs)
+            record(stage, "executed", {
+              execution: executionId,
+              fingerprint: fp,
+              durationMs,
+              resumedFrom: unfinished?.id ?? null
+            })
+            return true
+          })
+        )
+      })
+
+    const processStage = (stage: ResolvedStage) =>
+      Effect.gen(function*() {
+        let upstreamOk = true
+        for (const up of stage.upstream) upstreamOk = (yield* Deferred.await(done.get(up)!)) && upstreamOk
+        const signal = done.get(stage.id)!
+        if (!upstreamOk) {
+          record(stage, "skipped", { error: "an upstream stage failed" })
+          reporter.finished(stage.id, "skipped", 0, "an upstream stage failed")
+          return yield* Deferred.succeed(signal, false)
+        }
+        const inputs = gatherInputs(stage, outputs)!
+        const decision = yield* decide(stage, inputs, index)
+        if (decision._tag === "Fresh") {
+          outputs.set(stage.id, outputsOf(decision.entry))
+          record(stage, "cached", { execution: decision.entry.execution.id, fingerprint: decision.fingerprint })
+          reporter.finished(stage.id, "cached", 0)
+          return yield* Deferred.succeed(signal, true)
+        }
+        if (stage.resources.gpus > options.gpus.length) {
+          const reason = `needs ${stage.resources.gpus} GPU(s); this executor has ${options.gpus.length}`
+          record(stage, "failed", { error: reason, fingerprint: decision.fingerprint })
+          reporter.finished(stage.id, "failed", 0, reason)
+          yield* Deferred.succeed(signal, false)
+          return options.keepGoing ? undefined : yield* new StopRun({ stage: stage.id })
+        }
+        const needCpus = Math.min(Math.max(1, stage.resources.cpus), options.cpus)
+        const ok = yield* jobs.withPermits(1)(cpuSlots.withPermits(needCpus)(execute(stage, inputs, decision)))
+        yield* Deferred.succeed(signal, ok)
+        if (!ok && !options.keepGoing) return yield* new StopRun({ stage: stage.id })
+      })
+
+    const summarize = (interrupted: boolean): RunSummary => {
+      const stages = pipeline.stages.map((stage) =>
+        outcomes.get(stage.id) ?? {
+          stage: stage.id,
+          kind: stage.definition.kind,
+          status: "skipped" as const,
+          execution: null,
+          fingerprint: null,
+          durationMs: null,
+          error: interrupted ? "run interrupted" : "run stopped after a failure",
+          resumedFrom: null
+        }
+      )
+      const count = (status: StageStatus) => stages.filter((s) => s.status === status).length
+      const failed = count("failed")
+      return {
+        runId,
+        pipeline: pipeline.name,
+        preset: pipeline.preset,
+        status: interrupted ? "interrupted" : failed > 0 ? "failed" : "succeeded",
+        executed: count("executed"),
+        cached: count("cached"),
+        failed,
+        skipped: count("skipped"),
+        interrupted: count("interrupted"),
+        wallMs: Date.now() - startedAt,
+        stageMs: stages.reduce((sum, s) => sum + (s.status === "executed" ? s.durationMs ?? 0 : 0), 0),
+        stages
+      }
+    }
+
+    const exit = yield* Effect.forEach(pipeline.stages, processStage, { concurrency: "unbounded", discard: true }).pipe(
+      Effect.onInterrupt(() =>
+        Effect.gen(function*() {
+          const summary = summarize(true)
+          yield* flushMetrics
+          yield* hasher.flush
+          yield* lineage.endRun(runId, "interrupted", summary as unknown as Record<string, unknown>)
+          reporter.close()
+        }).pipe(Effect.orDie)
+      ),
+      Effect.exit
+    )
+    if (Exit.isFailure(exit) && !Option.isSome(Cause.failureOption(exit.cause).pipe(Option.filter((e) => e instanceof StopRun)))) {
+      return yield* Effect.failCause(exit.cause as Cause.Cause<never>)
+    }
+    const summary = summarize(false)
+    yield* flushMetrics
+    yield* hasher.flush
+    yield* lineage.endRun(runId, summary.status, summary as unknown as Record<string, unknown>)
+    yield* store.emptyTrash.pipe(Effect.ignore)
+    reporter.close()
+    return summary
+  }))

@@ -1,0 +1,253 @@
+/**
+ * The lineage database as a service: a small adapter over drizzle + better-sqlite3.
+ *
+ * SQLite is used synchronously (better-sqlite3); every method is a short transaction. Writers use
+ * IMMEDIATE transactions so a concurrent writer waits on busy_timeout instead of failing with
+ * SQLITE_BUSY when a deferred transaction tries to upgrade.
+ */
+import Database from "better-sqlite3"
+import { and, desc, eq, inArray, isNull, like, or, sql } from "drizzle-orm"
+import type { BetterSQLite3Database } from "drizzle-orm/better-sqlite3"
+import { drizzle } from "drizzle-orm/better-sqlite3"
+import { migrate } from "drizzle-orm/better-sqlite3/migrator"
+import { Effect, Layer } from "effect"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+import { LineageError } from "../domain/Errors.ts"
+import { Workspace } from "../workspace/Workspace.ts"
+import * as schema from "./schema.ts"
+
+export type Db = BetterSQLite3Database<typeof schema>
+export type RunRow = typeof schema.runs.$inferSelect
+export type ExecutionRow = typeof schema.executions.$inferSelect
+export type NewExecution = typeof schema.executions.$inferInsert
+export type ArtifactRow = typeof schema.artifacts.$inferSelect
+export type NewArtifact = typeof schema.artifacts.$inferInsert
+export type EnvironmentRow = typeof schema.environments.$inferSelect
+export type MetricRow = typeof schema.metrics.$inferInsert
+export type FileStatRow = typeof schema.fileStats.$inferSelect
+
+const migrationsFolder = fileURLToPath(new URL("../../drizzle", import.meta.url))
+
+/** Opens (creating if needed) and migrates the database. */
+export const openDatabase = (file: string): { sqlite: Database.Database; db: Db } => {
+  fs.mkdirSync(path.dirname(file), { recursive: true })
+  const sqlite = new Database(file, { timeout: 30_000 })
+  sqlite.pragma("journal_mode = WAL")
+  sqlite.pragma("synchronous = NORMAL")
+  const db = drizzle(sqlite, { schema })
+  // drizzle's migrator runs every pending migration in one transaction, where PRAGMA foreign_keys
+  // cannot change; so it is switched off around the migration and the result checked afterwards.
+  sqlite.pragma("foreign_keys = OFF")
+  migrate(db, { migrationsFolder })
+  const violations = sqlite.pragma("foreign_key_check") as ReadonlyArray<unknown>
+  if (violations.length > 0) {
+    sqlite.close()
+    throw new Error(`foreign key check failed after migration: ${JSON.stringify(violations.slice(0, 5))}`)
+  }
+  sqlite.pragma("foreign_keys = ON")
+  return { sqlite, db }
+}
+
+const attempt = <A>(reason: string, f: () => A): Effect.Effect<A, LineageError> =>
+  Effect.try({ try: f, catch: (cause) => new LineageError({ reason: `${reason}: ${describe(cause)}`, cause }) })
+
+const describe = (cause: unknown): string => (cause instanceof Error ? cause.message : String(cause))
+
+const make = (file: string) =>
+  Effect.gen(function*() {
+    const { db, sqlite } = yield* Effect.acquireRelease(
+      attempt(`cannot open ${file}`, () => openDatabase(file)),
+      ({ sqlite }) => Effect.sync(() => sqlite.close())
+    )
+    const write = <A>(reason: string, f: (tx: Db) => A) =>
+      attempt(reason, () => db.transaction((tx) => f(tx as unknown as Db), { behavior: "immediate" }))
+    const read = <A>(reason: string, f: (db: Db) => A) => attempt(reason, () => f(db))
+
+    return {
+      db,
+      sqlite,
+
+      startRun: (row: typeof schema.runs.$inferInsert) =>
+        write("recording the run", (tx) => tx.insert(schema.runs).values(row).run()),
+
+      endRun: (id: string, status: RunRow["status"], summary: Record<string, unknown>) =>
+        write("closing the run", (tx) =>
+          tx.update(schema.runs).set({ status, summary, endedAt: Date.now() }).where(eq(schema.runs.id, id)).run()),
+
+      /** Executions left `running` by a process that died; only call while holding the workspace lock. */
+      markAbandoned: () =>
+        write("recovering abandoned executions", (tx) => {
+          const abandoned = tx.select().from(schema.executions).where(eq(schema.executions.status, "running")).all()
+          tx.update(schema.executions).set({ status: "interrupted", endedAt: Date.now() })
+            .where(eq(schema.executions.status, "running")).run()
+          tx.update(schema.runs).set({ status: "interrupted", endedAt: Date.now() })
+            .where(eq(schema.runs.status, "running")).run()
+          return abandoned
+        }),
+
+      putEnvironment: (row: EnvironmentRow) =>
+        write("recording the environment", (tx) => tx.insert(schema.environments).values(row).onConflictDoNothing().run()),
+
+      startExecution: (row: NewExecution, inputs: ReadonlyArray<{ name: string; artifactId: string }>) =>
+        write("recording the execution start", (tx) => {
+          tx.insert(schema.executions).values(row).run()
+          if (inputs.length > 0) {
+            tx.insert(schema.executionInputs).values(inputs.map((i) => ({ executionId: row.id, ...i }))).run()
+          }
+        }),
+
+      setWorkerPid: (id: string, pid: number) =>
+        write("recording the worker pid", (tx) =>
+          tx.update(schema.executions).set({ workerPid: pid }).where(eq(schema.executions.id, id)).run()),
+
+      /** Success and its artifacts land together: an execution is never `succeeded` without its outputs recorded. */
+      finishExecution: (
+        id: string,
+        outcome: {
+          readonly status: ExecutionRow["status"]
+          readonly exitCode?: number | null
+          readonly result?: unknown
+          readonly error?: unknown
+          readonly durationMs: number
+          readonly artifacts?: ReadonlyArray<NewArtifact>
+        }
+      ) =>
+        write("recording the execution end", (tx) => {
+          if (outcome.artifacts && outcome.artifacts.length > 0) {
+            tx.insert(schema.artifacts).values([...outcome.artifacts]).run()
+          }
+          tx.update(schema.executions).set({
+            status: outcome.status,
+            endedAt: Date.now(),
+            durationMs: outcome.durationMs,
+            exitCode: outcome.exitCode ?? null,
+            result: outcome.result ?? null,
+            error: outcome.error ?? null
+          }).where(eq(schema.executions.id, id)).run()
+        }),
+
+      appendMetrics: (rows: ReadonlyArray<MetricRow>) =>
+        rows.length === 0 ? Effect.void : write("recording metrics", (tx) => {
+          // SQLite limits bound variables per statement; 4 columns x 200 rows stays well under it.
+          for (let i = 0; i < rows.length; i += 200) tx.insert(schema.metrics).values(rows.slice(i, i + 200)).run()
+        }),
+
+      /** Every succeeded execution with its artifacts, newest first per fingerprint: the cache index. */
+      successIndex: () =>
+        read("loading the cache index", (db) => {
+          const executions = db.select().from(schema.executions).where(eq(schema.executions.status, "succeeded"))
+            .orderBy(desc(schema.executions.startedAt)).all()
+          const artifacts = db.select().from(schema.artifacts).all()
+          const byExecution = new Map<string, Array<ArtifactRow>>()
+          for (const a of artifacts) {
+            const list = byExecution.get(a.executionId)
+            if (list) list.push(a)
+            else byExecution.set(a.executionId, [a])
+          }
+          const byFingerprint = new Map<string, { execution: ExecutionRow; artifacts: ReadonlyArray<ArtifactRow> }>()
+          const latestByStage = new Map<string, { execution: ExecutionRow; artifacts: ReadonlyArray<ArtifactRow> }>()
+          for (const execution of executions) {
+            const entry = { execution, artifacts: byExecution.get(execution.id) ?? [] }
+            if (!byFingerprint.has(execution.fingerprint)) byFingerprint.set(execution.fingerprint, entry)
+            if (!latestByStage.has(execution.stageId)) latestByStage.set(execution.stageId, entry)
+          }
+          return { byFingerprint, latestByStage }
+        }),
+
+      /** The newest interrupted or failed attempt at this exact fingerprint: what a resumed execution continues. */
+      lastUnfinished: (fingerprint: string) =>
+        read("looking up unfinished executions", (db) =>
+          db.select().from(schema.executions).where(
+            and(
+              eq(schema.executions.fingerprint, fingerprint),
+              inArray(schema.executions.status, ["interrupted", "failed"])
+            )
+          ).orderBy(desc(schema.executions.startedAt)).limit(1).get()),
+
+      execution: (idOrPrefix: string) =>
+        read("looking up the execution", (db) =>
+          db.select().from(schema.executions).where(like(schema.executions.id, `${idOrPrefix}%`)).limit(2).all()),
+
+      latestExecutionOfStage: (stageId: string) =>
+        read("looking up the stage", (db) =>
+          db.select().from(schema.executions).where(eq(schema.executions.stageId, stageId))
+            .orderBy(desc(schema.executions.startedAt)).limit(1).get()),
+
+      executionsOfRun: (runId: string) =>
+        read("looking up the run", (db) =>
+          db.select().from(schema.executions).where(eq(schema.executions.runId, runId)).all()),
+
+      latestRun: (pipeline: string) =>
+        read("looking up runs", (db) =>
+          db.select().from(schema.runs).where(eq(schema.runs.pipeline, pipeline)).orderBy(desc(schema.runs.startedAt))
+            .limit(1).get()),
+
+      artifactsOf: (executionId: string) =>
+        read("looking up artifacts", (db) =>
+          db.select().from(schema.artifacts).where(eq(schema.artifacts.executionId, executionId)).all()),
+
+      inputsOf: (executionId: string) =>
+        read("looking up inputs", (db) =>
+          db.select({ name: schema.executionInputs.name, artifact: schema.artifacts }).from(schema.executionInputs)
+            .innerJoin(schema.artifacts, eq(schema.executionInputs.artifactId, schema.artifacts.id))
+            .where(eq(schema.executionInputs.executionId, executionId)).all()),
+
+      consumersOf: (artifactId: string) =>
+        read("looking up consumers", (db) =>
+          db.select({ name: schema.executionInputs.name, execution: schema.executions }).from(schema.executionInputs)
+            .innerJoin(schema.executions, eq(schema.executionInputs.executionId, schema.executions.id))
+            .where(eq(schema.executionInputs.artifactId, artifactId)).all()),
+
+      /** An artifact named by id (or prefix), content hash (or prefix) or workspace-relative path. */
+      findArtifacts: (needle: string) =>
+        read("looking up artifacts", (db) =>
+          db.select().from(schema.artifacts).where(
+            and(
+              or(
+                like(schema.artifacts.id, `${needle}%`),
+                like(schema.artifacts.hash, `${needle}%`),
+                eq(schema.artifacts.path, needle)
+              ),
+              isNull(schema.artifacts.collectedAt)
+            )
+          ).limit(20).all()),
+
+      metricsOf: (executionId: string) =>
+        read("looking up metrics", (db) =>
+          db.select().from(schema.metrics).where(eq(schema.metrics.executionId, executionId)).all()),
+
+      environment: (id: string) =>
+        read("looking up the environment", (db) =>
+          db.select().from(schema.environments).where(eq(schema.environments.id, id)).get()),
+
+      fileStats: () => read("loading the stat cache", (db) => db.select().from(schema.fileStats).all()),
+
+      putFileStats: (rows: ReadonlyArray<FileStatRow>) =>
+        rows.length === 0 ? Effect.void : write("updating the stat cache", (tx) => {
+          for (let i = 0; i < rows.length; i += 150) {
+            tx.insert(schema.fileStats).values(rows.slice(i, i + 150)).onConflictDoUpdate({
+              target: schema.fileStats.path,
+              set: {
+                dev: sqlExcluded("dev"),
+                ino: sqlExcluded("ino"),
+                size: sqlExcluded("size"),
+                mtimeNs: sqlExcluded("mtime_ns"),
+                hash: sqlExcluded("hash")
+              }
+            }).run()
+          }
+        })
+    }
+  })
+
+/** In an upsert, the value the conflicting insert proposed. */
+const sqlExcluded = (column: string) => sql.raw(`excluded.${column}`)
+
+export class Lineage extends Effect.Service<Lineage>()("flame-pipe/Lineage", {
+  scoped: Effect.flatMap(Workspace, (ws) => make(ws.database))
+}) {
+  /** An in-memory database, for tests that need no workspace on disk. */
+  static readonly Test = Layer.scoped(Lineage, Effect.map(make(":memory:"), (service) => Lineage.make(service)))
+}

@@ -1,0 +1,109 @@
+/**
+ * The lineage database: what ran, from what, producing what. drizzle-kit generates the
+ * migrations in `drizzle/` from this file; the engine applies them at start-up.
+ */
+import { index, integer, primaryKey, real, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core"
+
+/** One invocation of `flame-pipe run`. */
+export const runs = sqliteTable("runs", {
+  id: text("id").primaryKey(),
+  pipeline: text("pipeline").notNull(),
+  preset: text("preset"),
+  overrides: text("overrides", { mode: "json" }).$type<Record<string, unknown>>().notNull(),
+  argv: text("argv", { mode: "json" }).$type<ReadonlyArray<string>>().notNull(),
+  executor: text("executor").notNull(),
+  host: text("host").notNull(),
+  pid: integer("pid").notNull(),
+  status: text("status", { enum: ["running", "succeeded", "failed", "interrupted"] }).notNull(),
+  startedAt: integer("started_at").notNull(),
+  endedAt: integer("ended_at"),
+  summary: text("summary", { mode: "json" }).$type<Record<string, unknown>>()
+}, (t) => [index("runs_pipeline_idx").on(t.pipeline, t.startedAt)])
+
+/** The machine and toolchain an execution ran on; shared by identical snapshots. */
+export const environments = sqliteTable("environments", {
+  id: text("id").primaryKey(),
+  gitCommit: text("git_commit"),
+  gitDirty: integer("git_dirty", { mode: "boolean" }),
+  nodeVersion: text("node_version").notNull(),
+  platform: text("platform").notNull(),
+  host: text("host").notNull(),
+  compilers: text("compilers", { mode: "json" }).$type<Record<string, string>>().notNull(),
+  gpus: text("gpus", { mode: "json" }).$type<ReadonlyArray<{ name: string; driver: string }>>().notNull(),
+  createdAt: integer("created_at").notNull()
+})
+
+/** One attempt at one stage. Cached stages record no execution: the run reuses an old one. */
+export const executions = sqliteTable("executions", {
+  id: text("id").primaryKey(),
+  runId: text("run_id").notNull().references(() => runs.id),
+  stageId: text("stage_id").notNull(),
+  fingerprint: text("fingerprint").notNull(),
+  version: text("version").notNull(),
+  params: text("params", { mode: "json" }).$type<unknown>().notNull(),
+  inputHashes: text("input_hashes", { mode: "json" }).$type<Record<string, string>>().notNull(),
+  workerHash: text("worker_hash"),
+  status: text("status", { enum: ["running", "succeeded", "failed", "interrupted"] }).notNull(),
+  startedAt: integer("started_at").notNull(),
+  endedAt: integer("ended_at"),
+  durationMs: integer("duration_ms"),
+  exitCode: integer("exit_code"),
+  host: text("host").notNull(),
+  executor: text("executor").notNull(),
+  workerPid: integer("worker_pid"),
+  logPath: text("log_path").notNull(),
+  outputDir: text("output_dir").notNull(),
+  result: text("result", { mode: "json" }).$type<unknown>(),
+  error: text("error", { mode: "json" }).$type<unknown>(),
+  environmentId: text("environment_id").references(() => environments.id),
+  resumedFrom: text("resumed_from")
+}, (t) => [
+  index("executions_fingerprint_idx").on(t.fingerprint, t.status),
+  index("executions_stage_idx").on(t.stageId, t.startedAt),
+  index("executions_run_idx").on(t.runId)
+])
+
+/** A file or directory produced by an execution, identified by its content hash. */
+export const artifacts = sqliteTable("artifacts", {
+  id: text("id").primaryKey(),
+  executionId: text("execution_id").notNull().references(() => executions.id),
+  name: text("name").notNull(),
+  path: text("path").notNull(),
+  kind: text("kind", { enum: ["file", "dir"] }).notNull(),
+  hash: text("hash").notNull(),
+  size: integer("size").notNull(),
+  createdAt: integer("created_at").notNull(),
+  collectedAt: integer("collected_at")
+}, (t) => [
+  uniqueIndex("artifacts_execution_name_idx").on(t.executionId, t.name),
+  index("artifacts_hash_idx").on(t.hash),
+  index("artifacts_path_idx").on(t.path)
+])
+
+/** artifact -> execution: what each execution consumed (its outputs are `artifacts.execution_id`). */
+export const executionInputs = sqliteTable("execution_inputs", {
+  executionId: text("execution_id").notNull().references(() => executions.id),
+  name: text("name").notNull(),
+  artifactId: text("artifact_id").notNull().references(() => artifacts.id)
+}, (t) => [
+  primaryKey({ columns: [t.executionId, t.name] }),
+  index("execution_inputs_artifact_idx").on(t.artifactId)
+])
+
+/** Scalars streamed by workers: loss curves, learning rate, expert load... */
+export const metrics = sqliteTable("metrics", {
+  executionId: text("execution_id").notNull().references(() => executions.id),
+  name: text("name").notNull(),
+  step: integer("step").notNull(),
+  value: real("value")
+}, (t) => [index("metrics_execution_idx").on(t.executionId, t.name, t.step)])
+
+/** Stat cache: (device, inode, size, mtime) -> content hash, so unchanged files are never re-read. */
+export const fileStats = sqliteTable("file_stats", {
+  path: text("path").primaryKey(),
+  dev: text("dev").notNull(),
+  ino: text("ino").notNull(),
+  size: integer("size").notNull(),
+  mtimeNs: text("mtime_ns").notNull(),
+  hash: text("hash").notNull()
+})

@@ -1,0 +1,48 @@
+/**
+ * Drives the real CLI in a child process, as a user would.
+ */
+import { execa } from "execa"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+
+export const root = fileURLToPath(new URL("../..", import.meta.url))
+export const bin = path.join(root, "bin", "flame-pipe.js")
+
+export const tempWorkspace = (prefix = "fp-test-") => fs.mkdtempSync(path.join(os.tmpdir(), prefix))
+
+export const cli = (args: ReadonlyArray<string>, options: { readonly timeout?: number } = {}) =>
+  execa(process.execPath, [bin, ...args], {
+    cwd: root,
+    reject: false,
+    timeout: options.timeout ?? 300_000,
+    env: { FORCE_COLOR: "0", NO_COLOR: "1" }
+  })
+
+/** `run --json` and its parsed summary. */
+export const runJson = async (args: ReadonlyArray<string>) => {
+  const result = await cli(["run", ...args, "--json"])
+  let summary: RunSummaryJson | undefined
+  try {
+    summary = JSON.parse(result.stdout) as RunSummaryJson
+  } catch {
+    summary = undefined
+  }
+  return { result, summary }
+}
+
+export interface RunSummaryJson {
+  readonly status: string
+  readonly executed: number
+  readonly cached: number
+  readonly failed: number
+  readonly skipped: number
+  readonly interrupted: number
+  readonly stages: ReadonlyArray<
+    { readonly stage: string; readonly status: string; readonly execution: string | null; readonly error: string | null }
+  >
+}
+
+export const executedStages = (summary: RunSummaryJson | undefined) =>
+  (summary?.stages ?? []).filter((s) => s.status === "executed").map((s) => s.stage).sort()
