@@ -4,11 +4,11 @@
  * (non-normalized ones on the raw text, normalized ones after normalization), then the GPT-2 regex
  * pre-tokenizer (hand-written scanner, HF's Unicode classes), then BPE per piece with a cache.
  */
+import { Effect, Either } from "effect"
 import { createHash } from "node:crypto"
 import * as fs from "node:fs/promises"
-import { Effect, Either } from "effect"
-import { BYTE_TO_CHAR, CHAR_TO_BYTE } from "./byteLevel.ts"
 import { MergeTable, mergeWord } from "./bpe.ts"
+import { BYTE_TO_CHAR, CHAR_TO_BYTE } from "./byteLevel.ts"
 import { TokenizerLoadError } from "./errors.ts"
 import { TokenBuffer } from "./TokenBuffer.ts"
 import { type NormalizationForm, parseTokenizerJson, type TokenizerSpec } from "./tokenizerJson.ts"
@@ -25,6 +25,8 @@ const SPACE = 0x20
 const CACHE_LIMIT = 1 << 18
 /** Longer pieces are rare and would bloat the cache. */
 const CACHE_MAX_PIECE = 64
+
+const BEYOND_U02FF = /[\u0300-\uffff]/
 
 const escapeRegExp = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")
 
@@ -92,7 +94,9 @@ export class ByteLevelBpe {
       // the end of it, whatever the file says; refuse files where that would differ.
       const expected = modelId ?? (all.has(t.content) ? all.get(t.content) : nextId++)
       if (t.id !== expected) {
-        throw new Error(`added token ${JSON.stringify(t.content)} has id ${t.id} but Hugging Face would give it ${expected}`)
+        throw new Error(
+          `added token ${JSON.stringify(t.content)} has id ${t.id} but Hugging Face would give it ${expected}`
+        )
       }
       all.set(t.content, t.id)
       added.set(t.content, t.id)
@@ -173,7 +177,7 @@ export class ByteLevelBpe {
     let out = s
     for (const form of this.normalizers) {
       // Below U+0300 every string is already in NFC; skipping ICU there is a large saving.
-      if (form === "NFC" && !/[^\u0000-\u02ff]/.test(out)) continue
+      if (form === "NFC" && !BEYOND_U02FF.test(out)) continue
       out = out.normalize(form)
     }
     return out
@@ -342,7 +346,10 @@ export const tokenizerFromJson = (
 }
 
 /** Reads and validates a Hugging Face tokenizer.json of the byte-level BPE family. */
-export const loadTokenizer = (path: string, options: LoadOptions = {}): Effect.Effect<ByteLevelBpe, TokenizerLoadError> =>
+export const loadTokenizer = (
+  path: string,
+  options: LoadOptions = {}
+): Effect.Effect<ByteLevelBpe, TokenizerLoadError> =>
   Effect.tryPromise({
     try: () => fs.readFile(path),
     catch: (e) => new TokenizerLoadError({ path, reason: `cannot read: ${(e as Error).message}` })
