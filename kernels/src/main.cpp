@@ -1,1 +1,94 @@
-int main(){return 0;}
+// flame-worker: the numerical engine of flame-pipe (CPU backend).
+//   flame-worker <train|eval|trace|params> --config FILE [--checkpoint DIR] [--threads N] [--output PATH]
+//   flame-worker version
+#include <cstdio>
+#include <cstring>
+#include <new>
+#include <string>
+#include "commands/commands.h"
+#include "common.h"
+#include "cpu/gemm.h"
+#include "protocol.h"
+
+#ifndef FLAME_FLAGS
+#define FLAME_FLAGS ""
+#endif
+#define FLAME_VERSION "0.1.0"
+
+using namespace flame;
+
+static const char* USAGE =
+    "usage: flame-worker <command> [options]\n"
+    "commands:\n"
+    "  train   --config FILE [--threads N]                 train (resume via runtime.resumeFrom)\n"
+    "  eval    --config FILE --checkpoint DIR [--output F] validation loss and log-likelihood requests\n"
+    "  trace   --config FILE --checkpoint DIR [--output F] router traces of held-out samples\n"
+    "  params  --config FILE                               active / total parameter counts\n"
+    "  version                                             worker version, compiler and flags (JSON)\n";
+
+static Json version_json() {
+  Json v = Json::object();
+  v.set("worker", Json::string("flame-worker"));
+  v.set("version", Json::string(FLAME_VERSION));
+  v.set("compiler", Json::string(std::string("g++ ") + __VERSION__));
+  v.set("flags", Json::string(FLAME_FLAGS));
+  Json b = Json::array(); b.push(Json::string("cpu"));
+  v.set("backends", b);
+  v.set("gemmKernel", Json::string(cpu::gemm_kernel_name()));
+  v.set("realBits", Json::integer(8 * sizeof(real)));
+  return v;
+}
+
+int main(int argc, char** argv) {
+  proto::init();
+  CliArgs a;
+  try {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+      fputs(USAGE, argc < 2 ? stderr : stdout);
+      return argc < 2 ? EXIT_CONFIG : 0;
+    }
+    a.command = argv[1];
+    for (int i = 2; i < argc; i++) {
+      std::string f = argv[i];
+      auto val = [&]() -> std::string {
+        if (i + 1 >= argc) fail(EXIT_CONFIG, "option " + f + " needs a value");
+        return argv[++i];
+      };
+      if (f == "--config") a.configPath = val();
+      else if (f == "--checkpoint") a.checkpoint = val();
+      else if (f == "--output") a.output = val();
+      else if (f == "--threads") {
+        std::string v = val(); char* end; long n = strtol(v.c_str(), &end, 10);
+        if (*end || n < 1) fail(EXIT_CONFIG, "option --threads: expected a positive integer, got \"" + v + "\"");
+        a.threads = n;
+      } else fail(EXIT_CONFIG, "unknown option " + f + "\n" + USAGE);
+    }
+    if (a.command == "version") {
+      std::string s = version_json().dump();
+      printf("%s\n", s.c_str()); fflush(stdout);
+      return 0;
+    }
+    if (a.command != "train" && a.command != "eval" && a.command != "trace" && a.command != "params")
+      fail(EXIT_CONFIG, "unknown command \"" + a.command + "\"\n" + USAGE);
+    if (a.configPath.empty()) fail(EXIT_CONFIG, a.command + ": --config FILE is required");
+    Config cfg = load_config(a.configPath);
+    if (a.command == "train") return cmd_train(cfg, a);
+    if (a.command == "eval") return cmd_eval(cfg, a);
+    if (a.command == "trace") return cmd_trace(cfg, a);
+    return cmd_params(cfg, a);
+  } catch (FlameError& e) {
+    std::string m = e.what();
+    std::string first = m.substr(0, m.find('\n'));
+    fprintf(stderr, "flame-worker: error: %s\n", m.c_str());
+    proto::log("error", first);
+    return e.code;
+  } catch (std::bad_alloc&) {
+    fprintf(stderr, "flame-worker: error: out of memory\n");
+    proto::log("error", "out of memory");
+    return EXIT_OTHER;
+  } catch (std::exception& e) {
+    fprintf(stderr, "flame-worker: error: %s\n", e.what());
+    proto::log("error", e.what());
+    return EXIT_OTHER;
+  }
+}

@@ -1,0 +1,17 @@
+#pragma once
+#include <string>
+#include "config.h"
+namespace flame {
+struct CliArgs {
+  std::string command, configPath, checkpoint, output;
+  long threads = -1;
+};
+int cmd_train(const Config& cfg, const CliArgs& a);
+int cmd_eval(const Config& cfg, const CliArgs& a);
+int cmd_trace(const Config& cfg, const CliArgs& a);
+int cmd_params(const Config& cfg, const CliArgs& a);
+void setup_threads(const Config& cfg, const CliArgs& a);
+// Reads seqLength+1-token samples, checks token ids against the vocabulary.
+void check_tokens(const int32_t* t, size_t n, long vocab, const std::string& where);
+void write_file_atomic(const std::string& path, const std::string& bytes);
+}
