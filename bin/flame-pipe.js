@@ -1,7 +1,16 @@
 #!/usr/bin/env node
-// The CLI is written in TypeScript, and pipelines are TypeScript modules loaded at run time;
-// tsx compiles both on the fly (and caches), so there is no separate build step.
-import { register } from "tsx/esm/api"
+// Starts the bundled CLI (dist/flame-pipe.mjs), rebuilding it first when a source changed. A pipeline
+// given as a module path runs from the TypeScript sources instead, so that module and the engine
+// share one copy of every library.
+import { buildCli, bundlePath, isStale } from "../scripts/build-cli.mjs"
 
-register()
-await import("../src/bin.ts")
+const modulePath = process.argv.slice(3).find((arg) => !arg.startsWith("-") && /\.(ts|mts|js|mjs)$/.test(arg))
+
+if (modulePath === undefined && process.env.FLAME_PIPE_FROM_SOURCES !== "1") {
+  if (isStale()) await buildCli()
+  await import(bundlePath)
+} else {
+  const { register } = await import("tsx/esm/api")
+  register()
+  await import("../src/bin.ts")
+}

@@ -17,7 +17,7 @@ import { ContentHasher } from "../store/ContentHasher.ts"
 import { Workspace } from "../workspace/Workspace.ts"
 import { toDot, toMermaid } from "./Dag.ts"
 import { formatBytes, lineageTree } from "./LineageView.ts"
-import { loadPipeline } from "./PipelineLoader.ts"
+import { PipelineRegistry } from "./PipelineRegistry.ts"
 
 /** Every service a command needs, for one workspace. */
 export const servicesLayer = (workspace: string, reporter: Layer.Layer<Reporter> = Reporter.silent) => {
@@ -49,7 +49,8 @@ const resolveGpus = (spec: string): ReadonlyArray<string> =>
 
 const resolvePipeline = (name: string, presetName: Option.Option<string>, overrides: ReadonlyArray<string>, gpuIds: ReadonlyArray<string>) =>
   Effect.gen(function*() {
-    const definition = yield* loadPipeline(name)
+    const registry = yield* PipelineRegistry
+    const definition = yield* registry.load(name)
     const chosen = Option.getOrElse(presetName, () => definition.defaultPreset)
     if (definition.preflight) yield* definition.preflight({ preset: chosen, gpus: gpuIds.length })
     return yield* resolve(definition, { preset: chosen, overrides })

@@ -5,12 +5,11 @@
 import { Effect } from "effect"
 import { execFileSync } from "node:child_process"
 import * as os from "node:os"
-import { fileURLToPath } from "node:url"
 import type { EnvironmentRow } from "../lineage/Lineage.ts"
+import { projectRoot } from "../ProjectRoot.ts"
 import { canonicalJson } from "./Fingerprint.ts"
 import { sha256Text } from "../store/ContentHasher.ts"
 
-export const projectRoot = fileURLToPath(new URL("../..", import.meta.url))
 
 const firstLine = (file: string, args: ReadonlyArray<string>): string | undefined => {
   try {

@@ -13,8 +13,8 @@ import { migrate } from "drizzle-orm/better-sqlite3/migrator"
 import { Effect, Layer } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { fileURLToPath } from "node:url"
 import { LineageError } from "../domain/Errors.ts"
+import { fromRoot } from "../ProjectRoot.ts"
 import { Workspace } from "../workspace/Workspace.ts"
 import * as schema from "./schema.ts"
 
@@ -28,7 +28,7 @@ export type EnvironmentRow = typeof schema.environments.$inferSelect
 export type MetricRow = typeof schema.metrics.$inferInsert
 export type FileStatRow = typeof schema.fileStats.$inferSelect
 
-const migrationsFolder = fileURLToPath(new URL("../../drizzle", import.meta.url))
+const migrationsFolder = fromRoot("drizzle")
 
 /** Opens (creating if needed) and migrates the database. */
 export const openDatabase = (file: string): { sqlite: Database.Database; db: Db } => {

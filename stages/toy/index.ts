@@ -4,8 +4,8 @@
  */
 import { Effect, Schema } from "effect"
 import * as fs from "node:fs"
-import { fileURLToPath } from "node:url"
 import { StageFailed } from "../../src/domain/Errors.ts"
+import { fromRoot } from "../../src/ProjectRoot.ts"
 import { define } from "../../src/Stage.ts"
 import { runWorker } from "../../src/worker/runWorker.ts"
 
@@ -80,7 +80,7 @@ export const square = define({
     })
 })
 
-const sumWorker = fileURLToPath(new URL("./sum-worker.mjs", import.meta.url))
+const sumWorker = fromRoot("stages", "toy", "sum-worker.mjs")
 
 export const sum = define({
   kind: "toy/sum",

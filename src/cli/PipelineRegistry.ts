@@ -1,0 +1,73 @@
+/**
+ * Where pipelines come from: the project's `pipelines/` (bundled into the CLI, or imported from
+ * their sources), or any module path whose default export is a pipeline definition.
+ */
+import { Context, Effect, Layer } from "effect"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { pathToFileURL } from "node:url"
+import { NotFound, PipelineError } from "../domain/Errors.ts"
+import type { PipelineDefinition } from "../Pipeline.ts"
+import { fromRoot } from "../ProjectRoot.ts"
+
+export interface PipelineRegistryShape {
+  readonly names: () => ReadonlyArray<string>
+  readonly load: (nameOrPath: string) => Effect.Effect<PipelineDefinition, NotFound | PipelineError>
+}
+
+export class PipelineRegistry extends Context.Tag("flame-pipe/PipelineRegistry")<
+  PipelineRegistry,
+  PipelineRegistryShape
+>() {
+  /** Imports pipeline modules from their files (TypeScript, through tsx). */
+  static readonly fromFiles = Layer.sync(PipelineRegistry, () => fromModules({}))
+  /** Pipelines compiled into the bundled CLI; module paths are still imported from files. */
+  static readonly fromBundle = (modules: Readonly<Record<string, unknown>>) =>
+    Layer.sync(PipelineRegistry, () => fromModules(modules))
+}
+
+const pipelinesDir = fromRoot("pipelines")
+
+const projectPipelines = (): ReadonlyArray<string> => {
+  try {
+    return fs.readdirSync(pipelinesDir).filter((f) => f.endsWith(".ts")).map((f) => f.slice(0, -3)).sort()
+  } catch {
+    return []
+  }
+}
+
+/** A module path given on the command line, as opposed to a pipeline name. */
+export const isModulePath = (nameOrPath: string): boolean => /\.(ts|mts|js|mjs)$/.test(nameOrPath)
+
+const isPipeline = (value: unknown): value is PipelineDefinition =>
+  typeof value === "object" && value !== null && "name" in value && "build" in value &&
+  typeof (value as PipelineDefinition).build === "function"
+
+const fromModules = (bundled: Readonly<Record<string, unknown>>): PipelineRegistryShape => {
+  const names = () => [...new Set([...Object.keys(bundled), ...projectPipelines()])].sort()
+  const check = (name: string, value: unknown, where: string) =>
+    isPipeline(value)
+      ? Effect.succeed(value)
+      : Effect.fail(new PipelineError({ pipeline: name, reason: `${where} must export a pipeline definition as default` }))
+  const importFile = (name: string, file: string) =>
+    Effect.tryPromise({
+      try: () => import(pathToFileURL(file).href) as Promise<{ default?: unknown }>,
+      catch: (cause) => new PipelineError({ pipeline: name, reason: `cannot load ${file}: ${String(cause)}` })
+    }).pipe(Effect.flatMap((module) => check(name, module.default, file)))
+  return {
+    names,
+    load: (nameOrPath) => {
+      if (nameOrPath in bundled) return check(nameOrPath, bundled[nameOrPath], `pipelines/${nameOrPath}.ts`)
+      if (isModulePath(nameOrPath) && fs.existsSync(nameOrPath)) return importFile(nameOrPath, path.resolve(nameOrPath))
+      const file = path.join(pipelinesDir, `${nameOrPath}.ts`)
+      if (!isModulePath(nameOrPath) && fs.existsSync(file)) return importFile(nameOrPath, file)
+      return Effect.fail(
+        new NotFound({
+          what: "pipeline",
+          name: nameOrPath,
+          hint: `available: ${names().join(", ") || "(none)"}; or give the path of a pipeline module`
+        })
+      )
+    }
+  }
+}

@@ -1,0 +1,27 @@
+/**
+ * Runs the CLI with a given pipeline registry; prints failures as one clear line and exits non-zero.
+ */
+import { ValidationError } from "@effect/cli"
+import { NodeContext, NodeRuntime } from "@effect/platform-node"
+import type { Layer } from "effect"
+import { Cause, Console, Effect } from "effect"
+import { cli } from "./cli/Cli.ts"
+import type { PipelineRegistry } from "./cli/PipelineRegistry.ts"
+
+export const main = (registry: Layer.Layer<PipelineRegistry>) =>
+  cli(process.argv).pipe(
+    Effect.catchAllCause((cause) => {
+      if (Cause.isInterruptedOnly(cause)) return Effect.sync(() => (process.exitCode = 130))
+      const failures = [...Cause.failures(cause)]
+      // @effect/cli has already printed its own validation errors (unknown option, missing argument).
+      const report = failures.length === 0
+        ? Console.error(Cause.pretty(cause))
+        : failures.every(ValidationError.isValidationError)
+        ? Effect.void
+        : Console.error(`error: ${failures.map((e) => (e instanceof Error ? e.message : String(e))).join("\n")}`)
+      return Effect.zipRight(report, Effect.sync(() => (process.exitCode = 1)))
+    }),
+    Effect.provide(registry),
+    Effect.provide(NodeContext.layer),
+    (program) => NodeRuntime.runMain(program, { disableErrorReporting: true })
+  )
