@@ -1,0 +1,220 @@
+// Unit tests: WSD schedule vs hand-computed Megatron values, parameter counts of the seven
+// published scales, config validation messages, safetensors round trip, JSON, numpy RandomState
+// shuffle vs python3 numpy (skipped without numpy), the indexed dataset reader on files written by
+// an independent Python writer, and GPTDataset invariants.
+#include "common.h"
+#include "config.h"
+#include "data/gpt_dataset.h"
+#include "data/indexed_dataset.h"
+#include "data/numpy_random.h"
+#include "io/json.h"
+#include "io/safetensors.h"
+#include "model.h"
+#include "schedule.h"
+#include "testing.h"
+#include <cstring>
+#include <string>
+#include <unistd.h>
+
+using namespace flame;
+
+static bool near(double a, double b, double tol) { return std::fabs(a - b) <= tol * std::max(1.0, std::fabs(b)); }
+
+static void test_schedule() {
+  TrainConfig t; t.trainIters = 11029;  // flame-moe-1.7b
+  WsdSchedule s = WsdSchedule::from(t);
+  CHECK(near(s.warmup, 110.29, 1e-12), "warmup %.6f", s.warmup);
+  CHECK(s.wsdIters == 1102, "wsdIters %ld", s.wsdIters);
+  CHECK(s.annealStart() == 9927, "anneal start %ld", s.annealStart());
+  CHECK(s.lr_for_iteration(1) == 0.0, "iteration 1 lr %.9g (Megatron: 0)", s.lr_for_iteration(1));
+  CHECK(near(s.lr_for_iteration(2), 3e-4 * 1 / 110.29, 1e-12), "iteration 2 lr %.9g", s.lr_for_iteration(2));
+  CHECK(near(s.lr_at(55.145), 1.5e-4, 1e-12), "mid warmup %.9g", s.lr_at(55.145));
+  CHECK(near(s.lr_at(111), 3e-4, 1e-15), "stable %.9g", s.lr_at(111));
+  CHECK(near(s.lr_at(9927), 3e-4, 1e-15), "anneal start %.9g", s.lr_at(9927));
+  double half = 3e-5 + (2 * std::pow(0.5, 0.5) - 1) * 2.7e-4;  // r = 0.5
+  CHECK(near(s.lr_at(9927 + 551), half, 1e-12), "half-way anneal %.12g vs %.12g", s.lr_at(9927 + 551), half);
+  CHECK(near(s.lr_at(11029), 3e-5, 1e-12), "end %.12g", s.lr_at(11029));
+  CHECK(near(s.lr_for_iteration(11029), 3e-5 + (2 * std::pow(0.5, 1101.0 / 1102) - 1) * 2.7e-4, 1e-12), "last iteration lr");
+  TrainConfig t2; t2.trainIters = 2121;  // flame-moe-38m: wsdIters = 2121 / 10 = 212
+  CHECK(WsdSchedule::from(t2).wsdIters == 212, "38m wsdIters %ld", WsdSchedule::from(t2).wsdIters);
+}
+
+static double parse_published(const std::string& s) {
+  double v = std::stod(s); char u = s.back();
+  return u == 'B' ? v * 1e9 : u == 'M' ? v * 1e6 : v;
+}
+
+static void test_params() {
+  Json j = json_parse(read_file("data/flame-moe-scales.json"), "scales", 1);
+  const Json* scales = j.get("scales");
+  CHECK(scales && scales->arr.size() == 7, "seven scales");
+  // facts: active/total 38.0M/100.7M, 100.0M/350.9M, 116.2M/461.2M, 296.5M/1.300B, 425.9M/2.182B, 734.9M/3.840B, 1.754B/10.28B
+  const double exact[7][2] = {{38.0e6, 100.7e6}, {100.0e6, 350.9e6}, {116.2e6, 461.2e6}, {296.5e6, 1.300e9}, {425.9e6, 2.182e9}, {734.9e6, 3.840e9}, {1.754e9, 10.28e9}};
+  int i = 0;
+  for (auto& s : scales->arr) {
+    Json cfg = Json::object(); Json m = Json::object();
+    for (const char* k : {"hiddenSize", "numLayers", "ffnHiddenSize", "moeFfnHiddenSize"}) m.set(k, *s.get(k));
+    m.set("moeLayers", *s.get("moeLayerFreq"));
+    cfg.set("model", m);
+    Config c = parse_config(cfg);
+    ParamCounts p = count_params(c.model);
+    double pa = parse_published(s.get("publishedActiveParams")->str), pt = parse_published(s.get("publishedTotalParams")->str);
+    // "1.7B" is a truncated name: the arithmetic gives 1.754B (3.2% above), so a name also
+    // agrees when our count truncated to the name's precision equals it.
+    std::string an = s.get("publishedActiveParams")->str;
+    double unit = an.back() == 'B' ? 1e9 : 1e6, step = an.find('.') != std::string::npos ? 0.1 : 1.0;
+    bool truncMatch = std::fabs(std::floor(p.active / unit / step + 1e-9) * step - pa / unit) < 1e-9;
+    CHECK(std::fabs(p.active / pa - 1) < 0.03 || truncMatch, "%s active %.4g vs published %.4g", s.get("id")->str.c_str(), p.active, pa);
+    CHECK(std::fabs(p.total / pt - 1) < 0.03, "%s total %.4g vs published %.4g", s.get("id")->str.c_str(), p.total, pt);
+    CHECK(std::fabs(p.active / exact[i][0] - 1) < 0.002 && std::fabs(p.total / exact[i][1] - 1) < 0.002, "%s: %.5g / %.5g vs arithmetic %.5g / %.5g",
+          s.get("id")->str.c_str(), p.active, p.total, exact[i][0], exact[i][1]);
+    // the Model's tensors add up to the same count
+    if (i == 0) {
+      Model mod(c.model); double n = 0; for (auto& t : mod.tensors) n += t.numel;
+      CHECK(n == p.total, "model tensors %.0f vs count %.0f", n, p.total);
+    }
+    printf("%-16s active %8.1fM total %8.1fM (published %s / %s)\n", s.get("id")->str.c_str(), p.active / 1e6, p.total / 1e6,
+           s.get("publishedActiveParams")->str.c_str(), s.get("publishedTotalParams")->str.c_str());
+    i++;
+  }
+}
+
+static void expect_config_error(const std::string& text, const std::string& needle) {
+  try {
+    parse_config(json_parse(text, "config", EXIT_CONFIG));
+    CHECK(false, "config accepted: %s", text.c_str());
+  } catch (FlameError& e) {
+    CHECK(e.code == EXIT_CONFIG, "exit code %d for %s", e.code, text.c_str());
+    CHECK(std::string(e.what()).find(needle) != std::string::npos, "message '%s' lacks '%s'", e.what(), needle.c_str());
+  }
+}
+
+static void test_config() {
+  const std::string m = "\"hiddenSize\":64,\"numLayers\":2,\"ffnHiddenSize\":32,\"moeFfnHiddenSize\":16";
+  expect_config_error("{\"model\":{\"hiddenSize\":\"abc\",\"numLayers\":2}}", "config.model.hiddenSize: expected positive integer, got \"abc\"");
+  expect_config_error("{\"model\":{" + m + ",\"hiddenSizes\":3}}", "config.model.hiddenSizes: unknown key");
+  expect_config_error("{\"model\":{\"hiddenSize\":60,\"numLayers\":2,\"ffnHiddenSize\":8,\"moeFfnHiddenSize\":8}}", "not divisible by numAttentionHeads");
+  expect_config_error("{\"model\":{" + m + ",\"moeLayers\":\"[0]*1+[1]*3\"}}", "config.model.moeLayers: has 4 entries but numLayers is 2");
+  expect_config_error("{\"model\":{" + m + "},\"train\":{\"trainIters\":10,\"globalBatchSize\":10,\"microBatchSize\":3}}", "config.train.globalBatchSize");
+  expect_config_error("{\"model\":{" + m + "},\"train\":{\"trainIters\":0}}", "config.train.trainIters: expected positive integer, got 0");
+  expect_config_error("{\"model\":{" + m + "},\"runtime\":{\"backend\":\"cuda\"}}", "config.runtime.backend");
+  expect_config_error("{\"model\":{" + m + "},\"bogus\":{}}", "config.bogus: unknown key");
+  expect_config_error("{\"model\":{" + m + "},\"data\":{\"split\":\"90,5\"}}", "config.data.split");
+  expect_config_error("{\"model\":{" + m + "},\"model\":{}}", "duplicate key");
+  expect_config_error("{\"model\":{" + m + ",\"topK\":70}}", "config.model.topK");
+  Config c = parse_config(json_parse("{\"model\":{\"hiddenSize\":64,\"numLayers\":4,\"ffnHiddenSize\":32,\"moeFfnHiddenSize\":16,\"moeLayers\":\"[0]*1+[1]*3\"}}", "c", 2));
+  CHECK(c.model.moeLayers == std::vector<bool>({false, true, true, true}), "pattern");
+  CHECK(c.model.sharedExpertSize == 32 && c.model.numExperts == 64 && c.model.topK == 6 && c.model.normEps == 1e-6, "defaults");
+  Config c2 = parse_config(json_parse("{\"model\":{" + m + ",\"moeLayers\":[false,false]}}", "c", 2));
+  CHECK(c2.model.numMoeLayers() == 0, "dense model");
+  CHECK(c.modelFingerprint() != c2.modelFingerprint(), "fingerprints differ");
+}
+
+static void test_json_safetensors() {
+  Json j = json_parse("{\"a\":[1,2.5,-3e-2,true,null,\"x\\u00e9\\n\"],\"b\":{}}", "t", 1);
+  CHECK(j.dump() == "{\"a\":[1,2.5,-0.03,true,null,\"x\xc3\xa9\\n\"],\"b\":{}}", "json round trip: %s", j.dump().c_str());
+  CHECK(json_number(0.1) == "0.1" && json_number(1.0 / 3) == "0.3333333333333333", "shortest repr");
+  std::vector<float> a = {1, 2, 3, 4, 5, 6}, b = {-1.5f};
+  std::string path = "build/test-roundtrip.safetensors";
+  safetensors_write(path, {{"x.weight", {2, 3}, a.data()}, {"y", {1}, b.data()}}, {{"format", "pt"}});
+  SafetensorsFile f = safetensors_read(path, EXIT_CHECKPOINT);
+  CHECK(f.entries.size() == 2 && f.get("x.weight") && f.get("x.weight")->shape == std::vector<long>({2, 3}), "entries");
+  CHECK(memcmp(f.data(*f.get("x.weight")), a.data(), 24) == 0 && memcmp(f.data(*f.get("y")), b.data(), 4) == 0, "data");
+  CHECK((f.dataStart % 8) == 0, "header aligned");
+  const char* py = "python3 -c \"import json,struct,sys; d=open('build/test-roundtrip.safetensors','rb').read(); n=struct.unpack('<Q',d[:8])[0]; h=json.loads(d[8:8+n]); "
+                   "o=h['x.weight']['data_offsets']; print(list(struct.unpack('<6f', d[8+n+o[0]:8+n+o[1]])))\" 2>/dev/null";
+  if (FILE* p = popen(py, "r")) {
+    char buf[256] = {0}; size_t n = fread(buf, 1, sizeof buf - 1, p); int rc = pclose(p);
+    if (rc == 0 && n) CHECK(std::string(buf) == "[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]\n", "python reads %s", buf);
+  }
+  unlink(path.c_str());
+}
+
+static bool have_numpy() { return system("python3 -c 'import numpy' >/dev/null 2>&1") == 0; }
+
+static void test_numpy_shuffle() {
+  if (!have_numpy()) { printf("SKIP numpy RandomState comparison (python3 with numpy not available)\n"); return; }
+  // Same RandomState, several shuffles in a row (as GPTDataset does), small and large arrays.
+  const char* py = "python3 -c \"import numpy as np; r=np.random.RandomState(1234); out=[]\n"
+                   "for n in [10, 1000, 70000, 1]:\n a=np.arange(n,dtype=np.int32); r.shuffle(a); out.append(' '.join(map(str,a[:50].tolist()+a[-50:].tolist())))\n"
+                   "print('|'.join(out))\"";
+  FILE* p = popen(py, "r"); std::string s; char buf[4096]; size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) s.append(buf, n);
+  pclose(p);
+  NumpyRandomState r(1234); std::string mine;
+  for (int len : {10, 1000, 70000, 1}) {
+    std::vector<int32_t> a(len); for (int i = 0; i < len; i++) a[i] = i;
+    r.shuffle(a);
+    std::vector<int32_t> sel(a.begin(), a.begin() + std::min(50, len));
+    sel.insert(sel.end(), a.end() - std::min(50, len), a.end());
+    std::string part; for (size_t i = 0; i < sel.size(); i++) part += (i ? " " : "") + std::to_string(sel[i]);
+    mine += (mine.empty() ? "" : "|") + part;
+  }
+  CHECK(s == mine + "\n", "numpy shuffle differs:\n numpy %.200s\n ours  %.200s", s.c_str(), mine.c_str());
+  printf("numpy RandomState(1234).shuffle reproduced (4 consecutive shuffles)\n");
+}
+
+static void test_indexed_dataset() {
+  if (!have_numpy()) { printf("SKIP indexed dataset python writer (python3 with numpy not available)\n"); return; }
+  // An independent writer (struct + numpy, following Megatron's MMIDIDX layout) with an empty
+  // document in the middle, in uint16 and int32.
+  const char* py =
+      "python3 -c \"import numpy as np, struct\n"
+      "docs=[[5,6,7,0],[8,9,0],[],[1,2,3,4,5,0],[7,0]]+[[i%50+1]*(i%7+2)+[0] for i in range(200)]\n"
+      "for name,dt,code in [('u16',np.uint16,8),('i32',np.int32,4)]:\n"
+      " p='build/test-ds-'+name; nz=[d for d in docs if d]\n"
+      " open(p+'.bin','wb').write(b''.join(np.array(d,dtype=dt).tobytes() for d in nz))\n"
+      " L=np.array([len(d) for d in nz],dtype=np.int32); ptr=(np.concatenate([[0],np.cumsum(L)[:-1]])*np.dtype(dt).itemsize).astype(np.int64)\n"
+      " di=np.array([0]+list(np.cumsum([1 if d else 0 for d in docs])),dtype=np.int64)\n"
+      " open(p+'.idx','wb').write(b'MMIDIDX\\x00\\x00'+struct.pack('<Q',1)+struct.pack('<B',code)+struct.pack('<Q',len(L))+struct.pack('<Q',len(di))+L.tobytes()+ptr.tobytes()+di.tobytes())\n\"";
+  CHECK(system(py) == 0, "python writer failed");
+  for (const char* name : {"build/test-ds-u16", "build/test-ds-i32"}) {
+    IndexedDataset ds(name);
+    CHECK(ds.numSequences() == 204 && ds.numDocuments() == 205, "%s: %zu sequences %zu documents", name, ds.numSequences(), ds.numDocuments());
+    CHECK(ds.documentIndices()[2] == 2 && ds.documentIndices()[3] == 2, "empty document repeats the index");
+    int32_t t[6]; ds.read(2, 0, 6, t);
+    CHECK(t[0] == 1 && t[4] == 5 && t[5] == 0, "sequence 2 tokens");
+    // GPTDataset invariants: samples are seq+1 tokens; unshuffled consecutive samples overlap by one
+    int seq = 16;
+    GptDataset g(ds, 0, {90, 5, 5}, 40, seq, 1234);
+    CHECK(g.size() >= 40, "samples %lu", (unsigned long)g.size());
+    std::vector<int32_t> a(seq + 1), b(seq + 1);
+    for (uint64_t j = 0; j + 1 < g.size(); j++) {
+      g.unshuffled(j, a.data()); g.unshuffled(j + 1, b.data());
+      if (a[seq] != b[0]) { CHECK(false, "samples %lu/%lu do not overlap by one token", (unsigned long)j, (unsigned long)j + 1); break; }
+    }
+    std::vector<size_t> bnd = split_bounds({90, 5, 5}, 204);
+    CHECK(bnd == std::vector<size_t>({0, 184, 194, 204}), "split bounds %zu %zu %zu %zu", bnd[0], bnd[1], bnd[2], bnd[3]);
+  }
+  // corruption is reported
+  FILE* f = fopen("build/test-ds-u16.bin", "ab"); fputc(1, f); fclose(f);
+  try { IndexedDataset ds("build/test-ds-u16"); CHECK(false, "truncated/extended .bin accepted"); }
+  catch (FlameError& e) { CHECK(e.code == EXIT_DATA && std::string(e.what()).find("corrupt dataset data") != std::string::npos, "%s", e.what()); }
+  f = fopen("build/test-ds-i32.idx", "r+b"); fputc('X', f); fclose(f);
+  try { IndexedDataset ds("build/test-ds-i32"); CHECK(false, "bad magic accepted"); }
+  catch (FlameError& e) { CHECK(e.code == EXIT_DATA && std::string(e.what()).find("bad magic") != std::string::npos, "%s", e.what()); }
+  try { IndexedDataset ds("build/does-not-exist"); CHECK(false, "missing file accepted"); }
+  catch (FlameError& e) { CHECK(e.code == EXIT_DATA, "%s", e.what()); }
+  for (const char* p : {"build/test-ds-u16.bin", "build/test-ds-u16.idx", "build/test-ds-i32.bin", "build/test-ds-i32.idx"}) unlink(p);
+}
+
+static void test_split_rounding() {
+  // Megatron: bounds = cumulative int(round(pct * n)) shifted so that the last is n
+  CHECK(split_bounds({90, 5, 5}, 1000) == std::vector<size_t>({0, 900, 950, 1000}), "1000");
+  // expected values computed with Megatron's _get_split_indices in python
+  CHECK(split_bounds({90, 5, 5}, 10) == std::vector<size_t>({0, 10, 10, 10}), "10: round(0.5) = 0 (half to even), then shifted");
+  CHECK(split_bounds({98, 1, 1}, 150) == std::vector<size_t>({0, 146, 148, 150}), "98,1,1 of 150");
+  CHECK(split_bounds({1, 1, 1}, 7) == std::vector<size_t>({0, 3, 5, 7}), "thirds of 7");
+  CHECK(split_bounds({90, 5, 5}, 30) == std::vector<size_t>({0, 26, 28, 30}), "90,5,5 of 30");
+}
+
+int main() {
+  test_schedule();
+  test_params();
+  test_config();
+  test_json_safetensors();
+  test_numpy_shuffle();
+  test_indexed_dataset();
+  test_split_rounding();
+  TEST_MAIN_END();
+}
