@@ -41,7 +41,11 @@ const pipelinesPlugin = {
       const names = fs.readdirSync(dir).filter((f) => f.endsWith(".ts")).map((f) => f.slice(0, -3)).sort()
       const imports = names.map((name, i) => `import p${i} from ${JSON.stringify(path.join(dir, `${name}.ts`))}`)
       const entries = names.map((name, i) => `${JSON.stringify(name)}: p${i}`)
-      return { contents: `${imports.join("\n")}\nexport default { ${entries.join(", ")} }\n`, resolveDir: dir, loader: "ts" }
+      return {
+        contents: `${imports.join("\n")}\nexport default { ${entries.join(", ")} }\n`,
+        resolveDir: dir,
+        loader: "ts"
+      }
     })
   }
 }
@@ -60,7 +64,10 @@ export const buildCli = async () => {
     // Native addons and the HF bindings (test oracle only) stay as ordinary imports.
     external: ["better-sqlite3", "tokenizers", "esbuild", "tsx", "vitest"],
     // Some dependencies are CommonJS and call require(); give the ESM bundle one.
-    banner: { js: "import { createRequire as __flameRequire } from 'node:module'; const require = __flameRequire(import.meta.url);" },
+    banner: {
+      js:
+        "import { createRequire as __flameRequire } from 'node:module'; const require = __flameRequire(import.meta.url);"
+    },
     plugins: [pipelinesPlugin],
     logLevel: "error",
     legalComments: "none"

@@ -73,7 +73,10 @@ export const parseOverride = (
     const dot = target.lastIndexOf(".")
     const guess = dot > 0 ? target.slice(0, dot) : target
     return Either.left(
-      new PipelineError({ pipeline, reason: `--set '${text}': no stage '${guess}' (stages: ${summarizeIds(stageIds)})` })
+      new PipelineError({
+        pipeline,
+        reason: `--set '${text}': no stage '${guess}' (stages: ${summarizeIds(stageIds)})`
+      })
     )
   }
   return Either.right({ stage, key: target.slice(stage.length + 1), value: parseValue(raw) })

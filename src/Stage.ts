@@ -38,6 +38,8 @@ export interface StageContext<P> {
   readonly log: (message: string) => Effect.Effect<void>
   readonly progress: (step: number, total: number) => Effect.Effect<void>
   readonly metric: (name: string, step: number, value: number | null) => Effect.Effect<void>
+  /** Records a started child process, so a later run can clean up after a killed engine. */
+  readonly workerStarted: (pid: number) => Effect.Effect<void>
 }
 
 export interface StageDefinition<P = unknown, PI = unknown, R = unknown, RI = unknown> {

@@ -47,7 +47,12 @@ const gpus = Options.text("gpus").pipe(
 const resolveGpus = (spec: string): ReadonlyArray<string> =>
   spec === "auto" ? detectGpus().map((g) => g.index) : spec === "none" || spec === "" ? [] : spec.split(",")
 
-const resolvePipeline = (name: string, presetName: Option.Option<string>, overrides: ReadonlyArray<string>, gpuIds: ReadonlyArray<string>) =>
+const resolvePipeline = (
+  name: string,
+  presetName: Option.Option<string>,
+  overrides: ReadonlyArray<string>,
+  gpuIds: ReadonlyArray<string>
+) =>
   Effect.gen(function*() {
     const registry = yield* PipelineRegistry
     const definition = yield* registry.load(name)
@@ -100,7 +105,9 @@ const runCommand = Command.make(
         wait: args.wait,
         overrides: args.set,
         argv: process.argv.slice(2)
-      }).pipe(Effect.provide(servicesLayer(args.workspace, Reporter.forStream(args.json ? process.stderr : process.stdout))))
+      }).pipe(
+        Effect.provide(servicesLayer(args.workspace, Reporter.forStream(args.json ? process.stderr : process.stdout)))
+      )
       if (args.json) yield* Console.log(JSON.stringify(summary, null, 2))
       else yield* printSummary(summary)
       if (summary.status !== "succeeded") process.exitCode = 1
@@ -115,7 +122,9 @@ const planCommand = Command.make(
       const pipeline = yield* resolvePipeline(args.pipeline, args.preset, args.set, resolveGpus(args.gpus))
       const entries = yield* plan(pipeline).pipe(Effect.provide(servicesLayer(args.workspace)))
       if (args.json) {
-        return yield* Console.log(JSON.stringify({ pipeline: pipeline.name, preset: pipeline.preset, stages: entries }, null, 2))
+        return yield* Console.log(
+          JSON.stringify({ pipeline: pipeline.name, preset: pipeline.preset, stages: entries }, null, 2)
+        )
       }
       const stale = entries.filter((e) => e.status === "stale")
       for (const entry of entries) {
@@ -198,7 +207,9 @@ const dagCommand = Command.make(
 const showCommand = Command.make(
   "show",
   {
-    execution: Args.text({ name: "execution" }).pipe(Args.withDescription("an execution id (or prefix), or a stage id")),
+    execution: Args.text({ name: "execution" }).pipe(
+      Args.withDescription("an execution id (or prefix), or a stage id")
+    ),
     workspace,
     json
   },
@@ -220,11 +231,14 @@ const showCommand = Command.make(
       const lastMetric = new Map<string, { step: number; value: number | null; count: number }>()
       for (const m of metrics) {
         const prev = lastMetric.get(m.name)
-        if (!prev || m.step >= prev.step) lastMetric.set(m.name, { step: m.step, value: m.value, count: (prev?.count ?? 0) + 1 })
-        else prev.count++
+        if (!prev || m.step >= prev.step) {
+          lastMetric.set(m.name, { step: m.step, value: m.value, count: (prev?.count ?? 0) + 1 })
+        } else prev.count++
       }
       if (args.json) {
-        return yield* Console.log(JSON.stringify({ execution, inputs, outputs, environment, metrics: Object.fromEntries(lastMetric) }, null, 2))
+        return yield* Console.log(
+          JSON.stringify({ execution, inputs, outputs, environment, metrics: Object.fromEntries(lastMetric) }, null, 2)
+        )
       }
       yield* Console.log(
         [
@@ -244,12 +258,17 @@ const showCommand = Command.make(
           "  outputs",
           ...outputs.map((o) => `    ${o.name}: ${o.path} ${o.hash.slice(0, 12)} ${formatBytes(o.size)}`),
           ...(lastMetric.size > 0
-            ? ["  metrics (last value)", ...[...lastMetric].map(([n, m]) => `    ${n} = ${m.value} @ ${m.step} (${m.count} points)`)]
+            ? [
+              "  metrics (last value)",
+              ...[...lastMetric].map(([n, m]) => `    ${n} = ${m.value} @ ${m.step} (${m.count} points)`)
+            ]
             : []),
           ...(environment
             ? [
               "  environment",
-              `    commit ${environment.gitCommit ?? "-"}${environment.gitDirty ? " (dirty)" : ""}, node ${environment.nodeVersion}, ${environment.platform}`,
+              `    commit ${environment.gitCommit ?? "-"}${
+                environment.gitDirty ? " (dirty)" : ""
+              }, node ${environment.nodeVersion}, ${environment.platform}`,
               ...Object.entries(environment.compilers).map(([k, v]) => `    ${k}: ${v}`),
               ...environment.gpus.map((g) => `    gpu: ${g.name} (driver ${g.driver})`)
             ]

@@ -78,7 +78,9 @@ export const lineageTree = (needle: string, direction: "up" | "down") =>
         const consumers = yield* lineage.consumersOf(artifact.id)
         for (const [i, consumer] of consumers.entries()) {
           const last = i === consumers.length - 1
-          lines.push(`${prefix}${last ? "└─" : "├─"} consumed as ${consumer.name} by ${describeExecution(consumer.execution)}`)
+          lines.push(
+            `${prefix}${last ? "└─" : "├─"} consumed as ${consumer.name} by ${describeExecution(consumer.execution)}`
+          )
           yield* downExecution(consumer.execution, `${prefix}${last ? "   " : "│  "}`)
         }
       })

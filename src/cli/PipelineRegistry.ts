@@ -48,7 +48,9 @@ const fromModules = (bundled: Readonly<Record<string, unknown>>): PipelineRegist
   const check = (name: string, value: unknown, where: string) =>
     isPipeline(value)
       ? Effect.succeed(value)
-      : Effect.fail(new PipelineError({ pipeline: name, reason: `${where} must export a pipeline definition as default` }))
+      : Effect.fail(
+        new PipelineError({ pipeline: name, reason: `${where} must export a pipeline definition as default` })
+      )
   const importFile = (name: string, file: string) =>
     Effect.tryPromise({
       try: () => import(pathToFileURL(file).href) as Promise<{ default?: unknown }>,

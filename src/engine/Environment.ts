@@ -7,13 +7,16 @@ import { execFileSync } from "node:child_process"
 import * as os from "node:os"
 import type { EnvironmentRow } from "../lineage/Lineage.ts"
 import { projectRoot } from "../ProjectRoot.ts"
-import { canonicalJson } from "./Fingerprint.ts"
 import { sha256Text } from "../store/ContentHasher.ts"
-
+import { canonicalJson } from "./Fingerprint.ts"
 
 const firstLine = (file: string, args: ReadonlyArray<string>): string | undefined => {
   try {
-    const out = execFileSync(file, [...args], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], timeout: 10_000 })
+    const out = execFileSync(file, [...args], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "ignore"],
+      timeout: 10_000
+    })
     return out.split("\n").find((l) => l.trim() !== "")?.trim()
   } catch {
     return undefined
@@ -33,7 +36,9 @@ const git = (args: ReadonlyArray<string>): string | undefined => {
 }
 
 /** GPUs as nvidia-smi reports them; none when there is no driver. */
-export const detectGpus = (): ReadonlyArray<{ readonly index: string; readonly name: string; readonly driver: string }> => {
+export const detectGpus = (): ReadonlyArray<
+  { readonly index: string; readonly name: string; readonly driver: string }
+> => {
   const out = firstLineAll("nvidia-smi", ["--query-gpu=index,name,driver_version", "--format=csv,noheader"])
   return out.map((line) => {
     const [index = "", name = "", driver = ""] = line.split(",").map((s) => s.trim())

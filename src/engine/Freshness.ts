@@ -5,8 +5,8 @@
  */
 import { Effect } from "effect"
 import * as path from "node:path"
-import type { StaleReason } from "../domain/Plan.ts"
 import { StoreError } from "../domain/Errors.ts"
+import type { StaleReason } from "../domain/Plan.ts"
 import type { ArtifactRow, ExecutionRow } from "../lineage/Lineage.ts"
 import type { ResolvedStage } from "../Pipeline.ts"
 import { ArtifactStore } from "../store/ArtifactStore.ts"

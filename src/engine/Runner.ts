@@ -76,7 +76,9 @@ export const run = (pipeline: ResolvedPipeline, options: RunOptions) =>
       id: runId,
       pipeline: pipeline.name,
       preset: pipeline.preset,
-      overrides: Object.fromEntries(options.overrides.map((o) => [o.slice(0, o.indexOf("=")), o.slice(o.indexOf("=") + 1)])),
+      overrides: Object.fromEntries(
+        options.overrides.map((o) => [o.slice(0, o.indexOf("=")), o.slice(o.indexOf("=") + 1)])
+      ),
       argv: [...options.argv],
       executor: "local",
       host: os.hostname(),
@@ -126,7 +128,11 @@ export const run = (pipeline: ResolvedPipeline, options: RunOptions) =>
       )
 
     /** One attempt at a stale stage. Returns whether it succeeded. */
-    const execute = (stage: ResolvedStage, inputs: Record<string, InputArtifact>, decision: Decision & { _tag: "Stale" }) =>
+    const execute = (
+      stage: ResolvedStage,
+      inputs: Record<string, InputArtifact>,
+      decision: Decision & { _tag: "Stale" }
+    ) =>
       Effect.gen(function*() {
         const fp = decision.fingerprint
         const executionId = crypto.randomUUID()
@@ -172,7 +178,8 @@ export const run = (pipeline: ResolvedPipeline, options: RunOptions) =>
                 Effect.suspend(() => {
                   metricBuffer.push({ executionId, name, step, value })
                   return metricBuffer.length >= 2000 ? Effect.orDie(flushMetrics) : Effect.void
-                })
+                }),
+              workerStarted: (pid) => Effect.orDie(lineage.setWorkerPid(executionId, pid))
             }
             const finish = (status: "failed" | "interrupted", error: unknown) =>
               Effect.gen(function*() {
@@ -191,7 +198,9 @@ export const run = (pipeline: ResolvedPipeline, options: RunOptions) =>
                 reporter.finished(stage.id, status, durationMs, status === "failed" ? message : undefined)
                 if (status === "failed" && error !== null && typeof error === "object" && "logTail" in error) {
                   const tail = (error as { logTail: ReadonlyArray<string> }).logTail
-                  if (tail.length > 0) reporter.info(`  last lines of ${path.relative(ws.root, logPath)}:\n    ${tail.join("\n    ")}`)
+                  if (tail.length > 0) {
+                    reporter.info(`  last lines of ${path.relative(ws.root, logPath)}:\n    ${tail.join("\n    ")}`)
+                  }
                 }
                 record(stage, status, {
                   execution: executionId,
@@ -253,8 +262,7 @@ export const run = (pipeline: ResolvedPipeline, options: RunOptions) =>
               resumedFrom: unfinished?.id ?? null
             })
             return true
-          })
-        )
+          }))
       })
 
     const processStage = (stage: ResolvedStage) =>
@@ -331,7 +339,10 @@ export const run = (pipeline: ResolvedPipeline, options: RunOptions) =>
       ),
       Effect.exit
     )
-    if (Exit.isFailure(exit) && !Option.isSome(Cause.failureOption(exit.cause).pipe(Option.filter((e) => e instanceof StopRun)))) {
+    if (
+      Exit.isFailure(exit) &&
+      !Option.isSome(Cause.failureOption(exit.cause).pipe(Option.filter((e) => e instanceof StopRun)))
+    ) {
       return yield* Effect.failCause(exit.cause as Cause.Cause<never>)
     }
     const summary = summarize(false)

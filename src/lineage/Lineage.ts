@@ -88,7 +88,8 @@ const make = (file: string) =>
         }),
 
       putEnvironment: (row: EnvironmentRow) =>
-        write("recording the environment", (tx) => tx.insert(schema.environments).values(row).onConflictDoNothing().run()),
+        write("recording the environment", (tx) =>
+          tx.insert(schema.environments).values(row).onConflictDoNothing().run()),
 
       startExecution: (row: NewExecution, inputs: ReadonlyArray<{ name: string; artifactId: string }>) =>
         write("recording the execution start", (tx) => {
@@ -131,7 +132,9 @@ const make = (file: string) =>
       appendMetrics: (rows: ReadonlyArray<MetricRow>) =>
         rows.length === 0 ? Effect.void : write("recording metrics", (tx) => {
           // SQLite limits bound variables per statement; 4 columns x 200 rows stays well under it.
-          for (let i = 0; i < rows.length; i += 200) tx.insert(schema.metrics).values(rows.slice(i, i + 200)).run()
+          for (let i = 0; i < rows.length; i += 200) {
+            tx.insert(schema.metrics).values(rows.slice(i, i + 200)).run()
+          }
         }),
 
       /** Every succeeded execution with its artifacts, newest first per fingerprint: the cache index. */
@@ -143,15 +146,20 @@ const make = (file: string) =>
           const byExecution = new Map<string, Array<ArtifactRow>>()
           for (const a of artifacts) {
             const list = byExecution.get(a.executionId)
-            if (list) list.push(a)
-            else byExecution.set(a.executionId, [a])
+            if (list) {
+              list.push(a)
+            } else byExecution.set(a.executionId, [a])
           }
           const byFingerprint = new Map<string, { execution: ExecutionRow; artifacts: ReadonlyArray<ArtifactRow> }>()
           const latestByStage = new Map<string, { execution: ExecutionRow; artifacts: ReadonlyArray<ArtifactRow> }>()
           for (const execution of executions) {
             const entry = { execution, artifacts: byExecution.get(execution.id) ?? [] }
-            if (!byFingerprint.has(execution.fingerprint)) byFingerprint.set(execution.fingerprint, entry)
-            if (!latestByStage.has(execution.stageId)) latestByStage.set(execution.stageId, entry)
+            if (!byFingerprint.has(execution.fingerprint)) {
+              byFingerprint.set(execution.fingerprint, entry)
+            }
+            if (!latestByStage.has(execution.stageId)) {
+              latestByStage.set(execution.stageId, entry)
+            }
           }
           return { byFingerprint, latestByStage }
         }),
@@ -222,7 +230,9 @@ const make = (file: string) =>
         read("looking up the environment", (db) =>
           db.select().from(schema.environments).where(eq(schema.environments.id, id)).get()),
 
-      fileStats: () => read("loading the stat cache", (db) => db.select().from(schema.fileStats).all()),
+      fileStats: () =>
+        read("loading the stat cache", (db) =>
+          db.select().from(schema.fileStats).all()),
 
       putFileStats: (rows: ReadonlyArray<FileStatRow>) =>
         rows.length === 0 ? Effect.void : write("updating the stat cache", (tx) => {

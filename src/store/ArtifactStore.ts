@@ -77,23 +77,29 @@ export class ArtifactStore extends Effect.Service<ArtifactStore>()("flame-pipe/A
       hashOutputs: (dir: string, outputs: Readonly<Record<string, OutputKind>>) =>
         Effect.forEach(Object.entries(outputs), ([name, kind]) => {
           const abs = path.join(dir, name)
-          return Effect.map(hasher.hash(abs), (content) =>
-            content === undefined || content.kind !== kind ? { name, missing: abs } as const : {
-              name,
-              output: {
+          return Effect.map(
+            hasher.hash(abs),
+            (content) =>
+              content === undefined || content.kind !== kind ? { name, missing: abs } as const : {
                 name,
-                path: path.relative(ws.root, abs),
-                kind,
-                hash: content.hash,
-                size: content.size
-              } satisfies HashedOutput
-            } as const)
+                output: {
+                  name,
+                  path: path.relative(ws.root, abs),
+                  kind,
+                  hash: content.hash,
+                  size: content.size
+                } satisfies HashedOutput
+              } as const
+          )
         }),
 
       /** Whether a recorded artifact is still on disk with its recorded content. */
       check: (artifact: Pick<ArtifactRow, "path" | "hash">) =>
-        Effect.map(hasher.hash(path.resolve(ws.root, artifact.path)), (content): ArtifactState =>
-          content === undefined ? "missing" : content.hash === artifact.hash ? "intact" : "modified"),
+        Effect.map(
+          hasher.hash(path.resolve(ws.root, artifact.path)),
+          (content): ArtifactState =>
+            content === undefined ? "missing" : content.hash === artifact.hash ? "intact" : "modified"
+        ),
 
       emptyTrash: storeTry(ws.trash, "cannot empty trash", () => fs.rmSync(ws.trash, { recursive: true, force: true }))
     }

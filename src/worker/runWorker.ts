@@ -97,7 +97,10 @@ export const runWorker = (ctx: StageContext<unknown>, spec: WorkerSpec): Effect.
       }
     }
 
-    if (child.pid !== undefined) spec.onStart?.(child.pid)
+    if (child.pid !== undefined) {
+      Effect.runSync(ctx.workerStarted(child.pid))
+      spec.onStart?.(child.pid)
+    }
     const channel = child.stdio[3] as Readable
     const lines = readline.createInterface({ input: channel, crlfDelay: Infinity })
     lines.on("line", (line) => {

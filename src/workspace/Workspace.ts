@@ -36,9 +36,6 @@ export class Workspace extends Context.Tag("flame-pipe/Workspace")<Workspace, Wo
     Layer.sync(Workspace, () => workspacePaths(mkdtempSync(path.join(os.tmpdir(), prefix))))
 }
 
-
-
-
 /** Stage ids contain '/', which maps onto nested directories; anything else unusual becomes '_'. */
 export const stageDir = (stageId: string): string =>
   stageId.split("/").map((part) => part.replace(/[^A-Za-z0-9._=+-]/g, "_").replace(/^\.+$/, "_")).join(path.sep)

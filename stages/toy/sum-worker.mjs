@@ -5,7 +5,10 @@
 import * as fs from "node:fs"
 
 const args = Object.fromEntries(
-  process.argv.slice(2).reduce((pairs, arg, i, all) => (arg.startsWith("--") ? [...pairs, [arg.slice(2), all[i + 1]]] : pairs), [])
+  process.argv.slice(2).reduce(
+    (pairs, arg, i, all) => (arg.startsWith("--") ? [...pairs, [arg.slice(2), all[i + 1]]] : pairs),
+    []
+  )
 )
 const fd = process.env.FLAME_PROTOCOL_FD ? Number(process.env.FLAME_PROTOCOL_FD) : 1
 const send = (message) => fs.writeSync(fd, JSON.stringify(message) + "\n")

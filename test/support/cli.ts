@@ -40,7 +40,12 @@ export interface RunSummaryJson {
   readonly skipped: number
   readonly interrupted: number
   readonly stages: ReadonlyArray<
-    { readonly stage: string; readonly status: string; readonly execution: string | null; readonly error: string | null }
+    {
+      readonly stage: string
+      readonly status: string
+      readonly execution: string | null
+      readonly error: string | null
+    }
   >
 }
 

@@ -46,7 +46,9 @@ describe("toy pipeline through the CLI", () => {
       ["filter", "generate", "report", "square/0", "square/1", "square/2", "sum"]
     )
     const rerun = await runJson(["toy", "--workspace", ws, "--set", "generate.seed=8"])
-    expect(executedStages(rerun.summary)).toEqual(plan.stages.filter((s) => s.status === "stale").map((s) => s.stage).sort())
+    expect(executedStages(rerun.summary)).toEqual(
+      plan.stages.filter((s) => s.status === "stale").map((s) => s.stage).sort()
+    )
     // A param in the middle leaves its upstream alone (and, as the sum does not change, its downstream too).
     const middle = await runJson(["toy", "--workspace", ws, "--set", "generate.seed=8", "--set", "sum.sleepMs=1"])
     expect(executedStages(middle.summary)).toEqual(["sum"])

@@ -1,0 +1,82 @@
+import { Effect, Fiber } from "effect"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { describe, expect, it } from "vitest"
+import toy from "../../../pipelines/toy.ts"
+import { servicesLayer } from "../../../src/cli/Cli.ts"
+import { plan } from "../../../src/engine/Planner.ts"
+import type { RunOptions } from "../../../src/engine/Runner.ts"
+import { run } from "../../../src/engine/Runner.ts"
+import { Lineage } from "../../../src/lineage/Lineage.ts"
+import { resolve } from "../../../src/Pipeline.ts"
+
+const options: RunOptions = {
+  preset: "default",
+  jobs: 2,
+  cpus: 2,
+  gpus: [],
+  keepGoing: false,
+  wait: false,
+  overrides: [],
+  argv: []
+}
+
+const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "fp-runner-"))
+
+const runToy = (workspace: string, overrides: ReadonlyArray<string> = []) =>
+  Effect.gen(function*() {
+    const pipeline = yield* resolve(toy, { overrides })
+    return yield* run(pipeline, { ...options, overrides })
+  }).pipe(Effect.provide(servicesLayer(workspace)))
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+describe("local executor", () => {
+  it("runs, caches, and records lineage and metrics", async () => {
+    const ws = tmp()
+    const first = await Effect.runPromise(runToy(ws))
+    expect(first.executed).toBe(7)
+    const second = await Effect.runPromise(runToy(ws))
+    expect(second.cached).toBe(7)
+    const entries = await Effect.runPromise(
+      Effect.flatMap(resolve(toy, {}), plan).pipe(Effect.provide(servicesLayer(ws)))
+    )
+    expect(entries.every((e) => e.status === "fresh")).toBe(true)
+    const sumExecution = first.stages.find((s) => s.stage === "sum")!.execution!
+    const metrics = await Effect.runPromise(
+      Effect.flatMap(Lineage, (l) => l.metricsOf(sumExecution)).pipe(Effect.provide(servicesLayer(ws)))
+    )
+    expect(metrics.filter((m) => m.name === "partial_sum")).toHaveLength(98)
+  })
+
+  it("on interruption, kills the worker, waits for it, and records the execution as interrupted", async () => {
+    const ws = tmp()
+    const outcome = await Effect.runPromise(
+      Effect.gen(function*() {
+        const fiber = yield* Effect.fork(runToy(ws, ["sum.sleepMs=200"]))
+        const lineage = yield* Lineage
+        let pid: number | null = null
+        while (pid === null) {
+          yield* Effect.sleep("50 millis")
+          pid = (yield* lineage.latestExecutionOfStage("sum"))?.workerPid ?? null
+        }
+        yield* Fiber.interrupt(fiber)
+        const execution = yield* lineage.latestExecutionOfStage("sum")
+        const run = yield* lineage.latestRun("toy")
+        return { pid, status: execution?.status, runStatus: run?.status }
+      }).pipe(Effect.provide(servicesLayer(ws)))
+    )
+    expect(outcome.status).toBe("interrupted")
+    expect(outcome.runStatus).toBe("interrupted")
+    expect(alive(outcome.pid)).toBe(false)
+    expect(fs.existsSync(path.join(ws, ".lock"))).toBe(false)
+  })
+})
