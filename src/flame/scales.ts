@@ -127,7 +127,9 @@ export const shapeOf = (s: ModelShape): ModelShape => ({
  * Parses a printed count such as "38M", "1.3B" or "10.3B" into a number, and reports how many significant
  * figures were printed (so tests can compare "to the printed precision").
  */
-export const parseCountLabel = (label: string): { readonly value: number; readonly decimals: number; readonly unit: number } => {
+export const parseCountLabel = (
+  label: string
+): { readonly value: number; readonly decimals: number; readonly unit: number } => {
   const m = /^(\d+)(?:\.(\d+))?([KMB])$/.exec(label)
   if (m === null) throw new Error(`not a count label: ${label}`)
   const unit = m[3] === "K" ? 1e3 : m[3] === "M" ? 1e6 : 1e9

@@ -132,3 +132,26 @@ export const CountingConstants = Schema.Struct({
   sharedExpertWidthFactor: NonNegativeInt
 })
 export type CountingConstants = typeof CountingConstants.Type
+
+/**
+ * A shrunken counterpart of a released scale, for CPU-only runs of the whole lifecycle. It carries every
+ * constant a worker needs, because unlike the released scales it does not share the published ones.
+ */
+export const TinyScale = Schema.Struct({
+  id: Schema.String,
+  sourceId: ScaleId,
+  ...ModelShape.fields,
+  numAttentionHeads: PositiveInt,
+  numExperts: PositiveInt,
+  routerTopK: PositiveInt,
+  sharedExpertWidthFactor: PositiveInt,
+  vocabSize: PositiveInt,
+  paddedVocabSize: PositiveInt,
+  seqLength: PositiveInt,
+  globalBatchSize: PositiveInt,
+  microBatchSize: PositiveInt,
+  trainIters: PositiveInt,
+  saveInterval: PositiveInt,
+  evalInterval: PositiveInt
+})
+export type TinyScale = typeof TinyScale.Type
