@@ -4,11 +4,14 @@
  */
 import { Effect, Either, ParseResult, Schema } from "effect"
 import { ParamError, PipelineError } from "./domain/Errors.ts"
-import type { AnyStageDefinition, OutputKind, OutputRef, Resources, StageNode } from "./Stage.ts"
+import type { AnyStageDefinition, ExecutorInfo, OutputKind, OutputRef, Resources, StageNode } from "./Stage.ts"
 import { defaultResources } from "./Stage.ts"
 
 export interface BuildContext {
   readonly preset: string
+  /** Pipeline-level settings from `--config key=value` (data paths and the like). */
+  readonly config: Readonly<Record<string, string>>
+  readonly executor: ExecutorInfo
 }
 
 export interface PipelineDefinition {
@@ -17,7 +20,7 @@ export interface PipelineDefinition {
   readonly presets: Readonly<Record<string, string>>
   readonly defaultPreset: string
   /** Checks that must pass before anything runs (missing data paths, GPUs...); fail with a message saying what to set. */
-  readonly preflight?: (ctx: BuildContext & { readonly gpus: number }) => Effect.Effect<void, PipelineError>
+  readonly preflight?: (ctx: BuildContext) => Effect.Effect<void, PipelineError>
   readonly build: (ctx: BuildContext) => ReadonlyArray<StageNode>
 }
 
@@ -34,6 +37,7 @@ export interface ResolvedStage {
   readonly outputs: Readonly<Record<string, OutputKind>>
   readonly resources: Resources
   readonly workerPath: string | undefined
+  readonly sourcePaths: ReadonlyArray<string>
   /** Ids of the stages this one consumes, without duplicates. */
   readonly upstream: ReadonlyArray<string>
 }
@@ -105,7 +109,7 @@ const setPath = (target: Record<string, unknown>, path: ReadonlyArray<string>, v
   cursor[path[path.length - 1]!] = value
 }
 
-const decodeParams = (node: StageNode, params: Record<string, unknown>): Either.Either<
+const decodeParams = (node: StageNode, params: Record<string, unknown>, executor: ExecutorInfo): Either.Either<
   { decoded: unknown; encoded: Record<string, unknown> },
   ParamError
 > => {
@@ -120,17 +124,23 @@ const decodeParams = (node: StageNode, params: Record<string, unknown>): Either.
     )
     return Either.left(new ParamError({ stage: node.id, key, reason }))
   }
-  const encoded = Schema.encodeEither(schema)(decoded.right)
+  const settled = node.definition.settle ? node.definition.settle(decoded.right, executor) : decoded.right
+  const encoded = Schema.encodeEither(schema)(settled)
   if (Either.isLeft(encoded)) {
     return Either.left(new ParamError({ stage: node.id, key: "(params)", reason: String(encoded.left) }))
   }
-  return Either.right({ decoded: decoded.right, encoded: encoded.right as Record<string, unknown> })
+  return Either.right({ decoded: settled, encoded: encoded.right as Record<string, unknown> })
 }
 
 /** Builds, overrides, decodes and validates: duplicate ids, unknown inputs, cycles and bad params all fail here. */
 export const resolve = (
   pipeline: PipelineDefinition,
-  options: { readonly preset?: string | undefined; readonly overrides?: ReadonlyArray<string> }
+  options: {
+    readonly preset?: string | undefined
+    readonly overrides?: ReadonlyArray<string>
+    readonly config?: Readonly<Record<string, string>>
+    readonly executor?: ExecutorInfo
+  }
 ): Effect.Effect<ResolvedPipeline, PipelineError | ParamError> =>
   Effect.gen(function*() {
     const preset = options.preset ?? pipeline.defaultPreset
@@ -140,7 +150,9 @@ export const resolve = (
         reason: `unknown preset '${preset}' (presets: ${Object.keys(pipeline.presets).join(", ")})`
       })
     }
-    const nodes = pipeline.build({ preset })
+    const ctx: BuildContext = { preset, config: options.config ?? {}, executor: options.executor ?? { gpus: 0 } }
+    if (pipeline.preflight) yield* pipeline.preflight(ctx)
+    const nodes = pipeline.build(ctx)
     const nodeById = new Map<string, StageNode>()
     for (const node of nodes) {
       if (nodeById.has(node.id)) {
@@ -159,7 +171,7 @@ export const resolve = (
 
     const resolved = new Map<string, ResolvedStage>()
     for (const node of nodes) {
-      const { decoded, encoded } = yield* decodeParams(node, paramsById.get(node.id)!)
+      const { decoded, encoded } = yield* decodeParams(node, paramsById.get(node.id)!, ctx.executor)
       const outputs = node.definition.outputs(decoded)
       const upstream: Array<string> = []
       for (const [name, input] of Object.entries(node.inputs)) {
@@ -181,6 +193,7 @@ export const resolve = (
         outputs,
         resources: { ...defaultResources, ...node.definition.resources?.(decoded) },
         workerPath: node.definition.worker?.(decoded),
+        sourcePaths: node.definition.sources?.(decoded) ?? [],
         upstream
       })
     }

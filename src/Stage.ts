@@ -8,6 +8,11 @@ import type { StageFailed, WorkerFailed } from "./domain/Errors.ts"
 
 export type OutputKind = "file" | "dir"
 
+/** What a stage may know about the executor when its params are settled. */
+export interface ExecutorInfo {
+  readonly gpus: number
+}
+
 export interface Resources {
   readonly cpus: number
   readonly gpus: number
@@ -53,6 +58,13 @@ export interface StageDefinition<P = unknown, PI = unknown, R = unknown, RI = un
   readonly resources?: (params: P) => Partial<Resources>
   /** Path of the compiled worker the body runs, if any: its content hash feeds the fingerprint. */
   readonly worker?: (params: P) => string
+  /** Files or directories outside the workspace that the body reads: their content hashes feed the fingerprint. */
+  readonly sources?: (params: P) => ReadonlyArray<string>
+  /**
+   * Settles params that depend on where the stage runs (e.g. backend `auto` -> `cuda` when the executor
+   * has GPUs) before fingerprinting, so the resolved value is what gets recorded.
+   */
+  readonly settle?: (params: P, executor: ExecutorInfo) => P
   /** Stages that keep their staging directory across interruptions (training resumes from checkpoints). */
   readonly resumable?: boolean
   readonly reproducibility?: Reproducibility

@@ -47,18 +47,35 @@ const gpus = Options.text("gpus").pipe(
 const resolveGpus = (spec: string): ReadonlyArray<string> =>
   spec === "auto" ? detectGpus().map((g) => g.index) : spec === "none" || spec === "" ? [] : spec.split(",")
 
+const config = Options.text("config").pipe(
+  Options.repeated,
+  Options.withDescription(
+    "a pipeline setting: --config key=value (e.g. corpus=/data/dclm, tokenizer=/data/tokenizer.json)"
+  )
+)
+
+const parseConfig = (entries: ReadonlyArray<string>): Record<string, string> =>
+  Object.fromEntries(entries.map((entry) => {
+    const eq = entry.indexOf("=")
+    return eq < 0 ? [entry, "true"] : [entry.slice(0, eq), entry.slice(eq + 1)]
+  }))
+
 const resolvePipeline = (
   name: string,
   presetName: Option.Option<string>,
   overrides: ReadonlyArray<string>,
+  configEntries: ReadonlyArray<string>,
   gpuIds: ReadonlyArray<string>
 ) =>
   Effect.gen(function*() {
     const registry = yield* PipelineRegistry
     const definition = yield* registry.load(name)
-    const chosen = Option.getOrElse(presetName, () => definition.defaultPreset)
-    if (definition.preflight) yield* definition.preflight({ preset: chosen, gpus: gpuIds.length })
-    return yield* resolve(definition, { preset: chosen, overrides })
+    return yield* resolve(definition, {
+      preset: Option.getOrUndefined(presetName),
+      overrides,
+      config: parseConfig(configEntries),
+      executor: { gpus: gpuIds.length }
+    })
   })
 
 const printSummary = (summary: RunSummary) =>
@@ -76,6 +93,7 @@ const runCommand = Command.make(
     workspace,
     preset,
     set,
+    config,
     json,
     gpus,
     jobs: Options.integer("jobs").pipe(
@@ -95,7 +113,7 @@ const runCommand = Command.make(
   (args) =>
     Effect.gen(function*() {
       const gpuIds = resolveGpus(args.gpus)
-      const pipeline = yield* resolvePipeline(args.pipeline, args.preset, args.set, gpuIds)
+      const pipeline = yield* resolvePipeline(args.pipeline, args.preset, args.set, args.config, gpuIds)
       const summary = yield* run(pipeline, {
         preset: pipeline.preset,
         jobs: args.jobs,
@@ -116,10 +134,10 @@ const runCommand = Command.make(
 
 const planCommand = Command.make(
   "plan",
-  { pipeline: pipelineArg, workspace, preset, set, json, gpus },
+  { pipeline: pipelineArg, workspace, preset, set, config, json, gpus },
   (args) =>
     Effect.gen(function*() {
-      const pipeline = yield* resolvePipeline(args.pipeline, args.preset, args.set, resolveGpus(args.gpus))
+      const pipeline = yield* resolvePipeline(args.pipeline, args.preset, args.set, args.config, resolveGpus(args.gpus))
       const entries = yield* plan(pipeline).pipe(Effect.provide(servicesLayer(args.workspace)))
       if (args.json) {
         return yield* Console.log(
@@ -147,10 +165,10 @@ const planCommand = Command.make(
 
 const statusCommand = Command.make(
   "status",
-  { pipeline: pipelineArg, workspace, preset, set, gpus },
+  { pipeline: pipelineArg, workspace, preset, set, config, gpus },
   (args) =>
     Effect.gen(function*() {
-      const pipeline = yield* resolvePipeline(args.pipeline, args.preset, args.set, resolveGpus(args.gpus))
+      const pipeline = yield* resolvePipeline(args.pipeline, args.preset, args.set, args.config, resolveGpus(args.gpus))
       const { entries, last } = yield* Effect.gen(function*() {
         const lineage = yield* Lineage
         return { entries: yield* plan(pipeline), last: yield* lineage.latestRun(pipeline.name) }
@@ -195,11 +213,12 @@ const dagCommand = Command.make(
     pipeline: pipelineArg,
     preset,
     set,
+    config,
     format: Options.choice("format", ["mermaid", "dot"]).pipe(Options.withDefault("mermaid" as const))
   },
   (args) =>
     Effect.gen(function*() {
-      const pipeline = yield* resolvePipeline(args.pipeline, args.preset, args.set, [])
+      const pipeline = yield* resolvePipeline(args.pipeline, args.preset, args.set, args.config, [])
       yield* Console.log(args.format === "dot" ? toDot(pipeline) : toMermaid(pipeline))
     })
 ).pipe(Command.withDescription("print the pipeline's DAG as Mermaid or Graphviz dot"))

@@ -13,6 +13,7 @@ export const StaleReason = Schema.Union(
   Schema.TaggedStruct("VersionChanged", { from: Schema.String, to: Schema.String }),
   Schema.TaggedStruct("WorkerChanged", { from: Schema.NullOr(Schema.String), to: Schema.NullOr(Schema.String) }),
   Schema.TaggedStruct("UpstreamChanged", { input: Schema.String, stage: Schema.String }),
+  Schema.TaggedStruct("SourceChanged", { path: Schema.String }),
   Schema.TaggedStruct("UpstreamStale", { stage: Schema.String }),
   Schema.TaggedStruct("OutputMissing", { output: Schema.String, path: Schema.String }),
   Schema.TaggedStruct("OutputModified", { output: Schema.String, path: Schema.String }),
@@ -44,6 +45,8 @@ export const describeReason = (reason: StaleReason): string => {
       return `worker binary changed: ${short(reason.from)} -> ${short(reason.to)}`
     case "UpstreamChanged":
       return `upstream ${reason.stage} changed (input ${reason.input})`
+    case "SourceChanged":
+      return `source ${reason.path} changed`
     case "UpstreamStale":
       return `upstream ${reason.stage} will rerun`
     case "OutputMissing":

@@ -27,6 +27,8 @@ export interface FingerprintParts {
   /** Content hash of each consumed upstream output, by input name. */
   readonly inputs: Readonly<Record<string, string>>
   readonly workerHash: string | null
+  /** Content hashes of external files the stage reads, by path. */
+  readonly sources: Readonly<Record<string, string>>
 }
 
 export const fingerprint = (parts: FingerprintParts): string =>
@@ -36,7 +38,9 @@ export const fingerprint = (parts: FingerprintParts): string =>
       version: parts.version,
       params: parts.params,
       inputs: parts.inputs,
-      worker: parts.workerHash
+      worker: parts.workerHash,
+      // Omitted when empty so stages without external sources keep their fingerprints.
+      ...(Object.keys(parts.sources).length > 0 ? { sources: parts.sources } : {})
     })
   )
 

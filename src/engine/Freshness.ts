@@ -37,6 +37,7 @@ export type Decision =
     readonly fingerprint: string
     readonly inputHashes: Readonly<Record<string, string>>
     readonly workerHash: string | null
+    readonly sourceHashes: Readonly<Record<string, string>>
     readonly reasons: ReadonlyArray<StaleReason>
     readonly previous: CacheEntry | undefined
   }
@@ -56,6 +57,24 @@ export const workerHash = (stage: ResolvedStage) =>
     return content.hash
   })
 
+/** Content hashes of the external files a stage reads; a missing one is an error naming the stage. */
+export const sourceHashes = (stage: ResolvedStage) =>
+  Effect.gen(function*() {
+    const hasher = yield* ContentHasher
+    const hashes: Record<string, string> = {}
+    for (const source of stage.sourcePaths) {
+      const content = yield* hasher.hash(path.resolve(source))
+      if (content === undefined) {
+        return yield* new StoreError({
+          path: source,
+          reason: `stage ${stage.id} reads this path, which does not exist`
+        })
+      }
+      hashes[source] = content.hash
+    }
+    return hashes
+  })
+
 export const decide = (
   stage: ResolvedStage,
   inputs: Readonly<Record<string, InputArtifact>>,
@@ -66,7 +85,9 @@ export const decide = (
     const inputHashes: Record<string, string> = {}
     for (const [name, artifact] of Object.entries(inputs)) inputHashes[name] = artifact.hash
     const worker = yield* workerHash(stage)
+    const sources = yield* sourceHashes(stage)
     const fp = fingerprint({
+      sources,
       stageId: stage.id,
       version: stage.definition.version,
       params: stage.encodedParams,
@@ -78,6 +99,7 @@ export const decide = (
       fingerprint: fp,
       inputHashes,
       workerHash: worker,
+      sourceHashes: sources,
       reasons,
       previous
     })
@@ -115,6 +137,9 @@ export const decide = (
       if (before.inputHashes[name] !== hash) {
         reasons.push({ _tag: "UpstreamChanged", input: name, stage: stage.inputs[name]?.stage ?? name })
       }
+    }
+    for (const [source, hash] of Object.entries(sources)) {
+      if (before.sourceHashes[source] !== hash) reasons.push({ _tag: "SourceChanged", path: source })
     }
     if ((before.workerHash ?? null) !== worker) {
       reasons.push({ _tag: "WorkerChanged", from: before.workerHash ?? null, to: worker })

@@ -152,6 +152,7 @@ export const run = (pipeline: ResolvedPipeline, options: RunOptions) =>
               params: stage.encodedParams,
               inputHashes: decision.inputHashes,
               workerHash: decision.workerHash,
+              sourceHashes: decision.sourceHashes,
               status: "running",
               startedAt: Date.now(),
               host: os.hostname(),

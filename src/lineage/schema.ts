@@ -43,6 +43,8 @@ export const executions = sqliteTable("executions", {
   params: text("params", { mode: "json" }).$type<unknown>().notNull(),
   inputHashes: text("input_hashes", { mode: "json" }).$type<Record<string, string>>().notNull(),
   workerHash: text("worker_hash"),
+  /** Content hashes of files outside the workspace the stage reads (corpus shards, kernel sources). */
+  sourceHashes: text("source_hashes", { mode: "json" }).$type<Record<string, string>>().notNull().default({}),
   status: text("status", { enum: ["running", "succeeded", "failed", "interrupted"] }).notNull(),
   startedAt: integer("started_at").notNull(),
   endedAt: integer("ended_at"),

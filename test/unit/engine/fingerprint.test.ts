@@ -1,7 +1,14 @@
 import { describe, expect, it } from "vitest"
 import { canonicalJson, diffParams, fingerprint } from "../../../src/engine/Fingerprint.ts"
 
-const base = { stageId: "s", version: "1", params: { a: 1, b: { c: 2 } }, inputs: { x: "h1" }, workerHash: null }
+const base = {
+  stageId: "s",
+  version: "1",
+  params: { a: 1, b: { c: 2 } },
+  inputs: { x: "h1" },
+  workerHash: null,
+  sources: {}
+}
 
 describe("fingerprints", () => {
   it("are independent of key order", () => {
@@ -19,6 +26,7 @@ describe("fingerprints", () => {
     expect(fingerprint({ ...base, inputs: { x: "h2" } })).not.toBe(fp)
     expect(fingerprint({ ...base, inputs: { y: "h1" } })).not.toBe(fp)
     expect(fingerprint({ ...base, workerHash: "w" })).not.toBe(fp)
+    expect(fingerprint({ ...base, sources: { "/data/a": "h" } })).not.toBe(fp)
   })
 
   it("diffParams names nested keys with old and new values", () => {

@@ -80,3 +80,31 @@ describe("local executor", () => {
     expect(fs.existsSync(path.join(ws, ".lock"))).toBe(false)
   })
 })
+
+describe("sources outside the workspace", () => {
+  it("brings a file into the store and reruns when the original changes", async () => {
+    const { source } = await import("../../../stages/source.ts")
+    const { define: definePipeline } = await import("../../../src/Pipeline.ts")
+    const { node } = await import("../../../src/Stage.ts")
+    const ws = tmp()
+    const original = path.join(tmp(), "shard.jsonl")
+    fs.writeFileSync(original, "{\"text\":\"a\"}\n")
+    const pipeline = definePipeline({
+      name: "sources",
+      description: "",
+      presets: { default: "" },
+      defaultPreset: "default",
+      build: () => [node(source, { id: "source/shard", params: { path: original } })]
+    })
+    const runOnce = Effect.flatMap(resolve(pipeline, {}), (p) => run(p, options)).pipe(
+      Effect.provide(servicesLayer(ws))
+    )
+    expect((await Effect.runPromise(runOnce)).executed).toBe(1)
+    expect((await Effect.runPromise(runOnce)).cached).toBe(1)
+    fs.writeFileSync(original, "{\"text\":\"b\"}\n")
+    const entries = await Effect.runPromise(
+      Effect.flatMap(resolve(pipeline, {}), plan).pipe(Effect.provide(servicesLayer(ws)))
+    )
+    expect(entries[0]!.reasons).toContainEqual({ _tag: "SourceChanged", path: original })
+  })
+})

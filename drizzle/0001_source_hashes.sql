@@ -1,0 +1,1 @@
+ALTER TABLE `executions` ADD `source_hashes` text DEFAULT '{}' NOT NULL;

@@ -1,0 +1,51 @@
+/**
+ * A source: a file or directory from outside the workspace (a corpus shard, a tokenizer, the kernel
+ * sources) brought into the store, so that everything downstream has lineage back to it. Its content
+ * hash is part of the fingerprint: editing the original reruns what depends on it.
+ *
+ * Files are hard-linked when the workspace is on the same file system (multi-GB shards cost
+ * nothing), copied otherwise.
+ */
+import { Effect, Schema } from "effect"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { StageFailed } from "../src/domain/Errors.ts"
+import { define } from "../src/Stage.ts"
+
+const linkOrCopy = (from: string, to: string): number => {
+  const st = fs.statSync(from)
+  if (st.isDirectory()) {
+    fs.mkdirSync(to, { recursive: true })
+    let files = 0
+    for (const entry of fs.readdirSync(from).sort()) files += linkOrCopy(path.join(from, entry), path.join(to, entry))
+    return files
+  }
+  try {
+    fs.linkSync(from, to)
+  } catch {
+    fs.copyFileSync(from, to)
+  }
+  return 1
+}
+
+export const source = define({
+  kind: "source",
+  version: "1",
+  params: Schema.Struct({
+    path: Schema.String,
+    kind: Schema.optionalWith(Schema.Literal("file", "dir"), { default: () => "file" as const }),
+    /** Output name; defaults to the source's base name. */
+    name: Schema.optional(Schema.String)
+  }),
+  outputs: (p) => ({ [p.name ?? path.basename(p.path)]: p.kind }),
+  result: Schema.Struct({ files: Schema.Number }),
+  sources: (p) => [p.path],
+  run: (ctx) =>
+    Effect.try({
+      try: () => ({
+        files: linkOrCopy(path.resolve(ctx.params.path), ctx.output(ctx.params.name ?? path.basename(ctx.params.path)))
+      }),
+      catch: (cause) =>
+        new StageFailed({ stage: ctx.stageId, reason: `cannot import ${ctx.params.path}: ${String(cause)}` })
+    })
+})
