@@ -9,9 +9,9 @@
  * complete (.bin first, then .idx, since readers open the .idx), so a failed run never leaves a
  * half-written dataset under the final names.
  */
+import { Data, Effect, Schema } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { Data, Effect, Schema } from "effect"
 
 export const DType = Schema.Literal("uint8", "int8", "int16", "int32", "int64", "float64", "float32", "uint16")
 export type DType = typeof DType.Type
@@ -58,7 +58,15 @@ export class IndexedDatasetError extends Data.TaggedError("IndexedDatasetError")
   }
 }
 
-type TokenArray = Uint8Array | Int8Array | Int16Array | Int32Array | BigInt64Array | Float64Array | Float32Array | Uint16Array
+type TokenArray =
+  | Uint8Array
+  | Int8Array
+  | Int16Array
+  | Int32Array
+  | BigInt64Array
+  | Float64Array
+  | Float32Array
+  | Uint16Array
 
 const tokenArray = (dtype: DType, buffer: ArrayBufferLike, byteOffset: number, length: number): TokenArray => {
   switch (dtype) {
@@ -282,7 +290,9 @@ export const decodeIndex = (file: string, bytes: Uint8Array, binBytes?: number):
   if (buf.length !== expected) {
     corrupt(`size ${buf.length} bytes does not match ${s} sequences and ${d} document indices (${expected} bytes)`)
   }
-  const copy = (offset: number, length: number): ArrayBuffer => bytes.slice(offset, offset + length).buffer
+  // Uint8Array's slice copies (Buffer's would not), giving aligned, private buffers.
+  const copy = (offset: number, length: number): ArrayBufferLike =>
+    Uint8Array.prototype.slice.call(bytes, offset, offset + length).buffer
   const sequenceLengths = new Int32Array(copy(HEADER_SIZE, 4 * s))
   const pointers64 = new BigInt64Array(copy(HEADER_SIZE + 4 * s, 8 * s))
   const docs64 = new BigInt64Array(copy(HEADER_SIZE + 12 * s, 8 * d))
@@ -293,7 +303,9 @@ export const decodeIndex = (file: string, bytes: Uint8Array, binBytes?: number):
   for (let i = 0; i < s; i++) {
     const len = sequenceLengths[i] as number
     if (len < 0) corrupt(`sequence ${i} has negative length ${len}`)
-    if (sequencePointers[i] !== pointer) corrupt(`sequence ${i} points at byte ${sequencePointers[i]}, expected ${pointer}`)
+    if (sequencePointers[i] !== pointer) {
+      corrupt(`sequence ${i} points at byte ${sequencePointers[i]}, expected ${pointer}`)
+    }
     pointer += len * size
   }
   if (d < 1 || documentIndices[0] !== 0) corrupt("document indices must start with 0")
@@ -301,7 +313,9 @@ export const decodeIndex = (file: string, bytes: Uint8Array, binBytes?: number):
     const v = documentIndices[k] as number
     if (v < (documentIndices[k - 1] as number) || v > s) corrupt(`document index ${k} (${v}) is out of order or range`)
   }
-  if (documentIndices[d - 1] !== s) corrupt(`last document index ${documentIndices[d - 1]} is not the sequence count ${s}`)
+  if (documentIndices[d - 1] !== s) {
+    corrupt(`last document index ${documentIndices[d - 1]} is not the sequence count ${s}`)
+  }
   if (binBytes !== undefined && binBytes !== pointer) {
     corrupt(`the .bin has ${binBytes} bytes but the index describes ${pointer}`)
   }
@@ -320,11 +334,14 @@ const fileSize = (file: string): Effect.Effect<number, IndexedDatasetError> =>
     catch: (e) => new IndexedDatasetError({ path: file, reason: `cannot stat: ${(e as Error).message}` })
   })
 
-const decode = (file: string, bytes: Buffer, binBytes: number): Effect.Effect<IndexedDatasetIndex, IndexedDatasetError> =>
+const decode = (
+  file: string,
+  bytes: Buffer,
+  binBytes: number
+): Effect.Effect<IndexedDatasetIndex, IndexedDatasetError> =>
   Effect.try({
     try: () => decodeIndex(file, bytes, binBytes),
-    catch: (e) =>
-      e instanceof IndexedDatasetError ? e : new IndexedDatasetError({ path: file, reason: String(e) })
+    catch: (e) => e instanceof IndexedDatasetError ? e : new IndexedDatasetError({ path: file, reason: String(e) })
   })
 
 /** Reads only the index of PREFIX (validated against the size of PREFIX.bin). */
@@ -341,7 +358,12 @@ export const readIndexedDataset = (prefix: string): Effect.Effect<IndexedDataset
     const index = yield* decode(idxPath(prefix), yield* readFile(idxPath(prefix)), bin.length)
     const size = DTYPE_SIZE[index.dtype]
     // Copy so the typed array is aligned whatever Buffer pooling did.
-    const tokens = tokenArray(index.dtype, bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.length), 0, bin.length / size)
+    const tokens = tokenArray(
+      index.dtype,
+      bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.length),
+      0,
+      bin.length / size
+    )
     return {
       ...index,
       prefix,
@@ -361,7 +383,10 @@ export const readIndexedDataset = (prefix: string): Effect.Effect<IndexedDataset
 export const mergeIndexedDatasets = (
   prefixes: ReadonlyArray<string>,
   outPrefix: string
-): Effect.Effect<{ readonly sequences: number; readonly documents: number; readonly dtype: DType }, IndexedDatasetError> =>
+): Effect.Effect<
+  { readonly sequences: number; readonly documents: number; readonly dtype: DType },
+  IndexedDatasetError
+> =>
   Effect.gen(function*() {
     if (prefixes.length === 0) return yield* new IndexedDatasetError({ path: outPrefix, reason: "nothing to merge" })
     const indices: Array<IndexedDatasetIndex> = []

@@ -7,6 +7,11 @@ export class TokenBuffer {
     this.ids = new Uint32Array(capacity)
   }
 
+  /** Makes room for `extra` more ids. */
+  reserve(extra: number): void {
+    if (this.length + extra > this.ids.length) this.grow(this.length + extra)
+  }
+
   private grow(needed: number): void {
     let capacity = this.ids.length * 2
     while (capacity < needed) capacity *= 2

@@ -10,6 +10,7 @@ import * as fs from "node:fs/promises"
 import { MergeTable, mergeWord } from "./bpe.ts"
 import { BYTE_TO_CHAR, CHAR_TO_BYTE } from "./byteLevel.ts"
 import { TokenizerLoadError } from "./errors.ts"
+import { MAX_IDS, MAX_KEY_CHARS, PieceCache } from "./PieceCache.ts"
 import { TokenBuffer } from "./TokenBuffer.ts"
 import { type NormalizationForm, parseTokenizerJson, type TokenizerSpec } from "./tokenizerJson.ts"
 import { CODE_POINT_CLASS, WHITESPACE } from "./unicodeClasses.ts"
@@ -19,12 +20,11 @@ export interface LoadOptions {
   readonly eodToken?: string
 }
 
+const LONG_CACHE_LIMIT = 1 << 16
+/** Longer pieces (base64 blobs, long runs) are rarely repeated. */
+const LONG_CACHE_MAX_PIECE = 256
 const APOSTROPHE = 0x27
 const SPACE = 0x20
-/** Cleared when full: keeps memory bounded on adversarial input, costs nothing on natural text. */
-const CACHE_LIMIT = 1 << 18
-/** Longer pieces are rare and would bloat the cache. */
-const CACHE_MAX_PIECE = 64
 
 const BEYOND_U02FF = /[\u0300-\uffff]/
 
@@ -70,7 +70,8 @@ export class ByteLevelBpe {
   private readonly normalizedAdded: RegExp | undefined
   private readonly byteIds: Int32Array
   private readonly merges: MergeTable
-  private readonly cache = new Map<string, number | Uint32Array>()
+  private readonly cache = new PieceCache()
+  private readonly longCache = new Map<string, Int32Array>()
   private scratchBytes = new Uint8Array(256)
   private scratchIds = new Int32Array(256)
   private readonly utf8 = new TextEncoder()
@@ -253,45 +254,73 @@ export class ByteLevelBpe {
   }
 
   private encodePiece(s: string, start: number, end: number, out: TokenBuffer): void {
-    const key = start === 0 && end === s.length ? s : s.slice(start, end)
-    const cached = this.cache.get(key)
-    if (cached !== undefined) {
-      if (typeof cached === "number") out.push(cached)
-      else out.pushAll(cached)
+    if (end - start <= MAX_KEY_CHARS) {
+      const cache = this.cache
+      const hash = PieceCache.hash(s, start, end)
+      let base = cache.find(s, start, end, hash)
+      if (base < 0) {
+        // Short pieces with many ids (digits, CJK) live in the Map cache.
+        if (this.longCache.size > 0 && this.longCache.has(s.slice(start, end))) {
+          return this.encodeLongPiece(s, start, end, out)
+        }
+        const n = this.bpe(s, start, end)
+        if (n > MAX_IDS) return this.encodeLongPiece(s, start, end, out, n)
+        base = cache.insert(s, start, end, hash, base, this.scratchIds, n)
+      }
+      const count = cache.idCount(base)
+      let at = out.length
+      if (at + count > out.ids.length) out.reserve(count)
+      const dst = out.ids
+      const table = cache.front
+      const from = cache.idsAt(base)
+      for (let k = 0; k < count; k++) dst[at++] = table[from + k] as number
+      out.length = at
       return
     }
-    const ids = this.bpe(key)
-    if (key.length <= CACHE_MAX_PIECE) {
-      if (this.cache.size >= CACHE_LIMIT) this.cache.clear()
-      this.cache.set(key, ids.length === 1 ? ids[0] as number : ids)
+    this.encodeLongPiece(s, start, end, out)
+  }
+
+  /** Pieces too long for the inline cache (about 1% of natural text) go through a Map. */
+  private encodeLongPiece(s: string, start: number, end: number, out: TokenBuffer, computed = -1): void {
+    const key = s.slice(start, end)
+    let ids = computed < 0 ? this.longCache.get(key) : undefined
+    if (ids === undefined) {
+      const n = computed < 0 ? this.bpe(s, start, end) : computed
+      ids = this.scratchIds.slice(0, n)
+      if (key.length <= LONG_CACHE_MAX_PIECE) {
+        if (this.longCache.size >= LONG_CACHE_LIMIT) this.longCache.clear()
+        this.longCache.set(key, ids)
+      }
     }
     out.pushAll(ids)
   }
 
-  private bpe(piece: string): Uint32Array {
+  /** BPE of `s[start, end)` into scratchIds; returns the id count. */
+  private bpe(s: string, start: number, end: number): number {
+    const piece = s.slice(start, end)
     if (this.scratchBytes.length < piece.length * 3) {
       this.scratchBytes = new Uint8Array(piece.length * 3)
       this.scratchIds = new Int32Array(piece.length * 3)
     }
     const { written } = this.utf8.encodeInto(piece, this.scratchBytes)
     const bytes = this.scratchBytes
+    const ids = this.scratchIds
     if (this.ignoreMerges) {
       let symbols = ""
       for (let i = 0; i < written; i++) symbols += BYTE_TO_CHAR[bytes[i] as number]
       const whole = this.vocab.get(symbols)
-      if (whole !== undefined) return Uint32Array.of(whole)
+      if (whole !== undefined) {
+        ids[0] = whole
+        return 1
+      }
     }
-    const ids = this.scratchIds
     let n = 0
     for (let i = 0; i < written; i++) {
       const id = this.byteIds[bytes[i] as number] as number
       // Without an unk token HF silently drops symbols missing from the vocabulary.
       if (id >= 0) ids[n++] = id
     }
-    n = mergeWord(this.merges, ids, n)
-    const result = new Uint32Array(n)
-    for (let i = 0; i < n; i++) result[i] = ids[i] as number
-    return result
+    return mergeWord(this.merges, ids, n)
   }
 
   /** Text of `ids` as HF decode(ids, skip_special_tokens=false) with the ByteLevel decoder. */
