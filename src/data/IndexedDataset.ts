@@ -9,7 +9,7 @@
  * complete (.bin first, then .idx, since readers open the .idx), so a failed run never leaves a
  * half-written dataset under the final names.
  */
-import { Data, Effect, Schema } from "effect"
+import { Data, Effect, Schema, type Scope } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 
@@ -245,7 +245,7 @@ export class IndexedDatasetWriter {
 export const makeIndexedDatasetWriter = (
   prefix: string,
   dtype: DType
-): Effect.Effect<IndexedDatasetWriter, IndexedDatasetError, import("effect").Scope.Scope> =>
+): Effect.Effect<IndexedDatasetWriter, IndexedDatasetError, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.try({
       try: () => new IndexedDatasetWriter(prefix, dtype),
