@@ -79,7 +79,7 @@ const tokenArray = (dtype: DType, buffer: ArrayBufferLike, byteOffset: number, l
     case "int32":
       return new Int32Array(buffer, byteOffset, length)
     case "int64":
-      return new BigInt64Array(buffer, byteOffset, length)
+      throw new Error("int64 token datasets are not supported")
     case "float64":
       return new Float64Array(buffer, byteOffset, length)
     case "float32":
@@ -356,6 +356,9 @@ export const readIndexedDataset = (prefix: string): Effect.Effect<IndexedDataset
   Effect.gen(function*() {
     const bin = yield* readFile(binPath(prefix))
     const index = yield* decode(idxPath(prefix), yield* readFile(idxPath(prefix)), bin.length)
+    if (index.dtype === "int64") {
+      return yield* new IndexedDatasetError({ path: binPath(prefix), reason: "int64 token datasets are not supported" })
+    }
     const size = DTYPE_SIZE[index.dtype]
     // Copy so the typed array is aligned whatever Buffer pooling did.
     const tokens = tokenArray(
