@@ -58,15 +58,8 @@ export class IndexedDatasetError extends Data.TaggedError("IndexedDatasetError")
   }
 }
 
-type TokenArray =
-  | Uint8Array
-  | Int8Array
-  | Int16Array
-  | Int32Array
-  | BigInt64Array
-  | Float64Array
-  | Float32Array
-  | Uint16Array
+/** int64 token files are valid Megatron but never used for tokens; the reader refuses them. */
+export type TokenArray = Uint8Array | Int8Array | Int16Array | Int32Array | Float64Array | Float32Array | Uint16Array
 
 const tokenArray = (dtype: DType, buffer: ArrayBufferLike, byteOffset: number, length: number): TokenArray => {
   switch (dtype) {
