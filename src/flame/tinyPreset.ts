@@ -11,7 +11,11 @@
  * - relative training length (save intervals / 100), and exactly 10 checkpoints per model.
  * What changes: hidden sizes / 16 (rounded to a multiple of the 16 heads, at least 16), the vocabulary of the
  * bundled fixture tokenizer (2560 entries, padded like Megatron to a multiple of 128), 64-token sequences and
- * 8-sequence batches. All of it is parametric: the engine owner tunes `TinyOptions` against measured times.
+ * 8-sequence batches. With the defaults the seven trainings total about 1.5e12 FLOPs by 6 N D (the 1.7b
+ * counterpart, 2.7M active / 12.5M total parameters, is 60% of it): a few minutes at the 5-10 GFLOP/s a
+ * 2-core CPU worker can sustain on such small matrices. 10-shot prompts are longer than 64 tokens, so the
+ * evaluation relies on the harness's left truncation (`scoringWindow` in src/eval/encoding.ts).
+ * All of it is parametric: the engine owner tunes `TinyOptions` against measured times.
  */
 import { architecture } from "./architecture.ts"
 import { denseFirstLayerFreq } from "./moeLayerFreq.ts"
