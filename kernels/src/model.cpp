@@ -225,7 +225,8 @@ StepResult Model::step(const int32_t* inputs, const int32_t* targets, int B, int
     std::fill(A.dxn.begin(), A.dxn.end(), 0);
     if (!m.moeLayers[l]) {
       int F = (int)m.ffnHiddenSize;
-      std::vector<real> dact((size_t)T * F), dh1((size_t)T * 2 * F);
+      a.dact.resize((size_t)T * F); a.dh1.resize((size_t)T * 2 * F);
+      std::vector<real>& dact = a.dact; std::vector<real>& dh1 = a.dh1;
       gemm<real>(false, false, T, F, h, A.dres.data(), h, w.fc2, F, dact.data(), F, false);
       gemm<real>(true, false, h, F, T, A.dres.data(), h, a.act.data(), F, g.fc2, F, true);
       swiglu_backward(dh1.data(), dact.data(), a.h1.data(), T, F);

@@ -65,7 +65,7 @@ class Model {
 
  private:
   struct LayerActs {
-    std::vector<real> x_in, rstd1, xn1, qkv, att, lse, x_mid, rstd2, xn2, h1, act;
+    std::vector<real> x_in, rstd1, xn1, qkv, att, lse, x_mid, rstd2, xn2, h1, act, dact, dh1;
     cpu::MoeActs moe;
   };
   struct Acts {

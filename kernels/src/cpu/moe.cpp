@@ -2,6 +2,7 @@
 #include "ops/moe.h"
 #include "ops/swiglu.h"
 #include "cpu/gemm.h"
+#include <algorithm>
 #include <cstring>
 namespace flame { namespace cpu {
 
@@ -46,16 +47,20 @@ void moe_forward(real* out, MoeActs& a, const real* x, const MoeWeights& w, cons
     gemm<real>(false, true, T, h, d.s, a.sact.data(), d.s, w.sfc2, d.s, out, h, false);
   }
   // combine: out[t] = sum_j gate * y[row(t,j)] (slot order) + shared[t]
-#pragma omp parallel for schedule(static)
+#pragma omp parallel
+  {
+  std::vector<real> acc(h);  // keeps the sum order: experts first, then shared
+#pragma omp for schedule(static)
   for (int t = 0; t < T; t++) {
     real* o = out + (size_t)t * h;
-    std::vector<real> acc(h, 0);  // small; keeps the sum order: experts first, then shared
+    std::fill(acc.begin(), acc.end(), (real)0);
     for (int j = 0; j < k; j++) {
       real g = a.gate[(size_t)t * k + j]; const real* y = &a.y[(size_t)a.tokRow[(size_t)t * k + j] * h];
       for (int c = 0; c < h; c++) acc[c] += g * y[c];
     }
     if (d.s > 0) for (int c = 0; c < h; c++) o[c] = acc[c] + o[c];
     else for (int c = 0; c < h; c++) o[c] = acc[c];
+  }
   }
 }
 
@@ -64,7 +69,8 @@ void moe_backward(real* dx, const MoeGrads& g, const real* dout, const real* x, 
   const int T = d.T, h = d.h, E = d.E, k = d.k, f = d.f, Tk = T * k;
   // shared expert
   if (d.s > 0) {
-    std::vector<real> dsa((size_t)T * d.s), dsh((size_t)T * 2 * d.s);
+    a.dsa.resize((size_t)T * d.s); a.dsh.resize((size_t)T * 2 * d.s);
+    std::vector<real>& dsa = a.dsa; std::vector<real>& dsh = a.dsh;
     gemm<real>(false, false, T, d.s, h, dout, h, w.sfc2, d.s, dsa.data(), d.s, false);
     gemm<real>(true, false, h, d.s, T, dout, h, a.sact.data(), d.s, g.sfc2, d.s, true);
     swiglu_backward(dsh.data(), dsa.data(), a.sh1.data(), T, d.s);
@@ -72,7 +78,8 @@ void moe_backward(real* dx, const MoeGrads& g, const real* dout, const real* x, 
     gemm<real>(false, false, T, h, 2 * d.s, dsh.data(), 2 * d.s, w.sfc1, h, dx, h, true);
   }
   // gate gradients and the gated output gradient per grouped row
-  std::vector<real> dgate((size_t)Tk), dy((size_t)Tk * h);
+  a.dgate.resize((size_t)Tk); a.dy.resize((size_t)Tk * h);
+  std::vector<real>& dgate = a.dgate; std::vector<real>& dy = a.dy;
 #pragma omp parallel for schedule(static)
   for (int t = 0; t < T; t++) {
     const real* dot = dout + (size_t)t * h;
@@ -84,7 +91,8 @@ void moe_backward(real* dx, const MoeGrads& g, const real* dout, const real* x, 
     }
   }
   // experts: reuse xg as dx per grouped row once the weight gradient has consumed it
-  std::vector<real> dxg((size_t)Tk * h);
+  a.dxg.resize((size_t)Tk * h);
+  std::vector<real>& dxg = a.dxg;
 #pragma omp parallel
   {
     std::vector<real> dact, dh1;
@@ -108,7 +116,8 @@ void moe_backward(real* dx, const MoeGrads& g, const real* dout, const real* x, 
     for (int j = 0; j < k; j++) { const real* s = &dxg[(size_t)a.tokRow[(size_t)t * k + j] * h]; for (int c = 0; c < h; c++) o[c] += s[c]; }
   }
   // router
-  std::vector<real> dlogits((size_t)T * E);
+  a.dlogits.resize((size_t)T * E);
+  std::vector<real>& dlogits = a.dlogits;
   router_backward(dlogits.data(), a.probs.data(), a.lse.data(), a.idx.data(), dgate.data(), a.counts.data(), T, E, k,
                   d.auxCoeff, d.zCoeff, lossScale);
   gemm<real>(true, false, E, h, T, dlogits.data(), E, x, h, g.router, h, true);

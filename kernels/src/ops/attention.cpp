@@ -1,5 +1,6 @@
 #include "ops/attention.h"
 #include <cmath>
+#include "ops/fastexp.h"
 #include <vector>
 namespace flame { namespace ref {
 
@@ -60,30 +61,57 @@ void attention_backward(real* dqkv, const real* dout, const real* qkv, int B, in
 
 namespace flame { namespace cpu {
 
+// Per (batch, head) the head's Q, K^T and V^T are copied into contiguous scratch so every inner
+// loop runs over key positions j with unit stride (vectorises even for head dims of 8).
+namespace {
+struct HeadScratch {
+  std::vector<real> q, kt, vt, s, p, dp, dkt, dvt;
+  void load(const real* qkv, int b, int hd, int S, int h, int d) {
+    q.resize((size_t)S * d); kt.resize((size_t)d * S); vt.resize((size_t)d * S);
+    s.resize(S); p.resize(S); dp.resize(S);
+    const real* base = qkv + (size_t)b * S * 3 * h;
+    for (int j = 0; j < S; j++) {
+      const real* r = base + (size_t)j * 3 * h + hd * d;
+      for (int c = 0; c < d; c++) { q[(size_t)j * d + c] = r[c]; kt[(size_t)c * S + j] = r[h + c]; vt[(size_t)c * S + j] = r[2 * h + c]; }
+    }
+  }
+  // s[j] = scale * q_i . k_j for j <= i
+  void scores(int i, int S, int d, real scale) {
+    real* sp = s.data(); const real* qi = &q[(size_t)i * d];
+    for (int j = 0; j <= i; j++) sp[j] = 0;
+    for (int c = 0; c < d; c++) {
+      const real* kc = &kt[(size_t)c * S]; real qc = qi[c] * scale;
+#pragma omp simd
+      for (int j = 0; j <= i; j++) sp[j] += qc * kc[j];
+    }
+  }
+};
+}  // namespace
+
 void attention_forward(real* out, real* lse, const real* qkv, int B, int S, int H, int d) {
   int h = H * d; real scale = (real)(1.0 / std::sqrt((double)d));
 #pragma omp parallel
   {
-    std::vector<real> p(S);
+    HeadScratch w;
 #pragma omp for schedule(dynamic, 1)
     for (int bh = 0; bh < B * H; bh++) {
       int b = bh / H, hd = bh % H;
-      const real* base = qkv + (size_t)b * S * 3 * h;
+      w.load(qkv, b, hd, S, h, d);
       for (int i = 0; i < S; i++) {
-        const real* q = base + (size_t)i * 3 * h + hd * d;
-        real m = -INFINITY;
-        for (int j = 0; j <= i; j++) {
-          const real* k = base + (size_t)j * 3 * h + h + hd * d;
-          real s = 0; for (int c = 0; c < d; c++) s += q[c] * k[c];
-          s *= scale; p[j] = s; m = s > m ? s : m;
-        }
-        real l = 0; for (int j = 0; j <= i; j++) { p[j] = std::exp(p[j] - m); l += p[j]; }
+        w.scores(i, S, d, scale);
+        real* sp = w.s.data(); real m = sp[0];
+#pragma omp simd reduction(max : m)
+        for (int j = 0; j <= i; j++) m = sp[j] > m ? sp[j] : m;
+        real l = 0;
+#pragma omp simd reduction(+ : l)
+        for (int j = 0; j <= i; j++) { sp[j] = fexp(sp[j] - m); l += sp[j]; }
         real inv = (real)1 / l;
         real* o = out + (size_t)(b * S + i) * h + hd * d;
-        for (int c = 0; c < d; c++) o[c] = 0;
-        for (int j = 0; j <= i; j++) {
-          const real* v = base + (size_t)j * 3 * h + 2 * h + hd * d; real w = p[j] * inv;
-          for (int c = 0; c < d; c++) o[c] += w * v[c];
+        for (int c = 0; c < d; c++) {
+          const real* vc = &w.vt[(size_t)c * S]; real acc = 0;
+#pragma omp simd reduction(+ : acc)
+          for (int j = 0; j <= i; j++) acc += sp[j] * vc[j];
+          o[c] = acc * inv;
         }
         lse[(size_t)bh * S + i] = m + std::log(l);
       }
@@ -95,36 +123,42 @@ void attention_backward(real* dqkv, const real* dout, const real* qkv, const rea
   int h = H * d; real scale = (real)(1.0 / std::sqrt((double)d));
 #pragma omp parallel
   {
-    std::vector<real> p(S), dk((size_t)S * d), dv((size_t)S * d), dq(d);
+    HeadScratch w;
 #pragma omp for schedule(dynamic, 1)
     for (int bh = 0; bh < B * H; bh++) {
       int b = bh / H, hd = bh % H;
-      const real* base = qkv + (size_t)b * S * 3 * h;
-      for (size_t i = 0; i < (size_t)S * d; i++) dk[i] = dv[i] = 0;
+      w.load(qkv, b, hd, S, h, d);
+      w.dkt.assign((size_t)d * S, 0); w.dvt.assign((size_t)d * S, 0);
       for (int i = 0; i < S; i++) {
-        const real* q = base + (size_t)i * 3 * h + hd * d;
         const real* dO = dout + (size_t)(b * S + i) * h + hd * d;
         const real* O = out + (size_t)(b * S + i) * h + hd * d;
         real D = 0; for (int c = 0; c < d; c++) D += dO[c] * O[c];
         real L = lse[(size_t)bh * S + i];
-        for (int c = 0; c < d; c++) dq[c] = 0;
-        for (int j = 0; j <= i; j++) {
-          const real* k = base + (size_t)j * 3 * h + h + hd * d;
-          const real* v = base + (size_t)j * 3 * h + 2 * h + hd * d;
-          real s = 0, dp = 0;
-          for (int c = 0; c < d; c++) { s += q[c] * k[c]; dp += dO[c] * v[c]; }
-          real pj = std::exp(s * scale - L);
-          real ds = pj * (dp - D) * scale;
-          real* dkj = dk.data() + (size_t)j * d; real* dvj = dv.data() + (size_t)j * d;
-          for (int c = 0; c < d; c++) { dq[c] += ds * k[c]; dkj[c] += ds * q[c]; dvj[c] += pj * dO[c]; }
+        w.scores(i, S, d, scale);
+        real* sp = w.s.data(); real* dp = w.dp.data();
+        for (int j = 0; j <= i; j++) dp[j] = 0;
+        for (int c = 0; c < d; c++) {
+          const real* vc = &w.vt[(size_t)c * S]; real g = dO[c];
+#pragma omp simd
+          for (int j = 0; j <= i; j++) dp[j] += g * vc[j];
         }
+        // sp <- p_j, dp <- ds_j = p_j (dp_j - D) * scale
+#pragma omp simd
+        for (int j = 0; j <= i; j++) { real pj = fexp(sp[j] - L); sp[j] = pj; dp[j] = pj * (dp[j] - D) * scale; }
         real* dqo = dqkv + (size_t)(b * S + i) * 3 * h + hd * d;
-        for (int c = 0; c < d; c++) dqo[c] = dq[c];
+        const real* qi = &w.q[(size_t)i * d];
+        for (int c = 0; c < d; c++) {
+          const real* kc = &w.kt[(size_t)c * S]; real* dkc = &w.dkt[(size_t)c * S]; real* dvc = &w.dvt[(size_t)c * S];
+          real acc = 0, qc = qi[c], g = dO[c];
+#pragma omp simd reduction(+ : acc)
+          for (int j = 0; j <= i; j++) { acc += dp[j] * kc[j]; dkc[j] += dp[j] * qc; dvc[j] += sp[j] * g; }
+          dqo[c] = acc;
+        }
       }
       for (int j = 0; j < S; j++) {
         real* dko = dqkv + (size_t)(b * S + j) * 3 * h + h + hd * d;
         real* dvo = dqkv + (size_t)(b * S + j) * 3 * h + 2 * h + hd * d;
-        for (int c = 0; c < d; c++) { dko[c] = dk[(size_t)j * d + c]; dvo[c] = dv[(size_t)j * d + c]; }
+        for (int c = 0; c < d; c++) { dko[c] = w.dkt[(size_t)c * S + j]; dvo[c] = w.dvt[(size_t)c * S + j]; }
       }
     }
   }

@@ -31,6 +31,7 @@ struct MoeActs {
   std::vector<int32_t> rowTok, tokRow;             // grouped row -> token; (t,j) -> grouped row
   std::vector<real> xg, h1, act, y;                // [Tk,h] [Tk,2f] [Tk,f] [Tk,h] grouped by expert
   std::vector<real> sh1, sact;                     // shared expert [T,2s] [T,s]
+  std::vector<real> dgate, dy, dxg, dlogits, dsa, dsh;  // backward scratch, kept to avoid re-allocation
   RouterLosses losses;
 };
 // Tokens are sorted by expert (counting sort, stable in (token, slot) order) and each expert runs

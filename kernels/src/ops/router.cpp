@@ -1,5 +1,6 @@
 #include "ops/router.h"
 #include <cmath>
+#include "ops/fastexp.h"
 #include <vector>
 namespace flame {
 
@@ -9,7 +10,7 @@ RouterLosses router_forward(const real* logits, real* probs, real* lse, int32_t*
   for (int t = 0; t < T; t++) {
     const real* l = logits + (size_t)t * E; real* p = probs + (size_t)t * E;
     real m = l[0]; for (int e = 1; e < E; e++) m = l[e] > m ? l[e] : m;
-    real s = 0; for (int e = 0; e < E; e++) { p[e] = std::exp(l[e] - m); s += p[e]; }
+    real s = 0; for (int e = 0; e < E; e++) { p[e] = fexp(l[e] - m); s += p[e]; }
     real inv = (real)1 / s; for (int e = 0; e < E; e++) p[e] *= inv;
     lse[t] = m + std::log(s);
     // top-k by repeated arg-max; strict '>' keeps the lower id on ties

@@ -1,7 +1,8 @@
 #include "ops/swiglu.h"
 #include <cmath>
+#include "ops/fastexp.h"
 namespace flame {
-static inline real sigmoid(real x) { return (real)1 / ((real)1 + std::exp(-x)); }
+static inline real sigmoid(real x) { return (real)1 / ((real)1 + fexp(-x)); }
 static inline void fwd_row(real* a, const real* h, int f) {
   for (int j = 0; j < f; j++) { real x0 = h[j]; a[j] = x0 * sigmoid(x0) * h[f + j]; }
 }
