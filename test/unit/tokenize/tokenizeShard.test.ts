@@ -1,0 +1,185 @@
+import { Effect, Either } from "effect"
+import { spawnSync } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { Tokenizer } from "tokenizers"
+import { describe, expect, it } from "vitest"
+import { readIndexedDataset } from "../../../src/data/IndexedDataset.ts"
+import type { BadInputError } from "../../../src/tokenize/errors.ts"
+import { tokenizerFromJson } from "../../../src/tokenize/Tokenizer.ts"
+import { tokenizeShard, type TokenizeShardOptions } from "../../../src/tokenize/tokenizeShard.ts"
+import { adversarialDocuments } from "./adversarial.ts"
+
+const FIXTURE = path.join(import.meta.dirname, "..", "..", "..", "fixtures", "tokenizer", "tokenizer.json")
+const tokenizer = Either.getOrThrow(tokenizerFromJson(fs.readFileSync(FIXTURE), FIXTURE))
+const oracle = Tokenizer.fromFile(FIXTURE)
+const hasZstd = spawnSync("zstd", ["--version"], { stdio: "ignore" }).status === 0
+
+const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), "shard-"))
+const line = (text: unknown, extra: Record<string, unknown> = {}): string =>
+  JSON.stringify({ url: "https://example.org/", text, metadata: { a: 1 }, ...extra })
+
+const run = (input: string, outputPrefix: string, extra: Partial<TokenizeShardOptions> = {}) =>
+  Effect.runPromise(Effect.either(tokenizeShard({ input, tokenizer, outputPrefix, ...extra })))
+
+const zstdCompress = (file: string, data: string | Buffer): void => {
+  const r = spawnSync("zstd", ["-q", "-c", "-3"], { input: data })
+  fs.writeFileSync(file, r.stdout)
+}
+
+const badError = (r: Either.Either<unknown, unknown>): BadInputError => {
+  if (Either.isRight(r)) throw new Error("expected a failure")
+  return r.left as BadInputError
+}
+
+describe("tokenizeShard", () => {
+  it("writes what preprocess_data --append-eod writes (oracle ids + EOD, empty docs skipped)", async () => {
+    const dir = tmp()
+    const docs = ["", ...adversarialDocuments(5, 300), "", "plain text"]
+    const input = path.join(dir, "shard.jsonl")
+    fs.writeFileSync(input, docs.map((d) => line(d)).join("\n") + "\n")
+    const out = path.join(dir, "out", "shard_text_document")
+    const stats = Either.getOrThrow(await run(input, out))
+    const expected = (await oracle.encodeBatch(docs)).map((e) => e.getIds())
+    const nonEmpty = expected.filter((ids) => ids.length > 0).map((ids) => [...ids, 0])
+    const ds = await Effect.runPromise(readIndexedDataset(out))
+    expect(ds.dtype).toBe("uint16")
+    expect(ds.documentCount).toBe(docs.length)
+    expect(ds.sequenceLengths.length).toBe(nonEmpty.length)
+    nonEmpty.forEach((ids, i) => expect(Array.from(ds.sequence(i))).toEqual(ids))
+    // Document indices repeat at empty documents.
+    const docIdx: Array<number> = [0]
+    for (const ids of expected) docIdx.push((docIdx.at(-1) as number) + (ids.length > 0 ? 1 : 0))
+    expect(Array.from(ds.documentIndices)).toEqual(docIdx)
+    expect(stats).toEqual({
+      documents: docs.length,
+      emptyDocuments: expected.length - nonEmpty.length,
+      tokens: nonEmpty.reduce((a, ids) => a + ids.length, 0),
+      bytesIn: fs.statSync(input).size,
+      badLines: { count: 0, firstLines: [] },
+      truncatedInput: false
+    })
+    expect(fs.readdirSync(path.dirname(out)).sort()).toEqual(["shard_text_document.bin", "shard_text_document.idx"])
+  })
+
+  it.skipIf(!hasZstd)(
+    "reads .jsonl.zst, .jsonl.zstd and zstd by magic, with every decoder, to the same bytes",
+    async () => {
+      const dir = tmp()
+      const jsonl = adversarialDocuments(6, 200).map((d) => line(d)).join("\n") + "\n"
+      fs.writeFileSync(path.join(dir, "a.jsonl"), jsonl)
+      zstdCompress(path.join(dir, "b.jsonl.zst"), jsonl)
+      zstdCompress(path.join(dir, "c.jsonl.zstd"), jsonl)
+      zstdCompress(path.join(dir, "d.jsonl"), jsonl)
+      const outputs: Array<Buffer> = []
+      for (
+        const [name, zstd] of [["a.jsonl", "auto"], ["b.jsonl.zst", "cli"], ["c.jsonl.zstd", "js"], [
+          "d.jsonl",
+          "auto"
+        ]] as const
+      ) {
+        const stats = Either.getOrThrow(await run(path.join(dir, name), path.join(dir, `o-${name}`), { zstd }))
+        expect(stats.bytesIn).toBe(Buffer.byteLength(jsonl))
+        outputs.push(
+          Buffer.concat([
+            fs.readFileSync(path.join(dir, `o-${name}.bin`)),
+            fs.readFileSync(path.join(dir, `o-${name}.idx`))
+          ])
+        )
+      }
+      for (const o of outputs) expect(o.equals(outputs[0] as Buffer)).toBe(true)
+    }
+  )
+
+  it("tolerates CRLF, a last line without newline, extra fields and Python's NaN", async () => {
+    const dir = tmp()
+    const input = path.join(dir, "s.jsonl")
+    fs.writeFileSync(input, `${line("a b")}\r\n{"score": NaN, "text": "NaN inside", "x": -Infinity}\n${line("end")}`)
+    const stats = Either.getOrThrow(await run(input, path.join(dir, "o")))
+    expect(stats.documents).toBe(3)
+    const ds = await Effect.runPromise(readIndexedDataset(path.join(dir, "o")))
+    expect(tokenizer.decode(ds.sequence(1))).toBe("NaN inside<|endoftext|>")
+  })
+
+  const badCases: Array<[string, Buffer, string]> = [
+    ["malformed JSON", Buffer.from(`${line("ok")}\n${line("ok")}\n{"text": "unterminated\n`), "malformed JSON"],
+    ["a blank line", Buffer.from(`${line("ok")}\n${line("ok")}\n\n`), "malformed JSON"],
+    ["missing text", Buffer.from(`${line("ok")}\n${line("ok")}\n{"url": "x"}\n`), "missing or non-string text"],
+    ["non-string text", Buffer.from(`${line("ok")}\n${line("ok")}\n${line(42)}\n`), "missing or non-string text"],
+    ["a JSON array", Buffer.from(`${line("ok")}\n${line("ok")}\n["text"]\n`), "not a JSON object"],
+    [
+      "a lone surrogate",
+      Buffer.from(`${line("ok")}\n${line("ok")}\n{"text": "a\\ud800b"}\n`),
+      "lone surrogate in text"
+    ],
+    [
+      "invalid UTF-8",
+      Buffer.concat([
+        Buffer.from(`${line("ok")}\n${line("ok")}\n{"text": "`),
+        Buffer.from([0xc3, 0x28]),
+        Buffer.from(`"}\n`)
+      ]),
+      "invalid UTF-8"
+    ]
+  ]
+
+  for (const [name, content, reason] of badCases) {
+    it(`fails on ${name} with file and line, leaving nothing behind`, async () => {
+      const dir = tmp()
+      const input = path.join(dir, "bad.jsonl")
+      fs.writeFileSync(input, Buffer.concat([content, Buffer.from(`${line("after")}\n`)]))
+      const error = badError(await run(input, path.join(dir, "out", "o")))
+      expect(error._tag).toBe("BadInputError")
+      expect({ file: error.file, line: error.line, reason: error.reason }).toEqual({ file: input, line: 3, reason })
+      expect(error.message).toContain(`${input}:3: ${reason}`)
+      expect(fs.readdirSync(path.join(dir, "out"))).toEqual([])
+
+      const stats = Either.getOrThrow(await run(input, path.join(dir, "out", "o"), { onBadLine: "skip" }))
+      expect(stats.badLines).toEqual({ count: 1, firstLines: [3] })
+      expect(stats.documents).toBe(3)
+      expect(fs.readdirSync(path.join(dir, "out")).sort()).toEqual(["o.bin", "o.idx"])
+    })
+  }
+
+  it("skip mode records the count and the first ten line numbers", async () => {
+    const dir = tmp()
+    const input = path.join(dir, "s.jsonl")
+    const lines = Array.from({ length: 40 }, (_, i) => i % 3 === 1 ? "{oops" : line(`doc ${i}`))
+    fs.writeFileSync(input, lines.join("\n") + "\n")
+    const stats = Either.getOrThrow(await run(input, path.join(dir, "o"), { onBadLine: "skip" }))
+    expect(stats.badLines.count).toBe(13)
+    expect(stats.badLines.firstLines).toEqual([2, 5, 8, 11, 14, 17, 20, 23, 26, 29])
+    expect(stats.documents).toBe(27)
+  })
+
+  for (const zstd of ["js", "cli"] as const) {
+    it.skipIf(!hasZstd)(`detects a truncated zstd stream (${zstd} decoder)`, async () => {
+      const dir = tmp()
+      const jsonl = adversarialDocuments(8, 400).map((d) => line(d)).join("\n") + "\n"
+      const full = path.join(dir, "full.jsonl.zst")
+      zstdCompress(full, jsonl)
+      const bytes = fs.readFileSync(full)
+      const input = path.join(dir, "cut.jsonl.zst")
+      fs.writeFileSync(input, bytes.subarray(0, Math.floor(bytes.length * 0.7)))
+      const error = badError(await run(input, path.join(dir, "out", "o"), { zstd }))
+      expect(error.reason).toBe("truncated zstd stream")
+      expect(error.file).toBe(input)
+      expect(error.line).toBeGreaterThan(1)
+      expect(fs.readdirSync(path.join(dir, "out"))).toEqual([])
+
+      const stats = Either.getOrThrow(await run(input, path.join(dir, "out", "o"), { zstd, onBadLine: "skip" }))
+      expect(stats.truncatedInput).toBe(true)
+      expect(stats.badLines.count).toBe(1)
+      expect(stats.badLines.firstLines).toEqual([error.line])
+      expect(stats.documents).toBe(error.line - 1)
+    })
+  }
+
+  it("reports a missing input as an I/O error", async () => {
+    const dir = tmp()
+    const r = await run(path.join(dir, "nope.jsonl"), path.join(dir, "out", "o"))
+    expect(Either.isLeft(r) && r.left._tag).toBe("ShardIoError")
+    expect(fs.readdirSync(path.join(dir, "out"))).toEqual([])
+  })
+})
