@@ -1,0 +1,273 @@
+/**
+ * scaling-suite: the FLAME-MoE lifecycle for the seven published scales.
+ *
+ *   source/corpus/* -> tokenize/<shard> -> tokenize/merge ─┐
+ *   source/tokenizer ─────────────────────────────────────┤
+ *   source/kernels/* -> compile-kernels ──────────────────┼-> train/<scale> -> checkpoints
+ *                                                         ├-> eval/<scale>/<step>   (per checkpoint)
+ *                                                         ├-> trace/<scale>/<step>  (per checkpoint)
+ *                                                         └-> suite/table
+ *
+ * Presets: `full` is the published configuration (needs the DCLM corpus, pythia's tokenizer.json and
+ * GPUs: --config corpus=DIR_OR_GLOB tokenizer=FILE [tasks=DIR]); `tiny` keeps the same stage graph
+ * and model structure (64 experts, top-6 + shared, dense first layer, 10 checkpoints per model) with
+ * dimensions, vocabulary, sequence length and steps shrunk to run on 2 CPU cores from the bundled
+ * corpus and tokenizer.
+ */
+import { Effect } from "effect"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { PipelineError } from "../src/domain/Errors.ts"
+import { architecture, training } from "../src/flame/architecture.ts"
+import { checkpointSteps } from "../src/flame/checkpoints.ts"
+import { scales } from "../src/flame/scales.ts"
+import type { TinyOptions } from "../src/flame/tinyPreset.ts"
+import { defaultTinyOptions, tinyScales } from "../src/flame/tinyPreset.ts"
+import * as Pipeline from "../src/Pipeline.ts"
+import { fromRoot } from "../src/ProjectRoot.ts"
+import type { StageNode } from "../src/Stage.ts"
+import { node, ref } from "../src/Stage.ts"
+import { evalRequests, evaluate } from "../stages/eval.ts"
+import type { ModelParams } from "../stages/flame/model.ts"
+import { compileKernels } from "../stages/kernels.ts"
+import { source } from "../stages/source.ts"
+import { suiteTable } from "../stages/suiteTable.ts"
+import { mergeDatasetStage, shardName, tokenizeShardStage } from "../stages/tokenize.ts"
+import { trace } from "../stages/trace.ts"
+import { train } from "../stages/train.ts"
+
+/** The tiny preset's shrink, tuned so the whole suite runs on 2 cores in a few minutes. */
+export const tinyOptions: TinyOptions = defaultTinyOptions
+
+interface SuiteScale {
+  readonly id: string
+  readonly model: ModelParams
+  readonly globalBatchSize: number
+  readonly microBatchSize: number
+  readonly trainIters: number
+  readonly saveInterval: number
+  /** Interval checkpoints only: Megatron's extra final save is trained but not evaluated separately. */
+  readonly evalSteps: ReadonlyArray<number>
+  readonly threads: number
+}
+
+const moeLayersPattern = (numLayers: number) => `[0]*1+[1]*${numLayers - 1}`
+
+/** len(tokenizer) as Megatron's HuggingFaceTokenizer reports it: the highest id, added tokens included, plus one. */
+export const tokenizerVocabSize = (file: string): number => {
+  const json = JSON.parse(fs.readFileSync(file, "utf8")) as {
+    model: { vocab: Record<string, number> }
+    added_tokens?: ReadonlyArray<{ id: number }>
+  }
+  const ids = [...Object.values(json.model.vocab), ...(json.added_tokens ?? []).map((t) => t.id)]
+  return Math.max(...ids) + 1
+}
+
+const tinySuite = (tokenizer: string): ReadonlyArray<SuiteScale> =>
+  tinyScales({ ...tinyOptions, vocabSize: tokenizerVocabSize(tokenizer) }).map((t) => ({
+    id: t.id,
+    model: {
+      vocabSize: t.paddedVocabSize,
+      hiddenSize: t.hiddenSize,
+      numLayers: t.numLayers,
+      numAttentionHeads: t.numAttentionHeads,
+      ffnHiddenSize: t.ffnHiddenSize,
+      moeFfnHiddenSize: t.moeFfnHiddenSize,
+      numExperts: t.numExperts,
+      topK: t.routerTopK,
+      sharedExpertSize: t.sharedExpertWidthFactor * t.moeFfnHiddenSize,
+      moeLayers: moeLayersPattern(t.numLayers),
+      seqLength: t.seqLength,
+      ropeBase: architecture.ropeBase,
+      normEps: architecture.normEpsilon,
+      initStd: architecture.initMethodStd,
+      auxLossCoeff: architecture.auxLossCoeff,
+      zLossCoeff: architecture.zLossCoeff
+    },
+    globalBatchSize: t.globalBatchSize,
+    microBatchSize: t.microBatchSize,
+    trainIters: t.trainIters,
+    saveInterval: t.saveInterval,
+    evalSteps: checkpointSteps(t),
+    threads: 2
+  }))
+
+const fullSuite = (): ReadonlyArray<SuiteScale> =>
+  scales.map((s) => ({
+    id: s.id,
+    model: {
+      vocabSize: architecture.paddedVocabSize,
+      hiddenSize: s.hiddenSize,
+      numLayers: s.numLayers,
+      numAttentionHeads: architecture.numAttentionHeads,
+      ffnHiddenSize: s.ffnHiddenSize,
+      moeFfnHiddenSize: s.moeFfnHiddenSize,
+      numExperts: architecture.numExperts,
+      topK: architecture.routerTopK,
+      sharedExpertSize: architecture.sharedExpertWidthFactor * s.moeFfnHiddenSize,
+      moeLayers: s.moeLayerFreq,
+      seqLength: training.seqLength,
+      ropeBase: architecture.ropeBase,
+      normEps: architecture.normEpsilon,
+      initStd: architecture.initMethodStd,
+      auxLossCoeff: architecture.auxLossCoeff,
+      zLossCoeff: architecture.zLossCoeff
+    },
+    globalBatchSize: training.globalBatchSize,
+    microBatchSize: s.microBatchSize,
+    trainIters: s.trainIters,
+    saveInterval: s.saveInterval,
+    evalSteps: checkpointSteps(s).filter((step) => step % s.saveInterval === 0),
+    threads: 16
+  }))
+
+const SHARD = /\.jsonl(\.zstd?|\.zst)?$/
+
+/** Corpus shards: a directory's jsonl files, or a glob-like `dir/prefix*` pattern. */
+export const listShards = (spec: string): ReadonlyArray<string> => {
+  const star = spec.indexOf("*")
+  const dir = star >= 0 ? path.dirname(spec.slice(0, star + 1)) : spec
+  const pattern = star >= 0
+    ? new RegExp(`^${path.basename(spec).replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*")}$`)
+    : SHARD
+  return fs.readdirSync(dir).filter((f) => pattern.test(f) && SHARD.test(f)).sort().map((f) => path.join(dir, f))
+}
+
+interface Paths {
+  readonly corpus: string
+  readonly tokenizer: string
+  readonly tasks: string
+}
+
+const pathsFor = (preset: string, config: Readonly<Record<string, string>>): Paths =>
+  preset === "tiny"
+    ? {
+      corpus: config.corpus ?? fromRoot("fixtures", "corpus"),
+      tokenizer: config.tokenizer ?? fromRoot("fixtures", "tokenizer", "tokenizer.json"),
+      tasks: config.tasks ?? fromRoot("fixtures", "eval")
+    }
+    : { corpus: config.corpus ?? "", tokenizer: config.tokenizer ?? "", tasks: config.tasks ?? "" }
+
+const build = (preset: string, config: Readonly<Record<string, string>>): ReadonlyArray<StageNode> => {
+  const paths = pathsFor(preset, config)
+  const shards = listShards(paths.corpus)
+  const suite = preset === "tiny" ? tinySuite(paths.tokenizer) : fullSuite()
+  const nodes: Array<StageNode> = [
+    node(source, { id: "source/kernels/src", params: { path: fromRoot("kernels", "src"), kind: "dir", name: "src" } }),
+    node(source, { id: "source/kernels/Makefile", params: { path: fromRoot("kernels", "Makefile") } }),
+    node(source, { id: "source/tokenizer", params: { path: paths.tokenizer, name: "tokenizer.json" } }),
+    node(source, { id: "source/tasks", params: { path: paths.tasks, kind: "dir", name: "tasks" } }),
+    node(evalRequests, {
+      id: "eval/requests",
+      inputs: { tokenizer: ref("source/tokenizer", "tokenizer.json"), tasks: ref("source/tasks", "tasks") }
+    }),
+    node(compileKernels, {
+      id: "compile-kernels",
+      inputs: {
+        sources: ref("source/kernels/src", "src"),
+        makefile: ref("source/kernels/Makefile", "Makefile")
+      }
+    })
+  ]
+  const worker = ref("compile-kernels", "flame-worker")
+  shards.forEach((file) => {
+    const name = shardName(file)
+    nodes.push(
+      node(source, { id: `source/corpus/${name}`, params: { path: file, name: "shard" } }),
+      node(tokenizeShardStage, {
+        id: `tokenize/${name}`,
+        params: { name },
+        inputs: { shard: ref(`source/corpus/${name}`, "shard"), tokenizer: ref("source/tokenizer", "tokenizer.json") }
+      })
+    )
+  })
+  nodes.push(node(mergeDatasetStage, {
+    id: "tokenize/merge",
+    inputs: Object.fromEntries(shards.map((file, i) => [`shard${i}`, ref(`tokenize/${shardName(file)}`, "dataset")]))
+  }))
+  const dataset = ref("tokenize/merge", "dataset")
+
+  for (const scale of suite) {
+    nodes.push(node(train, {
+      id: `train/${scale.id}`,
+      params: {
+        scale: scale.id,
+        model: scale.model,
+        globalBatchSize: scale.globalBatchSize,
+        microBatchSize: scale.microBatchSize,
+        trainIters: scale.trainIters,
+        saveInterval: scale.saveInterval,
+        threads: scale.threads
+      },
+      inputs: { dataset, worker }
+    }))
+    for (const step of scale.evalSteps) {
+      const checkpoint = ref(`train/${scale.id}`, `iter_${String(step).padStart(7, "0")}`)
+      nodes.push(node(evaluate, {
+        id: `eval/${scale.id}/${step}`,
+        params: { scale: scale.id, step, model: scale.model },
+        inputs: { checkpoint, dataset, worker, requests: ref("eval/requests", "requests.jsonl") }
+      }))
+      nodes.push(node(trace, {
+        id: `trace/${scale.id}/${step}`,
+        params: { scale: scale.id, step, model: scale.model },
+        inputs: { checkpoint, dataset, worker }
+      }))
+    }
+  }
+  nodes.push(node(suiteTable, {
+    id: "suite/table",
+    params: { scales: suite.map((s) => s.id) },
+    inputs: Object.fromEntries(
+      suite.map((s) => [s.id, ref(`eval/${s.id}/${s.evalSteps[s.evalSteps.length - 1]}`, "eval.json")])
+    )
+  }))
+  return nodes
+}
+
+export default Pipeline.define({
+  name: "scaling-suite",
+  description: "train, checkpoint, evaluate and trace the seven FLAME-MoE scales",
+  presets: {
+    tiny: "the seven-scale graph shrunk to run on 2 CPU cores from the bundled corpus",
+    full: "the published configuration: DCLM, pythia's tokenizer, GPUs"
+  },
+  defaultPreset: "full",
+  preflight: ({ config, executor, preset }) =>
+    Effect.gen(function*() {
+      const paths = pathsFor(preset, config)
+      const missing: Array<string> = []
+      if (paths.corpus === "") {
+        missing.push(
+          "the DCLM corpus: --config corpus=/path/to/dclm (a directory of .jsonl.zstd shards, or dir/prefix*)"
+        )
+      } else if (!fs.existsSync(paths.corpus.includes("*") ? path.dirname(paths.corpus) : paths.corpus)) {
+        missing.push(`the DCLM corpus: ${paths.corpus} does not exist (--config corpus=...)`)
+      } else if (listShards(paths.corpus).length === 0) {
+        missing.push(`the DCLM corpus: no .jsonl, .jsonl.zst or .jsonl.zstd files in ${paths.corpus}`)
+      }
+      if (paths.tokenizer === "") {
+        missing.push("pythia-12b's tokenizer: --config tokenizer=/path/to/tokenizer.json")
+      } else if (!fs.existsSync(paths.tokenizer)) {
+        missing.push(`the tokenizer: ${paths.tokenizer} does not exist (--config tokenizer=...)`)
+      }
+      if (paths.tasks === "") {
+        missing.push(
+          "the evaluation task files: --config tasks=/path/to/tasks (see fixtures/eval/README.md for the layout)"
+        )
+      } else if (!fs.existsSync(paths.tasks)) {
+        missing.push(`the evaluation task files: ${paths.tasks} does not exist (--config tasks=...)`)
+      }
+      if (preset === "full" && executor.gpus === 0) {
+        missing.push("GPUs: none detected (nvidia-smi); pass --gpus 0,1,... on a GPU machine")
+      }
+      if (missing.length > 0) {
+        return yield* new PipelineError({
+          pipeline: "scaling-suite",
+          reason: `preset ${preset} cannot run yet; set:\n  - ${missing.join("\n  - ")}\n` +
+            "(or run the tiny preset: flame-pipe run scaling-suite --preset tiny)"
+        })
+      }
+    }),
+  build: ({ config, preset }) => build(preset, config)
+})

@@ -1,0 +1,66 @@
+/**
+ * What the FLAME-MoE stages share: the model shape as typed params, the worker's config file, and
+ * how stages find the worker binary and the dataset among their inputs.
+ */
+import { Effect, Schema } from "effect"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { StageFailed } from "../../src/domain/Errors.ts"
+import type { ExecutorInfo, StageContext } from "../../src/Stage.ts"
+import { datasetPrefix } from "../tokenize.ts"
+
+const PositiveInt = Schema.Int.pipe(Schema.positive())
+
+/** The model as the worker's config.model takes it; defaults are FLAME-MoE's constants. */
+export const ModelParams = Schema.Struct({
+  vocabSize: PositiveInt,
+  hiddenSize: PositiveInt,
+  numLayers: PositiveInt,
+  numAttentionHeads: Schema.optionalWith(PositiveInt, { default: () => 16 }),
+  ffnHiddenSize: PositiveInt,
+  moeFfnHiddenSize: PositiveInt,
+  numExperts: Schema.optionalWith(PositiveInt, { default: () => 64 }),
+  topK: Schema.optionalWith(PositiveInt, { default: () => 6 }),
+  /** Width of the shared expert; FLAME-MoE: 2 x moeFfnHiddenSize. */
+  sharedExpertSize: Schema.Int.pipe(Schema.nonNegative()),
+  /** Megatron's --moe-layer-freq pattern, e.g. "[0]*1+[1]*8". */
+  moeLayers: Schema.String,
+  seqLength: PositiveInt,
+  ropeBase: Schema.optionalWith(Schema.Number, { default: () => 10000 }),
+  normEps: Schema.optionalWith(Schema.Number, { default: () => 1e-6 }),
+  initStd: Schema.optionalWith(Schema.Number, { default: () => 0.02 }),
+  auxLossCoeff: Schema.optionalWith(Schema.Number, { default: () => 0.01 }),
+  zLossCoeff: Schema.optionalWith(Schema.Number, { default: () => 0.001 })
+})
+export type ModelParams = typeof ModelParams.Type
+
+export const Backend = Schema.Literal("auto", "cpu", "cuda")
+export type Backend = typeof Backend.Type
+
+/** `auto` becomes a concrete backend before fingerprinting: cuda when the executor has GPUs. */
+export const settleBackend = (backend: Backend, executor: ExecutorInfo): Backend =>
+  backend === "auto" ? (executor.gpus > 0 ? "cuda" : "cpu") : backend
+
+export const DataParams = Schema.Struct({
+  split: Schema.optionalWith(Schema.String, { default: () => "90,5,5" }),
+  seed: Schema.optionalWith(Schema.Int, { default: () => 1234 })
+})
+
+/** Writes the worker's config next to the stage's outputs (it is part of what the stage leaves behind). */
+export const writeWorkerConfig = (ctx: StageContext<unknown>, name: string, config: unknown) =>
+  Effect.try({
+    try: () => {
+      const file = path.join(ctx.workDir, name)
+      fs.writeFileSync(file, JSON.stringify(config, null, 2) + "\n")
+      return file
+    },
+    catch: (e) => new StageFailed({ stage: ctx.stageId, reason: `cannot write ${name}: ${String(e)}` })
+  })
+
+export const inputDatasetPrefix = (ctx: StageContext<unknown>) =>
+  Effect.try({
+    try: () => datasetPrefix(ctx.inputs.dataset!),
+    catch: (e) => new StageFailed({ stage: ctx.stageId, reason: String(e) })
+  })
+
+export const workerBinary = (ctx: StageContext<unknown>): string => ctx.inputs.worker!

@@ -1,0 +1,63 @@
+/**
+ * trace/<scale>/<step>: router traces of one checkpoint on a fixed set of held-out test-split
+ * samples — the same samples for every checkpoint, so routing can be compared across training.
+ * The binary layout is documented in kernels/README.md.
+ */
+import { Effect, Schema } from "effect"
+import { define } from "../src/Stage.ts"
+import { runWorker } from "../src/worker/runWorker.ts"
+import {
+  Backend,
+  DataParams,
+  inputDatasetPrefix,
+  ModelParams,
+  settleBackend,
+  workerBinary,
+  writeWorkerConfig
+} from "./flame/model.ts"
+
+export const trace = define({
+  kind: "trace",
+  version: "1",
+  params: Schema.Struct({
+    scale: Schema.String,
+    step: Schema.Int,
+    model: ModelParams,
+    data: Schema.optionalWith(DataParams, { default: () => ({ split: "90,5,5", seed: 1234 }) }),
+    numSamples: Schema.optionalWith(Schema.Int.pipe(Schema.positive()), { default: () => 16 }),
+    backend: Schema.optionalWith(Backend, { default: () => "auto" as const }),
+    threads: Schema.optionalWith(Schema.Int.pipe(Schema.positive()), { default: () => 1 })
+  }),
+  settle: (p, executor) => ({ ...p, backend: settleBackend(p.backend, executor) }),
+  outputs: () => ({ "trace.bin": "file" }),
+  result: Schema.Struct({
+    samples: Schema.Number,
+    tokens: Schema.Number,
+    layers: Schema.Array(Schema.Number),
+    topK: Schema.Number,
+    numExperts: Schema.Number
+  }),
+  resources: (p) => ({ cpus: p.threads, gpus: p.backend === "cuda" ? 1 : 0 }),
+  reproducibility: { _tag: "bitwise" },
+  run: (ctx) =>
+    Effect.gen(function*() {
+      const p = ctx.params
+      const config = yield* writeWorkerConfig(ctx, "trace.json", {
+        model: p.model,
+        data: { prefix: yield* inputDatasetPrefix(ctx), split: p.data.split, seed: p.data.seed },
+        trace: { numSamples: p.numSamples, split: "test", output: ctx.output("trace.bin") },
+        runtime: { threads: ctx.cpus, outputDir: ctx.workDir, backend: p.backend }
+      })
+      // The result is decoded against the stage's result schema by the engine.
+      return (yield* runWorker(ctx, {
+        file: workerBinary(ctx),
+        args: ["trace", "--config", config, "--checkpoint", ctx.inputs.checkpoint!]
+      })) as {
+        samples: number
+        tokens: number
+        layers: ReadonlyArray<number>
+        topK: number
+        numExperts: number
+      }
+    })
+})

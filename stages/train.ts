@@ -1,0 +1,129 @@
+/**
+ * train/<scale>: pre-trains one model with the worker, writing a checkpoint every saveInterval
+ * iterations and at the end; each checkpoint is its own artifact. The stage is resumable: its
+ * staging directory survives an interruption, and the next attempt continues from the newest
+ * complete checkpoint there, bit-identically to an uninterrupted run.
+ */
+import { Effect, Schema } from "effect"
+import * as fs from "node:fs"
+import { checkpointSteps } from "../src/flame/checkpoints.ts"
+import { define } from "../src/Stage.ts"
+import { runWorker } from "../src/worker/runWorker.ts"
+import {
+  Backend,
+  DataParams,
+  inputDatasetPrefix,
+  ModelParams,
+  settleBackend,
+  workerBinary,
+  writeWorkerConfig
+} from "./flame/model.ts"
+
+const PositiveInt = Schema.Int.pipe(Schema.positive())
+
+export const checkpointName = (iteration: number): string => `iter_${String(iteration).padStart(7, "0")}`
+
+/** The newest complete checkpoint in a directory: the worker renames a checkpoint into place only when complete. */
+export const latestCheckpoint = (dir: string): { name: string; iteration: number } | undefined =>
+  fs.existsSync(dir)
+    ? fs.readdirSync(dir)
+      .filter((f) => /^iter_\d{7}$/.test(f) && fs.existsSync(`${dir}/${f}/state.json`))
+      .map((name) => ({ name, iteration: Number(name.slice(5)) }))
+      .sort((a, b) => b.iteration - a.iteration)[0]
+    : undefined
+
+export const TrainParams = Schema.Struct({
+  scale: Schema.String,
+  model: ModelParams,
+  data: Schema.optionalWith(DataParams, { default: () => ({ split: "90,5,5", seed: 1234 }) }),
+  globalBatchSize: PositiveInt,
+  microBatchSize: PositiveInt,
+  trainIters: PositiveInt,
+  saveInterval: PositiveInt,
+  lr: Schema.optionalWith(Schema.Number, { default: () => 3e-4 }),
+  minLr: Schema.optionalWith(Schema.Number, { default: () => 3e-5 }),
+  warmupFraction: Schema.optionalWith(Schema.Number, { default: () => 0.01 }),
+  wsdDecayFraction: Schema.optionalWith(Schema.Number, { default: () => 0.1 }),
+  weightDecay: Schema.optionalWith(Schema.Number, { default: () => 0.01 }),
+  clipGrad: Schema.optionalWith(Schema.Number, { default: () => 1.0 }),
+  seed: Schema.optionalWith(Schema.Int, { default: () => 1234 }),
+  logInterval: Schema.optionalWith(PositiveInt, { default: () => 1 }),
+  backend: Schema.optionalWith(Backend, { default: () => "auto" as const }),
+  threads: Schema.optionalWith(PositiveInt, { default: () => 2 })
+})
+export type TrainParams = typeof TrainParams.Type
+
+export const TrainResult = Schema.Struct({
+  finalLoss: Schema.NullOr(Schema.Number),
+  iterations: Schema.Number,
+  startIteration: Schema.Number,
+  tokens: Schema.Number,
+  tokensPerSecond: Schema.Number,
+  activeParams: Schema.Number,
+  totalParams: Schema.Number,
+  /** Checkpoints written by earlier, interrupted attempts and kept (the resumed run did not redo them). */
+  reusedCheckpoints: Schema.Array(Schema.String)
+})
+
+export const train = define({
+  kind: "train",
+  version: "1",
+  params: TrainParams,
+  settle: (p, executor) => ({ ...p, backend: settleBackend(p.backend, executor) }),
+  outputs: (p) =>
+    Object.fromEntries(
+      checkpointSteps({ trainIters: p.trainIters, saveInterval: p.saveInterval }).map((
+        step
+      ) => [checkpointName(step), "dir" as const])
+    ),
+  result: TrainResult,
+  resources: (p) => ({ cpus: p.threads, gpus: p.backend === "cuda" ? 1 : 0, memoryMb: 2048 }),
+  resumable: true,
+  reproducibility: { _tag: "bitwise" },
+  run: (ctx) =>
+    Effect.gen(function*() {
+      const p = ctx.params
+      const resumeFrom = latestCheckpoint(ctx.workDir)
+      const reused = fs.readdirSync(ctx.workDir).filter((f) => /^iter_\d{7}$/.test(f)).sort()
+      if (resumeFrom) yield* ctx.log(`resuming from ${resumeFrom.name}`)
+      const config = yield* writeWorkerConfig(ctx, "train.json", {
+        model: p.model,
+        train: {
+          globalBatchSize: p.globalBatchSize,
+          microBatchSize: p.microBatchSize,
+          trainIters: p.trainIters,
+          lr: p.lr,
+          minLr: p.minLr,
+          warmupFraction: p.warmupFraction,
+          wsdDecayFraction: p.wsdDecayFraction,
+          weightDecay: p.weightDecay,
+          clipGrad: p.clipGrad,
+          seed: p.seed,
+          saveInterval: p.saveInterval,
+          logInterval: p.logInterval
+        },
+        data: { prefix: yield* inputDatasetPrefix(ctx), split: p.data.split, seed: p.data.seed },
+        runtime: {
+          threads: ctx.cpus,
+          outputDir: ctx.workDir,
+          backend: p.backend,
+          ...(resumeFrom ? { resumeFrom: `${ctx.workDir}/${resumeFrom.name}` } : {})
+        }
+      })
+      const result =
+        (yield* runWorker(ctx, { file: workerBinary(ctx), args: ["train", "--config", config] })) as Record<
+          string,
+          unknown
+        >
+      return {
+        finalLoss: (result.finalLoss as number | null) ?? null,
+        iterations: result.iterations as number,
+        startIteration: result.startIteration as number,
+        tokens: result.tokens as number,
+        tokensPerSecond: result.tokensPerSecond as number,
+        activeParams: result.activeParams as number,
+        totalParams: result.totalParams as number,
+        reusedCheckpoints: reused
+      }
+    })
+})

@@ -1,0 +1,177 @@
+/**
+ * The main job end to end: `flame-pipe run scaling-suite --preset tiny`, through the real CLI and
+ * worker, on the bundled corpus. The tests share one workspace and run in order.
+ */
+import Database from "better-sqlite3"
+import { execa } from "execa"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { beforeAll, describe, expect, it } from "vitest"
+import { bin, cli, executedStages, root, runJson, tempWorkspace } from "../../support/cli.ts"
+
+const SCALE = "flame-moe-38m-tiny"
+const ws = tempWorkspace("fp-suite-")
+const suite = ["scaling-suite", "--preset", "tiny", "--workspace", ws]
+
+const db = () => new Database(path.join(ws, "lineage.sqlite"), { readonly: true })
+
+const stagingCheckpoints = (): Array<string> => {
+  const dir = path.join(ws, "staging", "train", SCALE)
+  if (!fs.existsSync(dir)) return []
+  return fs.readdirSync(dir).flatMap((fp) =>
+    fs.readdirSync(path.join(dir, fp)).filter((f) =>
+      /^iter_\d{7}$/.test(f) && fs.existsSync(path.join(dir, fp, f, "state.json"))
+    )
+  )
+}
+
+/** sha256 of the final checkpoint of the latest successful train execution of SCALE, from lineage. */
+const finalCheckpointHash = () => {
+  const conn = db()
+  const row = conn.prepare(`
+    select a.hash, a.name from artifacts a join executions e on a.execution_id = e.id
+    where e.stage_id = ? and e.status = 'succeeded' order by e.started_at desc, a.name desc limit 1`).get(
+    `train/${SCALE}`
+  ) as { hash: string; name: string }
+  conn.close()
+  return row
+}
+
+describe("scaling-suite --preset tiny", () => {
+  let first: Awaited<ReturnType<typeof runJson>>
+
+  beforeAll(async () => {
+    first = await runJson(suite)
+  }, 1_200_000)
+
+  it("completes, and the loss falls", () => {
+    expect(first.result.exitCode, first.result.stderr.slice(-3000)).toBe(0)
+    expect(first.summary?.failed).toBe(0)
+    expect(first.summary?.executed).toBe(first.summary?.stages.length)
+    const conn = db()
+    for (const scale of ["flame-moe-38m-tiny", "flame-moe-1.7b-tiny"]) {
+      const losses = conn.prepare(`
+        select m.value from metrics m join executions e on m.execution_id = e.id
+        where e.stage_id = ? and m.name = 'loss' order by m.step`).all(`train/${scale}`) as Array<{ value: number }>
+      const head = losses.slice(0, 3).reduce((a, r) => a + r.value, 0) / 3
+      const tail = losses.slice(-3).reduce((a, r) => a + r.value, 0) / 3
+      expect(tail).toBeLessThan(head - 0.5)
+    }
+    conn.close()
+    const table = fs.readFileSync(path.join(ws, findArtifact("suite/table", "table.md")), "utf8")
+    expect(table).toContain("flame-moe-1.7b-tiny")
+  })
+
+  it("a second run executes nothing", async () => {
+    const again = await runJson(suite)
+    expect(again.summary?.executed).toBe(0)
+    expect(again.summary?.cached).toBe(first.summary?.stages.length)
+  })
+
+  it("every artifact has a lineage path back to the corpus shards, the tokenizer and the kernel sources", () => {
+    const conn = db()
+    const producerInputs = conn.prepare(`
+      select ei.artifact_id as id, e.stage_id as stage from artifacts a
+      join executions e on a.execution_id = e.id
+      join execution_inputs ei on ei.execution_id = e.id where a.id = ?`)
+    const stageOf = conn.prepare(
+      `select e.stage_id as stage from artifacts a join executions e on a.execution_id = e.id where a.id = ?`
+    )
+    const artifacts = conn.prepare("select id from artifacts").all() as Array<{ id: string }>
+    const memo = new Map<string, Set<string>>()
+    const sources = (id: string): Set<string> => {
+      const known = memo.get(id)
+      if (known) return known
+      const own = (stageOf.get(id) as { stage: string }).stage
+      const found = new Set<string>(own.startsWith("source/") ? [own] : [])
+      for (const input of producerInputs.all(id) as Array<{ id: string }>) {
+        for (const s of sources(input.id)) found.add(s)
+      }
+      memo.set(id, found)
+      return found
+    }
+    for (const { id } of artifacts) {
+      const stage = (stageOf.get(id) as { stage: string }).stage
+      if (stage.startsWith("source/")) continue
+      const found = [...sources(id)]
+      if (
+        stage.startsWith("train/") || stage.startsWith("eval/") || stage.startsWith("trace/") || stage === "suite/table"
+      ) {
+        expect(found.some((s) => s.startsWith("source/corpus/")), stage).toBe(true)
+        expect(found, stage).toContain("source/tokenizer")
+        expect(found, stage).toContain("source/kernels/src")
+      }
+    }
+    conn.close()
+  })
+
+  it("--set on one scale's lr reruns exactly that scale's train, eval and trace stages and the table", async () => {
+    const planned = await cli(["plan", ...suite, "--set", `train/${SCALE}.lr=0.002`, "--json"])
+    const stale = (JSON.parse(planned.stdout) as { stages: Array<{ stage: string; status: string }> }).stages
+      .filter((s) => s.status === "stale").map((s) => s.stage).sort()
+    // Exactly: this scale's train, its 10 evals and 10 traces, and the suite table.
+    expect(stale).toContain(`train/${SCALE}`)
+    expect(stale.filter((s) => !s.includes(SCALE))).toEqual(["suite/table"])
+    expect(stale.filter((s) => s.startsWith(`eval/${SCALE}/`))).toHaveLength(10)
+    expect(stale.filter((s) => s.startsWith(`trace/${SCALE}/`))).toHaveLength(10)
+    expect(stale).toHaveLength(22)
+
+    // Interrupt the training: kill the CLI once a few checkpoints are in the staging area.
+    const child = execa(process.execPath, [bin, "run", ...suite, "--set", `train/${SCALE}.lr=0.002`], {
+      cwd: root,
+      reject: false
+    })
+    const start = Date.now()
+    while (stagingCheckpoints().length < 3) {
+      if (Date.now() - start > 300_000) throw new Error("training never wrote 3 checkpoints")
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    child.kill("SIGKILL")
+    await child
+    const reusable = stagingCheckpoints().length
+    expect(reusable).toBeGreaterThanOrEqual(3)
+
+    const resumed = await runJson([...suite, "--set", `train/${SCALE}.lr=0.002`])
+    expect(resumed.summary?.status).toBe("succeeded")
+    expect(executedStages(resumed.summary)).toEqual(stale)
+    const train = resumed.summary!.stages.find((s) => s.stage === `train/${SCALE}`)!
+    const show = JSON.parse((await cli(["show", train.execution!, "--workspace", ws, "--json"])).stdout) as {
+      execution: { resumedFrom: string | null; result: { startIteration: number; reusedCheckpoints: Array<string> } }
+    }
+    expect(show.execution.resumedFrom).not.toBeNull()
+    expect(show.execution.result.startIteration).toBeGreaterThan(0)
+    expect(show.execution.result.reusedCheckpoints.length).toBeGreaterThanOrEqual(reusable)
+    const lineage = await cli(["lineage", train.execution!, "--workspace", ws])
+    expect(lineage.stdout).toContain("resumed")
+
+    // The resumed training ends bit-identical to an uninterrupted one: delete its final checkpoint so
+    // the stage reruns from scratch, and compare.
+    const resumedFinal = finalCheckpointHash()
+    const finalDir = findArtifact(`train/${SCALE}`, resumedFinal.name)
+    fs.rmSync(path.join(ws, finalDir), { recursive: true })
+    const fresh = await runJson([...suite, "--set", `train/${SCALE}.lr=0.002`])
+    expect(executedStages(fresh.summary)).toEqual([`train/${SCALE}`])
+    const freshShow = JSON.parse(
+      (await cli([
+        "show",
+        fresh.summary!.stages.find((s) => s.stage === `train/${SCALE}`)!.execution!,
+        "--workspace",
+        ws,
+        "--json"
+      ]))
+        .stdout
+    ) as { execution: { resumedFrom: string | null; result: { startIteration: number } } }
+    expect(freshShow.execution.result.startIteration).toBe(0)
+    expect(finalCheckpointHash()).toEqual(resumedFinal)
+  })
+})
+
+/** Workspace-relative path of a stage's latest recorded output. */
+function findArtifact(stage: string, name: string): string {
+  const conn = db()
+  const row = conn.prepare(`
+    select a.path from artifacts a join executions e on a.execution_id = e.id
+    where e.stage_id = ? and a.name = ? order by e.started_at desc limit 1`).get(stage, name) as { path: string }
+  conn.close()
+  return row.path
+}
