@@ -254,6 +254,12 @@ export class ByteLevelBpe {
   }
 
   private encodePiece(s: string, start: number, end: number, out: TokenBuffer): void {
+    if (end - start === 1) {
+      // One ASCII char is one byte symbol: nothing to merge or look up (a tenth of all pieces).
+      const c = s.charCodeAt(start)
+      const id = c < 0x80 ? this.byteIds[c] as number : -1
+      if (id >= 0) return out.push(id)
+    }
     if (end - start <= MAX_KEY_CHARS) {
       const cache = this.cache
       const hash = PieceCache.hash(s, start, end)
