@@ -4,7 +4,9 @@
  * Stops at the first failing shard; shards already finished keep their (complete) outputs.
  */
 import { Effect } from "effect"
+import { createRequire } from "node:module"
 import * as os from "node:os"
+import { pathToFileURL } from "node:url"
 import { Worker } from "node:worker_threads"
 import { BadInputError, ShardIoError, TokenizerLoadError } from "./errors.ts"
 import type { ZstdDecoder } from "./jsonlSource.ts"
@@ -75,7 +77,8 @@ const reviveError = (e: { readonly _tag: string } & Record<string, unknown>): Sh
  */
 const startWorker = (url: URL, setup: WorkerSetup): Worker => {
   if (!url.pathname.endsWith(".ts")) return new Worker(url, { workerData: setup })
-  const api = import.meta.resolve("tsx/esm/api")
+  // createRequire works everywhere (import.meta.resolve is missing under some test runners).
+  const api = pathToFileURL(createRequire(import.meta.url).resolve("tsx/esm/api")).href
   const bootstrap = `import(${JSON.stringify(api)}).then((tsx) => { tsx.register(); return import(${
     JSON.stringify(url.href)
   }) })`
