@@ -46,6 +46,8 @@ interface SuiteScale {
   readonly microBatchSize: number
   readonly trainIters: number
   readonly saveInterval: number
+  readonly lr: number
+  readonly minLr: number
   /** Interval checkpoints only: Megatron's extra final save is trained but not evaluated separately. */
   readonly evalSteps: ReadonlyArray<number>
   readonly threads: number
@@ -88,6 +90,9 @@ const tinySuite = (tokenizer: string): ReadonlyArray<SuiteScale> =>
     microBatchSize: t.microBatchSize,
     trainIters: t.trainIters,
     saveInterval: t.saveInterval,
+    // 20 to 60 steps move a model little at FLAME-MoE's 3e-4: the tiny runs use 10x the rates (same WSD shape).
+    lr: 10 * training.lr,
+    minLr: 10 * training.minLr,
     evalSteps: checkpointSteps(t),
     threads: 2
   }))
@@ -117,6 +122,8 @@ const fullSuite = (): ReadonlyArray<SuiteScale> =>
     microBatchSize: s.microBatchSize,
     trainIters: s.trainIters,
     saveInterval: s.saveInterval,
+    lr: training.lr,
+    minLr: training.minLr,
     evalSteps: checkpointSteps(s).filter((step) => step % s.saveInterval === 0),
     threads: 16
   }))
@@ -159,6 +166,8 @@ const build = (preset: string, config: Readonly<Record<string, string>>): Readon
     node(source, { id: "source/tasks", params: { path: paths.tasks, kind: "dir", name: "tasks" } }),
     node(evalRequests, {
       id: "eval/requests",
+      // The tiny preset scores the first 8 documents of each fixture task, as lm-eval's --limit 8 would.
+      params: preset === "tiny" ? { limit: 8 } : {},
       inputs: { tokenizer: ref("source/tokenizer", "tokenizer.json"), tasks: ref("source/tasks", "tasks") }
     }),
     node(compileKernels, {
@@ -197,6 +206,8 @@ const build = (preset: string, config: Readonly<Record<string, string>>): Readon
         microBatchSize: scale.microBatchSize,
         trainIters: scale.trainIters,
         saveInterval: scale.saveInterval,
+        lr: scale.lr,
+        minLr: scale.minLr,
         threads: scale.threads
       },
       inputs: { dataset, worker }
@@ -205,8 +216,8 @@ const build = (preset: string, config: Readonly<Record<string, string>>): Readon
       const checkpoint = ref(`train/${scale.id}`, `iter_${String(step).padStart(7, "0")}`)
       nodes.push(node(evaluate, {
         id: `eval/${scale.id}/${step}`,
-        params: { scale: scale.id, step, model: scale.model },
-        inputs: { checkpoint, dataset, worker, requests: ref("eval/requests", "requests.jsonl") }
+        params: { scale: scale.id, step, model: scale.model, valSamples: preset === "tiny" ? 16 : 1024 },
+        inputs: { checkpoint, dataset, worker, requests: ref("eval/requests", "requests") }
       }))
       nodes.push(node(trace, {
         id: `trace/${scale.id}/${step}`,

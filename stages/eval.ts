@@ -41,9 +41,12 @@ export const evalRequests = define({
   version: "1",
   params: Schema.Struct({
     tasks: Schema.optionalWith(Schema.Array(TaskSetting), { default: () => flameTaskSettings }),
-    seed: Schema.optionalWith(Schema.Int, { default: () => flameFewshotSeed })
+    seed: Schema.optionalWith(Schema.Int, { default: () => flameFewshotSeed }),
+    /** Score only the first N documents of each task (lm-eval's --limit); few-shot examples still come from all. */
+    limit: Schema.optional(Schema.Int.pipe(Schema.positive()))
   }),
-  outputs: () => ({ "requests.jsonl": "file", "tasks.json": "file" }),
+  /** A directory with the worker's requests.jsonl and, for scoring, tasks.json (prompts, golds, request order). */
+  outputs: () => ({ requests: "dir" }),
   result: Schema.Struct({
     requests: Schema.Number,
     documents: Schema.Record({ key: Schema.String, value: Schema.Number })
@@ -62,10 +65,16 @@ export const evalRequests = define({
         built.push(
           yield* Effect.try({
             try: () =>
-              buildTaskRequests(task, splits.evalDocs, splits.fewshotDocs, encoder, {
-                seed: ctx.params.seed,
-                numFewshot: setting.numFewshot
-              }),
+              buildTaskRequests(
+                task,
+                ctx.params.limit ? splits.evalDocs.slice(0, ctx.params.limit) : splits.evalDocs,
+                splits.fewshotDocs,
+                encoder,
+                {
+                  seed: ctx.params.seed,
+                  numFewshot: setting.numFewshot
+                }
+              ),
             catch: failed(ctx.stageId)
           })
         )
@@ -75,8 +84,10 @@ export const evalRequests = define({
           JSON.stringify({ id: `${t.task}/${i}`, context: r.contextTokens, continuation: r.continuationTokens })
         )
       )
-      fs.writeFileSync(ctx.output("requests.jsonl"), lines.join("\n") + "\n")
-      fs.writeFileSync(ctx.output("tasks.json"), JSON.stringify(built))
+      const dir = ctx.output("requests")
+      fs.mkdirSync(dir, { recursive: true })
+      fs.writeFileSync(path.join(dir, "requests.jsonl"), lines.join("\n") + "\n")
+      fs.writeFileSync(path.join(dir, "tasks.json"), JSON.stringify(built))
       return {
         requests: lines.length,
         documents: Object.fromEntries(built.map((t) => [t.task, t.prompts.length]))

@@ -8,8 +8,10 @@
  * - the width ratios of each scale: ffn = 5.34375 h and moeFfn = 0.6875 h for all seven, so both are scaled
  *   from the shrunken hidden size by the published ratio of that scale;
  * - the relative depth (layers / 3 keeps 9 < 12 < 15 < 18 as 3 < 4 < 5 < 6, with >= 2 MoE layers);
- * - relative training length (save intervals / 100), and exactly 10 checkpoints per model.
- * What changes: hidden sizes / 16 (rounded to a multiple of the 16 heads, at least 16), the vocabulary of the
+ * - relative training length (save intervals / 200, at least 2: 20 to 60 iterations), and exactly 10
+ *   checkpoints per model.
+ * What changes: hidden sizes / 12.8 (rounded up to a multiple of 32, so every one of the 16 heads has an even
+ * dimension for RoPE: 32, 64, 64, 96, 96, 128, 160), the vocabulary of the
  * bundled fixture tokenizer (2560 entries, padded like Megatron to a multiple of 128), 64-token sequences and
  * 8-sequence batches. With the defaults the seven trainings total about 1.5e12 FLOPs by 6 N D (the 1.7b
  * counterpart, 2.7M active / 12.5M total parameters, is 60% of it): a few minutes at the 5-10 GFLOP/s a
@@ -24,12 +26,15 @@ import { scales } from "./scales.ts"
 import type { Scale, TinyScale } from "./schema.ts"
 
 export interface TinyOptions {
-  /** Hidden sizes are divided by this, then rounded to a multiple of the head count. */
+  /** Hidden sizes are divided by this, then rounded up to a multiple of `hiddenMultiple`. */
   readonly hiddenDivisor: number
+  /** 2 x heads: every head dimension is even, as RoPE's rotate-half needs. */
+  readonly hiddenMultiple: number
   /** Layer counts are divided by this (rounded up), keeping at least one dense and two MoE layers. */
   readonly layerDivisor: number
-  /** Save intervals are divided by this (rounded, at least 1); trainIters = checkpoints * saveInterval. */
+  /** Save intervals are divided by this (rounded, at least minSaveInterval); trainIters = checkpoints * saveInterval. */
   readonly iterDivisor: number
+  readonly minSaveInterval: number
   readonly checkpoints: number
   readonly seqLength: number
   readonly globalBatchSize: number
@@ -42,9 +47,12 @@ export interface TinyOptions {
 }
 
 export const defaultTinyOptions: TinyOptions = {
-  hiddenDivisor: 16,
+  // 256..2048 -> 32, 64, 64, 96, 96, 128, 160: distinct where the published widths differ.
+  hiddenDivisor: 12.8,
+  hiddenMultiple: 32,
   layerDivisor: 3,
-  iterDivisor: 100,
+  iterDivisor: 200,
+  minSaveInterval: 2,
   checkpoints: 10,
   seqLength: 64,
   globalBatchSize: 8,
@@ -60,12 +68,12 @@ const roundTo = (x: number, multiple: number) => Math.max(multiple, Math.round(x
 
 export const tinyScaleOf = (scale: Scale, options: TinyOptions = defaultTinyOptions): TinyScale => {
   const heads = architecture.numAttentionHeads
-  const hiddenSize = roundTo(scale.hiddenSize / options.hiddenDivisor, heads)
+  const hiddenSize = roundUpTo(scale.hiddenSize / options.hiddenDivisor, options.hiddenMultiple)
   // Same width ratios as the source scale; even sizes keep SwiGLU's fc1 split [2f, h] simple for the worker.
   const ffnHiddenSize = roundTo(hiddenSize * scale.ffnHiddenSize / scale.hiddenSize, 2)
   const moeFfnHiddenSize = Math.max(1, Math.round(hiddenSize * scale.moeFfnHiddenSize / scale.hiddenSize))
   const numLayers = Math.max(3, Math.ceil(scale.numLayers / options.layerDivisor))
-  const saveInterval = Math.max(1, Math.round(scale.saveInterval / options.iterDivisor))
+  const saveInterval = Math.max(options.minSaveInterval, Math.round(scale.saveInterval / options.iterDivisor))
   // Exactly `checkpoints` saves: trainIters is a multiple of the interval, so no extra final checkpoint.
   const trainIters = options.checkpoints * saveInterval
   return {

@@ -22,7 +22,8 @@ describe("tiny preset", () => {
 
   it("keeps the MoE structure: 16 heads, 64 experts, top-6, shared 2x, dense first layer", () => {
     for (const t of tiny) {
-      expect(t.hiddenSize % 16, t.id).toBe(0)
+      // An even dimension for each of the 16 heads (RoPE rotates halves).
+      expect(t.hiddenSize % 32, t.id).toBe(0)
       expect([t.numAttentionHeads, t.numExperts, t.routerTopK, t.sharedExpertWidthFactor]).toEqual([16, 64, 6, 2])
       const pattern = Either.getOrThrow(parseMoeLayerFreq(t.moeLayerFreq, t.numLayers))
       expect(pattern[0]).toBe(false)
@@ -33,18 +34,19 @@ describe("tiny preset", () => {
   it("has the published width ratios and the shape listed in the rationale", () => {
     const smallest = tiny[0]!
     expect([smallest.hiddenSize, smallest.ffnHiddenSize, smallest.moeFfnHiddenSize, smallest.numLayers]).toEqual([
-      16,
-      86,
-      11,
+      32,
+      172,
+      22,
       3
     ])
     const largest = tiny[6]!
     expect([largest.hiddenSize, largest.ffnHiddenSize, largest.moeFfnHiddenSize, largest.numLayers]).toEqual([
-      128,
-      684,
-      88,
+      160,
+      856,
+      110,
       6
     ])
+    expect(tiny.map((t) => t.hiddenSize)).toEqual([32, 64, 64, 96, 96, 128, 160])
   })
 
   it("keeps the order of sizes: active and total parameters strictly increase", () => {
@@ -68,7 +70,7 @@ describe("tiny preset", () => {
   })
 
   it("is parametric and its cost estimate follows the options", () => {
-    const half = tinyScales({ ...defaultTinyOptions, iterDivisor: 200 })
+    const half = tinyScales({ ...defaultTinyOptions, iterDivisor: 400 })
     expect(half[6]!.trainIters).toBeLessThan(tiny[6]!.trainIters)
     expect(tinyTrainingFlops(half[6]!)).toBeLessThan(tinyTrainingFlops(tiny[6]!))
     // All seven trainings together stay around a couple of TFLOPs (minutes on 2 cores).
