@@ -5,6 +5,7 @@
 #include <malloc.h>
 #include <cstring>
 #include <new>
+#include <unistd.h>
 #include <string>
 #include "commands/commands.h"
 #include "common.h"
@@ -41,6 +42,14 @@ static Json version_json() {
 }
 
 int main(int argc, char** argv) {
+  // Threads that wait at OpenMP barriers should sleep, not spin: on a shared 2-core machine a
+  // spinning worker thread steals the core its partner needs (measured 2x slower steps under load).
+  // libgomp reads OMP_WAIT_POLICY when it is loaded, so set it and re-execute once; an explicit
+  // OMP_WAIT_POLICY in the environment is respected.
+  if (!getenv("OMP_WAIT_POLICY")) {
+    setenv("OMP_WAIT_POLICY", "passive", 1);
+    execv("/proc/self/exe", argv);  // only returns on failure: then carry on with the default
+  }
   // Keep freed activation buffers in the heap instead of returning them to the OS: re-faulting
   // them every micro-step cost ~15% of a training step.
   mallopt(M_MMAP_THRESHOLD, 1 << 30);

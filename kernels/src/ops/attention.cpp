@@ -1,5 +1,7 @@
 #include "ops/attention.h"
+#include <algorithm>
 #include <cmath>
+#include "cpu/gemm.h"
 #include "ops/fastexp.h"
 #include <vector>
 namespace flame { namespace ref {
@@ -61,104 +63,78 @@ void attention_backward(real* dqkv, const real* dout, const real* qkv, int B, in
 
 namespace flame { namespace cpu {
 
-// Per (batch, head) the head's Q, K^T and V^T are copied into contiguous scratch so every inner
-// loop runs over key positions j with unit stride (vectorises even for head dims of 8).
-namespace {
-struct HeadScratch {
-  std::vector<real> q, kt, vt, s, p, dp, dkt, dvt;
-  void load(const real* qkv, int b, int hd, int S, int h, int d) {
-    q.resize((size_t)S * d); kt.resize((size_t)d * S); vt.resize((size_t)d * S);
-    s.resize(S); p.resize(S); dp.resize(S);
-    const real* base = qkv + (size_t)b * S * 3 * h;
-    for (int j = 0; j < S; j++) {
-      const real* r = base + (size_t)j * 3 * h + hd * d;
-      for (int c = 0; c < d; c++) { q[(size_t)j * d + c] = r[c]; kt[(size_t)c * S + j] = r[h + c]; vt[(size_t)c * S + j] = r[2 * h + c]; }
-    }
-  }
-  // s[j] = scale * q_i . k_j for j <= i
-  void scores(int i, int S, int d, real scale) {
-    real* sp = s.data(); const real* qi = &q[(size_t)i * d];
-    for (int j = 0; j <= i; j++) sp[j] = 0;
-    for (int c = 0; c < d; c++) {
-      const real* kc = &kt[(size_t)c * S]; real qc = qi[c] * scale;
-#pragma omp simd
-      for (int j = 0; j <= i; j++) sp[j] += qc * kc[j];
-    }
-  }
-};
-}  // namespace
+// Causal attention as blocked GEMMs per (batch, head), on the qkv buffer in place (row stride 3h):
+// row blocks of RB queries against keys [0, r0 + RB) only, so the masked upper triangle costs at
+// most one block. (b, h) pairs run in parallel; each owns its output slices, and dK / dV of a
+// head accumulate over row blocks in a fixed order -> deterministic for any thread count.
+namespace { constexpr int RB = 64; }
 
 void attention_forward(real* out, real* lse, const real* qkv, int B, int S, int H, int d) {
-  int h = H * d; real scale = (real)(1.0 / std::sqrt((double)d));
+  const int h = H * d; const real scale = (real)(1.0 / std::sqrt((double)d));
 #pragma omp parallel
   {
-    HeadScratch w;
+    std::vector<real> P((size_t)RB * S);
 #pragma omp for schedule(dynamic, 1)
     for (int bh = 0; bh < B * H; bh++) {
-      int b = bh / H, hd = bh % H;
-      w.load(qkv, b, hd, S, h, d);
-      for (int i = 0; i < S; i++) {
-        w.scores(i, S, d, scale);
-        real* sp = w.s.data(); real m = sp[0];
+      const int b = bh / H, hd = bh % H;
+      const real* Q = qkv + (size_t)b * S * 3 * h + hd * d;
+      const real* K = Q + h; const real* V = Q + 2 * h;
+      for (int r0 = 0; r0 < S; r0 += RB) {
+        const int rb = std::min(RB, S - r0), nc = r0 + rb;
+        gemm<real>(false, true, rb, nc, d, Q + (size_t)r0 * 3 * h, 3 * h, K, 3 * h, P.data(), S, false, false);
+        for (int r = 0; r < rb; r++) {
+          const int i = r0 + r; real* p = &P[(size_t)r * S];
+          real m = -INFINITY;
 #pragma omp simd reduction(max : m)
-        for (int j = 0; j <= i; j++) m = sp[j] > m ? sp[j] : m;
-        real l = 0;
+          for (int j = 0; j <= i; j++) m = p[j] > m ? p[j] : m;
+          m *= scale;
+          real l = 0;
 #pragma omp simd reduction(+ : l)
-        for (int j = 0; j <= i; j++) { sp[j] = fexp(sp[j] - m); l += sp[j]; }
-        real inv = (real)1 / l;
-        real* o = out + (size_t)(b * S + i) * h + hd * d;
-        for (int c = 0; c < d; c++) {
-          const real* vc = &w.vt[(size_t)c * S]; real acc = 0;
-#pragma omp simd reduction(+ : acc)
-          for (int j = 0; j <= i; j++) acc += sp[j] * vc[j];
-          o[c] = acc * inv;
+          for (int j = 0; j <= i; j++) { real e = fexp(p[j] * scale - m); p[j] = e; l += e; }
+          const real inv = (real)1 / l;
+#pragma omp simd
+          for (int j = 0; j <= i; j++) p[j] *= inv;
+          for (int j = i + 1; j < nc; j++) p[j] = 0;
+          lse[(size_t)bh * S + i] = m + std::log(l);
         }
-        lse[(size_t)bh * S + i] = m + std::log(l);
+        gemm<real>(false, false, rb, d, nc, P.data(), S, V, 3 * h, out + (size_t)(b * S + r0) * h + hd * d, h, false, false);
       }
     }
   }
 }
 
 void attention_backward(real* dqkv, const real* dout, const real* qkv, const real* out, const real* lse, int B, int S, int H, int d) {
-  int h = H * d; real scale = (real)(1.0 / std::sqrt((double)d));
+  const int h = H * d; const real scale = (real)(1.0 / std::sqrt((double)d));
 #pragma omp parallel
   {
-    HeadScratch w;
+    std::vector<real> P((size_t)RB * S), dP((size_t)RB * S), D(RB);
 #pragma omp for schedule(dynamic, 1)
     for (int bh = 0; bh < B * H; bh++) {
-      int b = bh / H, hd = bh % H;
-      w.load(qkv, b, hd, S, h, d);
-      w.dkt.assign((size_t)d * S, 0); w.dvt.assign((size_t)d * S, 0);
-      for (int i = 0; i < S; i++) {
-        const real* dO = dout + (size_t)(b * S + i) * h + hd * d;
-        const real* O = out + (size_t)(b * S + i) * h + hd * d;
-        real D = 0; for (int c = 0; c < d; c++) D += dO[c] * O[c];
-        real L = lse[(size_t)bh * S + i];
-        w.scores(i, S, d, scale);
-        real* sp = w.s.data(); real* dp = w.dp.data();
-        for (int j = 0; j <= i; j++) dp[j] = 0;
-        for (int c = 0; c < d; c++) {
-          const real* vc = &w.vt[(size_t)c * S]; real g = dO[c];
+      const int b = bh / H, hd = bh % H;
+      const size_t rowBase = (size_t)b * S;
+      const real* Q = qkv + rowBase * 3 * h + hd * d;
+      const real* K = Q + h; const real* V = Q + 2 * h;
+      real* dQ = dqkv + rowBase * 3 * h + hd * d; real* dK = dQ + h; real* dV = dQ + 2 * h;
+      const real* dO = dout + rowBase * h + hd * d;
+      const real* O = out + rowBase * h + hd * d;
+      for (int j = 0; j < S; j++) for (int c = 0; c < d; c++) { dK[(size_t)j * 3 * h + c] = 0; dV[(size_t)j * 3 * h + c] = 0; }
+      for (int r0 = 0; r0 < S; r0 += RB) {
+        const int rb = std::min(RB, S - r0), nc = r0 + rb;
+        gemm<real>(false, true, rb, nc, d, Q + (size_t)r0 * 3 * h, 3 * h, K, 3 * h, P.data(), S, false, false);
+        gemm<real>(false, true, rb, nc, d, dO + (size_t)r0 * h, h, V, 3 * h, dP.data(), S, false, false);
+        for (int r = 0; r < rb; r++) {
+          const int i = r0 + r; real* p = &P[(size_t)r * S]; real* dp = &dP[(size_t)r * S];
+          const real* dOi = dO + (size_t)i * h; const real* Oi = O + (size_t)i * h;
+          real Di = 0; for (int c = 0; c < d; c++) Di += dOi[c] * Oi[c];
+          const real L = lse[(size_t)bh * S + i];
 #pragma omp simd
-          for (int j = 0; j <= i; j++) dp[j] += g * vc[j];
+          for (int j = 0; j <= i; j++) { real pj = fexp(p[j] * scale - L); p[j] = pj; dp[j] = pj * (dp[j] - Di) * scale; }
+          for (int j = i + 1; j < nc; j++) { p[j] = 0; dp[j] = 0; }
         }
-        // sp <- p_j, dp <- ds_j = p_j (dp_j - D) * scale
-#pragma omp simd
-        for (int j = 0; j <= i; j++) { real pj = fexp(sp[j] - L); sp[j] = pj; dp[j] = pj * (dp[j] - D) * scale; }
-        real* dqo = dqkv + (size_t)(b * S + i) * 3 * h + hd * d;
-        const real* qi = &w.q[(size_t)i * d];
-        for (int c = 0; c < d; c++) {
-          const real* kc = &w.kt[(size_t)c * S]; real* dkc = &w.dkt[(size_t)c * S]; real* dvc = &w.dvt[(size_t)c * S];
-          real acc = 0, qc = qi[c], g = dO[c];
-#pragma omp simd reduction(+ : acc)
-          for (int j = 0; j <= i; j++) { acc += dp[j] * kc[j]; dkc[j] += dp[j] * qc; dvc[j] += sp[j] * g; }
-          dqo[c] = acc;
-        }
-      }
-      for (int j = 0; j < S; j++) {
-        real* dko = dqkv + (size_t)(b * S + j) * 3 * h + h + hd * d;
-        real* dvo = dqkv + (size_t)(b * S + j) * 3 * h + 2 * h + hd * d;
-        for (int c = 0; c < d; c++) { dko[c] = w.dkt[(size_t)c * S + j]; dvo[c] = w.dvt[(size_t)c * S + j]; }
+        // dQ rows of this block are complete here; dK, dV accumulate over row blocks in order
+        gemm<real>(false, false, rb, d, nc, dP.data(), S, K, 3 * h, dQ + (size_t)r0 * 3 * h, 3 * h, false, false);
+        gemm<real>(true, false, nc, d, rb, dP.data(), S, Q + (size_t)r0 * 3 * h, 3 * h, dK, 3 * h, true, false);
+        gemm<real>(true, false, nc, d, rb, P.data(), S, dO + (size_t)r0 * h, h, dV, 3 * h, true, false);
       }
     }
   }
