@@ -19,6 +19,8 @@ const IDS_AT = 8
 export const MAX_KEY_CHARS = 12
 export const MAX_IDS = 8
 const FRONT_SLOTS = 1 << 12
+export const HASH_SEED = 0x811c9dc5
+export const HASH_PRIME = 0x01000193
 
 export class PieceCache {
   /** Slot data; a zero hash word marks an empty slot (stored hashes are forced odd). */
@@ -33,10 +35,16 @@ export class PieceCache {
     this.front = new Int32Array(FRONT_SLOTS * STRIDE)
   }
 
+  /** FNV-1a over the UTF-16 code units, then the length: the scanner computes it on the fly. */
   static hash(text: string, start: number, end: number): number {
-    let h = 0x811c9dc5 ^ (end - start)
-    for (let i = start; i < end; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193)
-    return (h ^ (h >>> 15)) | 1
+    let h = HASH_SEED
+    for (let i = start; i < end; i++) h = Math.imul(h ^ text.charCodeAt(i), HASH_PRIME)
+    return PieceCache.finishHash(h, end - start)
+  }
+
+  static finishHash(h: number, length: number): number {
+    const x = Math.imul(h ^ length, HASH_PRIME)
+    return (x ^ (x >>> 15)) | 1
   }
 
   /** Whether slot `base` of `table` holds `text[start, end)`. */

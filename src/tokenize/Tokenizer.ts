@@ -10,7 +10,7 @@ import * as fs from "node:fs/promises"
 import { MergeTable, mergeWord } from "./bpe.ts"
 import { BYTE_TO_CHAR, CHAR_TO_BYTE } from "./byteLevel.ts"
 import { TokenizerLoadError } from "./errors.ts"
-import { MAX_IDS, MAX_KEY_CHARS, PieceCache } from "./PieceCache.ts"
+import { HASH_PRIME, HASH_SEED, MAX_IDS, MAX_KEY_CHARS, PieceCache } from "./PieceCache.ts"
 import { TokenBuffer } from "./TokenBuffer.ts"
 import { type NormalizationForm, parseTokenizerJson, type TokenizerSpec } from "./tokenizerJson.ts"
 import { CODE_POINT_CLASS, WHITESPACE } from "./unicodeClasses.ts"
@@ -202,7 +202,7 @@ export class ByteLevelBpe {
   private preTokenize(piece: string, out: TokenBuffer): void {
     const s = this.addPrefixSpace && piece.charCodeAt(0) !== SPACE ? " " + piece : piece
     const n = s.length
-    if (!this.useRegex) return this.encodePiece(s, 0, n, out)
+    if (!this.useRegex) return this.encodePiece(s, 0, n, out, -1)
     const classes = CODE_POINT_CLASS
     let i = 0
     while (i < n) {
@@ -210,7 +210,7 @@ export class ByteLevelBpe {
       if (c === APOSTROPHE) {
         const m = contractionLength(s, i, n)
         if (m > 0) {
-          this.encodePiece(s, i, i + m, out)
+          this.encodePiece(s, i, i + m, out, -1)
           i += m
           continue
         }
@@ -227,33 +227,40 @@ export class ByteLevelBpe {
           cls = cls1
         }
       }
-      let j: number
       if (cls === WHITESPACE) {
         // Whitespace is BMP-only, one code unit per char.
-        j = i + 1
+        let j = i + 1
         while (j < n && classes[s.charCodeAt(j)] === WHITESPACE) j++
         // \s+(?!\S): a run followed by a non-space leaves its last char to the next piece.
         if (j < n && j - i > 1) j--
-      } else {
-        j = k
-        while (j < n) {
-          const cj = s.charCodeAt(j)
-          if (cj >= 0xd800 && cj <= 0xdbff && j + 1 < n) {
-            const cp = s.codePointAt(j) as number
-            if (classes[cp] !== cls) break
-            j += cp > 0xffff ? 2 : 1
-          } else {
-            if ((classes[cj] as number) !== cls) break
-            j++
-          }
+        this.encodePiece(s, i, j, out, -1)
+        i = j
+        continue
+      }
+      // The run's cache hash is computed while scanning it.
+      let h = k > i ? Math.imul(HASH_SEED ^ SPACE, HASH_PRIME) : HASH_SEED
+      let j = k
+      while (j < n) {
+        const cj = s.charCodeAt(j)
+        if (cj >= 0xd800 && cj <= 0xdbff && j + 1 < n) {
+          const cp = s.codePointAt(j) as number
+          if (classes[cp] !== cls) break
+          h = Math.imul(h ^ cj, HASH_PRIME)
+          if (cp > 0xffff) h = Math.imul(h ^ s.charCodeAt(j + 1), HASH_PRIME)
+          j += cp > 0xffff ? 2 : 1
+        } else {
+          if ((classes[cj] as number) !== cls) break
+          h = Math.imul(h ^ cj, HASH_PRIME)
+          j++
         }
       }
-      this.encodePiece(s, i, j, out)
+      this.encodePiece(s, i, j, out, PieceCache.finishHash(h, j - i))
       i = j
     }
   }
 
-  private encodePiece(s: string, start: number, end: number, out: TokenBuffer): void {
+  /** Appends the ids of piece `s[start, end)`; `knownHash` is its cache hash, or -1. */
+  private encodePiece(s: string, start: number, end: number, out: TokenBuffer, knownHash = -1): void {
     if (end - start === 1) {
       // One ASCII char is one byte symbol: nothing to merge or look up (a tenth of all pieces).
       const c = s.charCodeAt(start)
@@ -262,7 +269,7 @@ export class ByteLevelBpe {
     }
     if (end - start <= MAX_KEY_CHARS) {
       const cache = this.cache
-      const hash = PieceCache.hash(s, start, end)
+      const hash = knownHash === -1 ? PieceCache.hash(s, start, end) : knownHash
       let base = cache.find(s, start, end, hash)
       if (base < 0) {
         // Short pieces with many ids (digits, CJK) live in the Map cache.
