@@ -183,6 +183,47 @@ static void test_indexed_dataset() {
       g.unshuffled(j, a.data()); g.unshuffled(j + 1, b.data());
       if (a[seq] != b[0]) { CHECK(false, "samples %lu/%lu do not overlap by one token", (unsigned long)j, (unsigned long)j + 1); break; }
     }
+    // The whole sample order against a direct numpy transcription of Megatron's GPTDataset
+    // index building (_build_document_index, build_sample_idx, _build_shuffle_index): one epoch,
+    // 3 epochs with a separately shuffled final epoch (150), 3 epochs without (200), test split.
+    const char* ref =
+        "python3 -c \"import numpy as np, struct, sys\n"
+        "p=sys.argv[1]; d=open(p+'.idx','rb').read(); S=struct.unpack('<Q',d[18:26])[0]\n"
+        "L=np.frombuffer(d[34:34+4*S],dtype=np.int32); ptr=np.frombuffer(d[34+4*S:34+12*S],dtype=np.int64)\n"
+        "it=np.dtype(np.uint16 if d[17]==8 else np.int32); b=np.fromfile(p+'.bin',dtype=it)\n"
+        "def bounds(n):\n s=[90/100,5/100,5/100]; x=[0]\n for q in s: x.append(x[-1]+int(round(q*float(n))))\n return [x[0]]+[v-(x[-1]-n) for v in x[1:]]\n"
+        "def docidx(docs,e,r,sep):\n if not sep or e==1:\n  a=np.mgrid[0:e,0:len(docs)][1]; a[:]=docs; a=a.reshape(-1).astype(np.int32); r.shuffle(a); return a\n return np.concatenate((docidx(docs,e-1,r,False),docidx(docs,1,r,False)))\n"
+        "out=[]\n"
+        "for split,ns,seq in [(0,40,16),(0,150,16),(0,200,16),(2,5,8)]:\n"
+        " bd=bounds(S); docs=np.arange(bd[split],bd[split+1],dtype=np.int32); tpe=int(L[docs].sum()); e=1; t=tpe\n"
+        " while t<ns*seq+1: e+=1; t+=tpe\n"
+        " sep=False\n"
+        " if e>1:\n  sans=((e-1)*tpe-1)//seq; ff=ns-sans; pe=(tpe-1)//seq; sep=ff<int(0.8*pe)\n"
+        " r=np.random.RandomState(1234); di=docidx(docs,e,r,sep); n=(e*tpe-1)//seq; si=[(0,0)]; k=0; off=0\n"
+        " for _ in range(n):\n  rem=seq+1\n  while rem!=0:\n   dl=L[di[k]]-off; rem-=dl\n   if rem<=0: off+=rem+dl-1; rem=0\n   else: k+=1; off=0\n  si.append((k,off))\n"
+        " first=sans if sep else n; a=np.arange(first,dtype=np.uint32); r.shuffle(a)\n"
+        " if first<n: c=np.arange(first,n,dtype=np.uint32); r.shuffle(c); a=np.concatenate((a,c))\n"
+        " for i in range(ns):\n  j=a[i]; (d0,o0),(d1,o1)=si[j],si[j+1]; toks=[]\n"
+        "  for q in range(d0,d1+1):\n   st=o0 if q==d0 else 0; en=o1+1 if q==d1 else L[di[q]]; s0=ptr[di[q]]//it.itemsize; toks+=b[s0+st:s0+en].tolist()\n"
+        "  out.append(','.join(map(str,toks)))\n"
+        "print(';'.join(out))\" ";
+    std::string cmd = std::string(ref) + name;
+    FILE* pp = popen(cmd.c_str(), "r"); std::string py; char pb[4096]; size_t pn;
+    while ((pn = fread(pb, 1, sizeof pb, pp)) > 0) py.append(pb, pn);
+    int prc = pclose(pp);
+    CHECK(prc == 0, "python GPTDataset reference failed");
+    std::string mine; int cases[][3] = {{0, 40, 16}, {0, 150, 16}, {0, 200, 16}, {2, 5, 8}};
+    for (auto& cs : cases) {
+      GptDataset gd(ds, cs[0], {90, 5, 5}, cs[1], cs[2], 1234);
+      std::vector<int32_t> tk(cs[2] + 1);
+      for (int i = 0; i < cs[1]; i++) {
+        gd.sample(i, tk.data());
+        std::string row; for (size_t q = 0; q < tk.size(); q++) row += (q ? "," : "") + std::to_string(tk[q]);
+        mine += (mine.empty() ? "" : ";") + row;
+      }
+      if (cs[1] == 150) printf("GPTDataset %s: %d epochs for 150 samples\n", name, gd.numEpochs());
+    }
+    CHECK(py == mine + "\n", "%s: GPTDataset sample order differs from the numpy transcription of Megatron", name);
     std::vector<size_t> bnd = split_bounds({90, 5, 5}, 204);
     CHECK(bnd == std::vector<size_t>({0, 184, 194, 204}), "split bounds %zu %zu %zu %zu", bnd[0], bnd[1], bnd[2], bnd[3]);
   }
