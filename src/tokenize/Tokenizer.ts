@@ -310,14 +310,26 @@ export class ByteLevelBpe {
 
   /** BPE of `s[start, end)` into scratchIds; returns the id count. */
   private bpe(s: string, start: number, end: number): number {
-    const piece = s.slice(start, end)
-    if (this.scratchBytes.length < piece.length * 3) {
-      this.scratchBytes = new Uint8Array(piece.length * 3)
-      this.scratchIds = new Int32Array(piece.length * 3)
+    if (this.scratchBytes.length < (end - start) * 3) {
+      this.scratchBytes = new Uint8Array((end - start) * 3)
+      this.scratchIds = new Int32Array((end - start) * 3)
     }
+    const ids = this.scratchIds
+    if (!this.ignoreMerges) {
+      // ASCII pieces (most of them) map char -> byte symbol directly, without UTF-8 encoding.
+      let n = 0
+      let i = start
+      for (; i < end; i++) {
+        const c = s.charCodeAt(i)
+        if (c >= 0x80) break
+        const id = this.byteIds[c] as number
+        if (id >= 0) ids[n++] = id
+      }
+      if (i === end) return mergeWord(this.merges, ids, n)
+    }
+    const piece = s.slice(start, end)
     const { written } = this.utf8.encodeInto(piece, this.scratchBytes)
     const bytes = this.scratchBytes
-    const ids = this.scratchIds
     if (this.ignoreMerges) {
       let symbols = ""
       for (let i = 0; i < written; i++) symbols += BYTE_TO_CHAR[bytes[i] as number]

@@ -65,24 +65,42 @@ const SMALL_WORD = 48
 export const mergeWord = (table: MergeTable, ids: Int32Array, length: number): number =>
   length <= SMALL_WORD ? mergeSmall(table, ids, length) : mergeLarge(table, ids, length)
 
+let smallRanks = new Int32Array(SMALL_WORD)
+let smallMerged = new Int32Array(SMALL_WORD)
+const NO_MERGE = 0x7fffffff
+
+/** Ranks of adjacent pairs are looked up once and refreshed only next to each merge. */
 const mergeSmall = (table: MergeTable, ids: Int32Array, length: number): number => {
+  if (smallRanks.length < length) {
+    smallRanks = new Int32Array(length)
+    smallMerged = new Int32Array(length)
+  }
+  const ranks = smallRanks
+  const merged = smallMerged
+  const refresh = (p: number): void => {
+    const r = table.rank(ids[p] as number, ids[p + 1] as number)
+    ranks[p] = r < 0 ? NO_MERGE : r
+    merged[p] = table.lastMerged
+  }
   let n = length
+  for (let p = 0; p + 1 < n; p++) refresh(p)
   while (n > 1) {
-    let bestRank = 0x7fffffff
-    let bestPos = -1
-    let bestId = 0
-    for (let p = 0; p + 1 < n; p++) {
-      const r = table.rank(ids[p] as number, ids[p + 1] as number)
-      if (r >= 0 && r < bestRank) {
-        bestRank = r
-        bestPos = p
-        bestId = table.lastMerged
+    let best = 0
+    let bestRank = ranks[0] as number
+    for (let p = 1; p + 1 < n; p++) {
+      if ((ranks[p] as number) < bestRank) {
+        bestRank = ranks[p] as number
+        best = p
       }
     }
-    if (bestPos < 0) break
-    ids[bestPos] = bestId
-    ids.copyWithin(bestPos + 1, bestPos + 2, n)
+    if (bestRank === NO_MERGE) break
+    ids[best] = merged[best] as number
+    ids.copyWithin(best + 1, best + 2, n)
+    ranks.copyWithin(best + 1, best + 2, n - 1)
+    merged.copyWithin(best + 1, best + 2, n - 1)
     n--
+    if (best > 0) refresh(best - 1)
+    if (best + 1 < n) refresh(best)
   }
   return n
 }
