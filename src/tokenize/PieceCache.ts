@@ -5,7 +5,7 @@
  * 12 UTF-16 units, two per int) and the ids (up to 8) inline. Longer keys or id lists are not
  * cached. When half the slots are used the cache is dropped (cheap; the encoding stays exact).
  *
- * The main table (32 MiB) does not stay in the core's caches, so a small direct-mapped front table
+ * The main table (8 MiB) does not stay in the core's caches, so a small direct-mapped front table
  * (256 KiB) holds recently used slots: the frequent pieces of natural text hit there.
  */
 
