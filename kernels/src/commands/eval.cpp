@@ -53,10 +53,12 @@ int cmd_eval(const Config& cfg, const CliArgs& args) {
   const ModelConfig& mc = cfg.model;
   const int S = (int)mc.seqLength;
   Model model(mc);
-  load_checkpoint(ckpt, cfg, model, nullptr, nullptr);
+  CheckpointState st;
+  load_checkpoint(ckpt, cfg, model, nullptr, &st);
   int mbs = (int)(cfg.eval.microBatchSize > 0 ? cfg.eval.microBatchSize : (cfg.hasTrain ? cfg.train.microBatchSize : 4));
   Json result = Json::object();
   result.set("checkpoint", Json::string(ckpt));
+  result.set("iteration", Json::integer(st.iteration));
   double t0 = now_seconds();
 
   bool doVal = cfg.hasData && !cfg.data.prefix.empty() && cfg.eval.valSamples > 0;
@@ -80,8 +82,8 @@ int cmd_eval(const Config& cfg, const CliArgs& args) {
       proto::progress(std::min(n, i0 + b), n);
     }
     double loss = sum / count;
-    proto::metric(cfg.eval.split + "_loss", 0, loss);
-    proto::metric(cfg.eval.split + "_ppl", 0, std::exp(loss));
+    proto::metric(cfg.eval.split + "_loss", st.iteration, loss);
+    proto::metric(cfg.eval.split + "_ppl", st.iteration, std::exp(loss));
     result.set("split", Json::string(cfg.eval.split));
     result.set("loss", Json::number(loss));
     result.set("perplexity", Json::number(std::exp(loss)));

@@ -18,7 +18,8 @@ int cmd_trace(const Config& cfg, const CliArgs& args) {
   if (mc.numMoeLayers() == 0) fail(EXIT_CONFIG, "trace: the model has no MoE layers");
   const int S = (int)mc.seqLength, K = (int)mc.topK, E = (int)mc.numExperts;
   Model model(mc);
-  load_checkpoint(args.checkpoint, cfg, model, nullptr, nullptr);
+  CheckpointState st;
+  load_checkpoint(args.checkpoint, cfg, model, nullptr, &st);
   std::vector<uint64_t> idx;
   if (!cfg.trace.indices.empty()) for (long i : cfg.trace.indices) idx.push_back((uint64_t)i);
   else for (long i = 0; i < cfg.trace.numSamples; i++) idx.push_back((uint64_t)i);
@@ -67,6 +68,7 @@ int cmd_trace(const Config& cfg, const CliArgs& args) {
   proto::artifact("trace", path);
   Json r = Json::object();
   r.set("path", Json::string(path));
+  r.set("iteration", Json::integer(st.iteration));
   r.set("samples", Json::integer((long long)N));
   r.set("tokens", Json::integer((long long)T));
   Json ly = Json::array(); for (int l : model.moeLayerIds()) ly.push(Json::integer(l));
