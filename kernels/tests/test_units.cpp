@@ -10,6 +10,7 @@
 #include "io/json.h"
 #include "io/safetensors.h"
 #include "model.h"
+#include "ops/adamw.h"
 #include "schedule.h"
 #include "testing.h"
 #include <cstring>
@@ -249,7 +250,29 @@ static void test_split_rounding() {
   CHECK(split_bounds({90, 5, 5}, 30) == std::vector<size_t>({0, 26, 28, 30}), "90,5,5 of 30");
 }
 
+static void test_adamw() {
+  // one apex-style AdamW step by hand: m = 0.05, v = 0.00025, m_hat = 0.5, v_hat = 0.25
+  float p[2] = {1.0f, -2.0f}, g[2] = {0.5f, 0.0f}, m[2] = {0, 0}, v[2] = {0, 0};
+  adamw_update(p, g, m, v, 2, 0.1, 0.9, 0.999, 1e-8, 0.01, 1);
+  double expect0 = 1.0 - 0.1 * (0.5 / (0.5 + 1e-8) + 0.01 * 1.0);
+  CHECK(std::fabs(p[0] - expect0) < 1e-6, "adamw p0 %.9g vs %.9g", p[0], expect0);
+  CHECK(std::fabs(p[1] - (-2.0 - 0.1 * 0.01 * -2.0)) < 1e-6, "decoupled decay with zero grad %.9g", p[1]);
+  CHECK(std::fabs(m[0] - 0.05f) < 1e-7 && std::fabs(v[0] - 0.00025f) < 1e-4 * 0.00025, "moments %.9g %.9g", m[0], v[0]);
+  // second step uses bias corrections 1 - b^2
+  adamw_update(p, g, m, v, 2, 0.1, 0.9, 0.999, 1e-8, 0.0, 2);
+  double m2 = 0.9 * 0.05 + 0.05, v2 = 0.999 * 0.00025 + 0.00025;
+  double expect1 = expect0 - 0.1 * ((m2 / (1 - 0.81)) / (std::sqrt(v2 / (1 - 0.999 * 0.999)) + 1e-8));
+  CHECK(std::fabs(p[0] - expect1) < 2e-6, "adamw step 2 %.9g vs %.9g", p[0], expect1);
+  // weight decay only on tensors with more than one dimension (norm weights excluded)
+  ModelConfig mc; mc.vocabSize = 8; mc.hiddenSize = 16; mc.numLayers = 2; mc.numAttentionHeads = 4; mc.ffnHiddenSize = 8;
+  mc.moeFfnHiddenSize = 4; mc.numExperts = 4; mc.topK = 2; mc.sharedExpertSize = 8; mc.moeLayers = {false, true};
+  Model model(mc);
+  for (auto& t : model.tensors)
+    CHECK(t.decay == (t.name.find("norm") == std::string::npos), "%s decay flag", t.name.c_str());
+}
+
 int main() {
+  test_adamw();
   test_schedule();
   test_params();
   test_config();
