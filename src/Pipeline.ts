@@ -109,12 +109,32 @@ const setPath = (target: Record<string, unknown>, path: ReadonlyArray<string>, v
   cursor[path[path.length - 1]!] = value
 }
 
+/** Decoders are compiled once per params schema: a generated pipeline may place one definition 100k times. */
+const codecs = new WeakMap<
+  object,
+  {
+    decode: (u: unknown) => Either.Either<unknown, ParseResult.ParseError>
+    encode: (a: unknown) => Either.Either<unknown, ParseResult.ParseError>
+  }
+>()
+const codecOf = (schema: Schema.Schema<unknown, unknown>) => {
+  let codec = codecs.get(schema)
+  if (codec === undefined) {
+    codec = {
+      decode: Schema.decodeUnknownEither(schema, { onExcessProperty: "error", errors: "all" }),
+      encode: Schema.encodeEither(schema)
+    }
+    codecs.set(schema, codec)
+  }
+  return codec
+}
+
 const decodeParams = (node: StageNode, params: Record<string, unknown>, executor: ExecutorInfo): Either.Either<
   { decoded: unknown; encoded: Record<string, unknown> },
   ParamError
 > => {
   const schema = node.definition.params
-  const decoded = Schema.decodeUnknownEither(schema, { onExcessProperty: "error", errors: "all" })(params)
+  const decoded = codecOf(schema).decode(params)
   if (Either.isLeft(decoded)) {
     const issues = ParseResult.ArrayFormatter.formatErrorSync(decoded.left)
     const first = issues[0]
@@ -125,7 +145,7 @@ const decodeParams = (node: StageNode, params: Record<string, unknown>, executor
     return Either.left(new ParamError({ stage: node.id, key, reason }))
   }
   const settled = node.definition.settle ? node.definition.settle(decoded.right, executor) : decoded.right
-  const encoded = Schema.encodeEither(schema)(settled)
+  const encoded = codecOf(schema).encode(settled)
   if (Either.isLeft(encoded)) {
     return Either.left(new ParamError({ stage: node.id, key: "(params)", reason: String(encoded.left) }))
   }

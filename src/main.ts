@@ -2,7 +2,9 @@
  * Runs the CLI with a given pipeline registry; prints failures as one clear line and exits non-zero.
  */
 import { ValidationError } from "@effect/cli"
-import { NodeContext, NodeRuntime } from "@effect/platform-node"
+// Sub-path imports: the package index also loads the HTTP client (undici), which the CLI never uses.
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import type { Layer } from "effect"
 import { Cause, Console, Effect } from "effect"
 import { cli } from "./cli/Cli.ts"

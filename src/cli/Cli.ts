@@ -145,14 +145,12 @@ const planCommand = Command.make(
         )
       }
       const stale = entries.filter((e) => e.status === "stale")
-      for (const entry of entries) {
-        if (entry.status === "fresh") {
-          yield* Console.log(`fresh  ${entry.stage}`)
-        } else {
-          const cost = entry.estimatedMs === null ? "" : ` (~${formatMs(entry.estimatedMs)})`
-          yield* Console.log(`STALE  ${entry.stage}${cost}: ${entry.reasons.map(describeReason).join("; ")}`)
-        }
-      }
+      const lines = entries.map((entry) => {
+        if (entry.status === "fresh") return `fresh  ${entry.stage}`
+        const cost = entry.estimatedMs === null ? "" : ` (~${formatMs(entry.estimatedMs)})`
+        return `STALE  ${entry.stage}${cost}: ${entry.reasons.map(describeReason).join("; ")}`
+      })
+      yield* Console.log(lines.join("\n"))
       const known = stale.reduce((sum, e) => sum + (e.estimatedMs ?? 0), 0)
       const unknown = stale.filter((e) => e.estimatedMs === null).length
       yield* Console.log(

@@ -7,16 +7,13 @@ import { Effect } from "effect"
 import * as path from "node:path"
 import { StoreError } from "../domain/Errors.ts"
 import type { StaleReason } from "../domain/Plan.ts"
-import type { ArtifactRow, ExecutionRow } from "../lineage/Lineage.ts"
+import type { IndexEntry } from "../lineage/Lineage.ts"
 import type { ResolvedStage } from "../Pipeline.ts"
 import { ArtifactStore } from "../store/ArtifactStore.ts"
 import { ContentHasher } from "../store/ContentHasher.ts"
 import { diffParams, fingerprint } from "./Fingerprint.ts"
 
-export interface CacheEntry {
-  readonly execution: ExecutionRow
-  readonly artifacts: ReadonlyArray<ArtifactRow>
-}
+export type CacheEntry = IndexEntry
 
 export interface CacheIndex {
   readonly byFingerprint: ReadonlyMap<string, CacheEntry>
@@ -47,7 +44,7 @@ export const workerHash = (stage: ResolvedStage) =>
   Effect.gen(function*() {
     if (stage.workerPath === undefined) return null
     const hasher = yield* ContentHasher
-    const content = yield* hasher.hash(stage.workerPath)
+    const content = yield* hasher.hashOnce(stage.workerPath)
     if (content === undefined) {
       return yield* new StoreError({
         path: stage.workerPath,
@@ -63,7 +60,7 @@ export const sourceHashes = (stage: ResolvedStage) =>
     const hasher = yield* ContentHasher
     const hashes: Record<string, string> = {}
     for (const source of stage.sourcePaths) {
-      const content = yield* hasher.hash(path.resolve(source))
+      const content = yield* hasher.hashOnce(path.resolve(source))
       if (content === undefined) {
         return yield* new StoreError({
           path: source,
@@ -121,11 +118,13 @@ export const decide = (
     const previous = index.latestByStage.get(stage.id)
     if (previous === undefined) return stale([{ _tag: "NeverRun" }], undefined)
     const before = previous.execution
+    const beforeInputs = JSON.parse(before.inputHashes) as Record<string, string>
+    const beforeSources = JSON.parse(before.sourceHashes) as Record<string, string>
     const reasons: Array<StaleReason> = []
     if (before.version !== stage.definition.version) {
       reasons.push({ _tag: "VersionChanged", from: before.version, to: stage.definition.version })
     }
-    for (const change of diffParams(before.params, stage.encodedParams)) {
+    for (const change of diffParams(JSON.parse(before.params), stage.encodedParams)) {
       reasons.push({
         _tag: "ParamChanged",
         key: change.key,
@@ -134,12 +133,12 @@ export const decide = (
       })
     }
     for (const [name, hash] of Object.entries(inputHashes)) {
-      if (before.inputHashes[name] !== hash) {
+      if (beforeInputs[name] !== hash) {
         reasons.push({ _tag: "UpstreamChanged", input: name, stage: stage.inputs[name]?.stage ?? name })
       }
     }
     for (const [source, hash] of Object.entries(sources)) {
-      if (before.sourceHashes[source] !== hash) reasons.push({ _tag: "SourceChanged", path: source })
+      if (beforeSources[source] !== hash) reasons.push({ _tag: "SourceChanged", path: source })
     }
     if ((before.workerHash ?? null) !== worker) {
       reasons.push({ _tag: "WorkerChanged", from: before.workerHash ?? null, to: worker })

@@ -5,6 +5,7 @@ import { Effect } from "effect"
 import type { PlanEntry, StaleReason } from "../domain/Plan.ts"
 import { Lineage } from "../lineage/Lineage.ts"
 import type { ResolvedPipeline } from "../Pipeline.ts"
+import { ContentHasher } from "../store/ContentHasher.ts"
 import type { InputArtifact } from "./Freshness.ts"
 import { decide, gatherInputs, outputsOf } from "./Freshness.ts"
 
@@ -63,5 +64,7 @@ export const plan = (pipeline: ResolvedPipeline) =>
         })
       }
     }
+    // What was hashed to answer stays known: the next plan or run need not read those files again.
+    yield* (yield* ContentHasher).flush
     return entries
   })

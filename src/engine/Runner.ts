@@ -56,6 +56,12 @@ const errorMessage = (cause: Cause.Cause<unknown>): string => {
   return Cause.pretty(cause).split("\n")[0] ?? "unknown error"
 }
 
+/** What a run keeps of its summary: the counts and the stages that did something (cached ones are implied). */
+const persisted = (summary: RunSummary): Record<string, unknown> => ({
+  ...summary,
+  stages: summary.stages.filter((s) => s.status !== "cached")
+})
+
 export const run = (pipeline: ResolvedPipeline, options: RunOptions) =>
   Effect.scoped(Effect.gen(function*() {
     const ws = yield* Workspace
@@ -102,7 +108,8 @@ export const run = (pipeline: ResolvedPipeline, options: RunOptions) =>
 
     const outcomes = new Map<string, StageOutcome>()
     const outputs = new Map<string, ReadonlyMap<string, InputArtifact>>()
-    const done = new Map(pipeline.stages.map((s) => [s.id, Deferred.unsafeMake<boolean>(FiberId.none)]))
+    /** Completion signals of the stages that go through the scheduler (true: outputs available). */
+    const done = new Map<string, Deferred.Deferred<boolean>>()
 
     const record = (stage: ResolvedStage, status: StageStatus, fields: Partial<StageOutcome> = {}) => {
       outcomes.set(stage.id, {
@@ -266,10 +273,14 @@ export const run = (pipeline: ResolvedPipeline, options: RunOptions) =>
           }))
       })
 
-    const processStage = (stage: ResolvedStage) =>
+    /** Runs a stale stage once its pending upstreams are done; `decision` is known when they were all cached. */
+    const processStage = (stage: ResolvedStage, known: Decision | undefined) =>
       Effect.gen(function*() {
         let upstreamOk = true
-        for (const up of stage.upstream) upstreamOk = (yield* Deferred.await(done.get(up)!)) && upstreamOk
+        for (const up of stage.upstream) {
+          const signal = done.get(up)
+          if (signal !== undefined) upstreamOk = (yield* Deferred.await(signal)) && upstreamOk
+        }
         const signal = done.get(stage.id)!
         if (!upstreamOk) {
           record(stage, "skipped", { error: "an upstream stage failed" })
@@ -277,11 +288,10 @@ export const run = (pipeline: ResolvedPipeline, options: RunOptions) =>
           return yield* Deferred.succeed(signal, false)
         }
         const inputs = gatherInputs(stage, outputs)!
-        const decision = yield* decide(stage, inputs, index)
+        // Re-checked with the upstreams' actual outputs: identical bytes leave this stage cached (early cutoff).
+        const decision = known ?? (yield* decide(stage, inputs, index))
         if (decision._tag === "Fresh") {
-          outputs.set(stage.id, outputsOf(decision.entry))
-          record(stage, "cached", { execution: decision.entry.execution.id, fingerprint: decision.fingerprint })
-          reporter.finished(stage.id, "cached", 0)
+          markCached(stage, decision)
           return yield* Deferred.succeed(signal, true)
         }
         if (stage.resources.gpus > options.gpus.length) {
@@ -296,6 +306,36 @@ export const run = (pipeline: ResolvedPipeline, options: RunOptions) =>
         yield* Deferred.succeed(signal, ok)
         if (!ok && !options.keepGoing) return yield* new StopRun({ stage: stage.id })
       })
+
+    const markCached = (stage: ResolvedStage, decision: Decision & { _tag: "Fresh" }) => {
+      outputs.set(stage.id, outputsOf(decision.entry))
+      record(stage, "cached", { execution: decision.entry.execution.id, fingerprint: decision.fingerprint })
+      reporter.finished(stage.id, "cached", 0)
+    }
+
+    /**
+     * A synchronous sweep in topological order settles every stage whose upstreams are all cached, without
+     * a fiber each: a no-op run of a large DAG costs a stat per output and a lookup per stage. Only the
+     * stale stages and what depends on them go on to the scheduler.
+     */
+    const sweep = Effect.gen(function*() {
+      const pending: Array<{ stage: ResolvedStage; known: Decision | undefined }> = []
+      for (const stage of pipeline.stages) {
+        if (stage.upstream.some((up) => done.has(up))) {
+          done.set(stage.id, Deferred.unsafeMake<boolean>(FiberId.none))
+          pending.push({ stage, known: undefined })
+          continue
+        }
+        const decision = yield* decide(stage, gatherInputs(stage, outputs)!, index)
+        if (decision._tag === "Fresh") {
+          markCached(stage, decision)
+        } else {
+          done.set(stage.id, Deferred.unsafeMake<boolean>(FiberId.none))
+          pending.push({ stage, known: decision })
+        }
+      }
+      return pending
+    })
 
     const summarize = (interrupted: boolean): RunSummary => {
       const stages = pipeline.stages.map((stage) =>
@@ -328,13 +368,20 @@ export const run = (pipeline: ResolvedPipeline, options: RunOptions) =>
       }
     }
 
-    const exit = yield* Effect.forEach(pipeline.stages, processStage, { concurrency: "unbounded", discard: true }).pipe(
+    const exit = yield* Effect.flatMap(
+      sweep,
+      (pending) =>
+        Effect.forEach(pending, ({ known, stage }) => processStage(stage, known), {
+          concurrency: "unbounded",
+          discard: true
+        })
+    ).pipe(
       Effect.onInterrupt(() =>
         Effect.gen(function*() {
           const summary = summarize(true)
           yield* flushMetrics
           yield* hasher.flush
-          yield* lineage.endRun(runId, "interrupted", summary as unknown as Record<string, unknown>)
+          yield* lineage.endRun(runId, "interrupted", persisted(summary))
           reporter.close()
         }).pipe(Effect.orDie)
       ),
@@ -349,7 +396,7 @@ export const run = (pipeline: ResolvedPipeline, options: RunOptions) =>
     const summary = summarize(false)
     yield* flushMetrics
     yield* hasher.flush
-    yield* lineage.endRun(runId, summary.status, summary as unknown as Record<string, unknown>)
+    yield* lineage.endRun(runId, summary.status, persisted(summary))
     yield* store.emptyTrash.pipe(Effect.ignore)
     reporter.close()
     return summary

@@ -30,6 +30,31 @@ export type FileStatRow = typeof schema.fileStats.$inferSelect
 
 const migrationsFolder = fromRoot("drizzle")
 
+/** A succeeded execution as the cache index holds it; JSON columns stay text until a stale stage needs a diff. */
+export interface IndexedExecution {
+  readonly id: string
+  readonly stageId: string
+  readonly fingerprint: string
+  readonly version: string
+  readonly workerHash: string | null
+  readonly durationMs: number | null
+  readonly params: string
+  readonly inputHashes: string
+  readonly sourceHashes: string
+}
+
+export interface IndexedArtifact {
+  readonly id: string
+  readonly name: string
+  readonly path: string
+  readonly hash: string
+}
+
+export interface IndexEntry {
+  readonly execution: IndexedExecution
+  readonly artifacts: ReadonlyArray<IndexedArtifact>
+}
+
 /** Opens (creating if needed) and migrates the database. */
 export const openDatabase = (file: string): { sqlite: Database.Database; db: Db } => {
   fs.mkdirSync(path.dirname(file), { recursive: true })
@@ -40,11 +65,22 @@ export const openDatabase = (file: string): { sqlite: Database.Database; db: Db 
   // drizzle's migrator runs every pending migration in one transaction, where PRAGMA foreign_keys
   // cannot change; so it is switched off around the migration and the result checked afterwards.
   sqlite.pragma("foreign_keys = OFF")
+  const applied = () => {
+    try {
+      return (sqlite.prepare("select count(*) as n from __drizzle_migrations").get() as { n: number }).n
+    } catch {
+      return 0
+    }
+  }
+  const before = applied()
   migrate(db, { migrationsFolder })
-  const violations = sqlite.pragma("foreign_key_check") as ReadonlyArray<unknown>
-  if (violations.length > 0) {
-    sqlite.close()
-    throw new Error(`foreign key check failed after migration: ${JSON.stringify(violations.slice(0, 5))}`)
+  // The check scans every table, so it runs only when a migration was actually applied.
+  if (applied() !== before) {
+    const violations = sqlite.pragma("foreign_key_check") as ReadonlyArray<unknown>
+    if (violations.length > 0) {
+      sqlite.close()
+      throw new Error(`foreign key check failed after migration: ${JSON.stringify(violations.slice(0, 5))}`)
+    }
   }
   sqlite.pragma("foreign_keys = ON")
   return { sqlite, db }
@@ -137,28 +173,54 @@ const make = (file: string) =>
           }
         }),
 
-      /** Every succeeded execution with its artifacts, newest first per fingerprint: the cache index. */
+      /**
+       * The cache index: the newest succeeded execution per fingerprint and per stage, with their artifacts.
+       * Read with two narrow statements and JSON left unparsed: a no-op run of 100k stages needs only this.
+       */
       successIndex: () =>
-        read("loading the cache index", (db) => {
-          const executions = db.select().from(schema.executions).where(eq(schema.executions.status, "succeeded"))
-            .orderBy(desc(schema.executions.startedAt)).all()
-          const artifacts = db.select().from(schema.artifacts).all()
-          const byExecution = new Map<string, Array<ArtifactRow>>()
-          for (const a of artifacts) {
-            const list = byExecution.get(a.executionId)
+        attempt("loading the cache index", () => {
+          const executions = sqlite.prepare(
+            `select id, stage_id, fingerprint, version, params, input_hashes, worker_hash, source_hashes, duration_ms
+             from executions where status = 'succeeded' order by started_at desc`
+          ).raw().all() as Array<[string, string, string, string, string, string, string | null, string, number | null]>
+          const artifacts = sqlite.prepare(
+            "select id, execution_id, name, path, hash from artifacts where collected_at is null"
+          ).raw().all() as Array<[string, string, string, string, string]>
+          const byExecution = new Map<string, Array<IndexedArtifact>>()
+          for (const [id, executionId, name, path, hash] of artifacts) {
+            const list = byExecution.get(executionId)
+            const artifact = { id, name, path, hash }
             if (list) {
-              list.push(a)
-            } else byExecution.set(a.executionId, [a])
+              list.push(artifact)
+            } else byExecution.set(executionId, [artifact])
           }
-          const byFingerprint = new Map<string, { execution: ExecutionRow; artifacts: ReadonlyArray<ArtifactRow> }>()
-          const latestByStage = new Map<string, { execution: ExecutionRow; artifacts: ReadonlyArray<ArtifactRow> }>()
-          for (const execution of executions) {
-            const entry = { execution, artifacts: byExecution.get(execution.id) ?? [] }
-            if (!byFingerprint.has(execution.fingerprint)) {
-              byFingerprint.set(execution.fingerprint, entry)
+          const byFingerprint = new Map<string, IndexEntry>()
+          const latestByStage = new Map<string, IndexEntry>()
+          for (
+            const [id, stageId, fingerprint, version, params, inputs, workerHash, sources, durationMs] of executions
+          ) {
+            if (byFingerprint.has(fingerprint) && latestByStage.has(stageId)) {
+              continue
             }
-            if (!latestByStage.has(execution.stageId)) {
-              latestByStage.set(execution.stageId, entry)
+            const entry: IndexEntry = {
+              execution: {
+                id,
+                stageId,
+                fingerprint,
+                version,
+                workerHash,
+                durationMs,
+                params,
+                inputHashes: inputs,
+                sourceHashes: sources
+              },
+              artifacts: byExecution.get(id) ?? []
+            }
+            if (!byFingerprint.has(fingerprint)) {
+              byFingerprint.set(fingerprint, entry)
+            }
+            if (!latestByStage.has(stageId)) {
+              latestByStage.set(stageId, entry)
             }
           }
           return { byFingerprint, latestByStage }

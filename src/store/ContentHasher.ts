@@ -125,8 +125,21 @@ export class ContentHasher extends Effect.Service<ContentHasher>()("flame-pipe/C
   effect: Effect.gen(function*() {
     const lineage = yield* Lineage
     const cache = new StatCache(yield* lineage.fileStats())
+    const once = new Map<string, ContentHash | undefined>()
     return {
       cache,
+      /**
+       * For paths every stage of a run shares (the worker binary, sources): stat and hash once per run.
+       * Workspace artifacts always go through `hash`, which notices a change made mid-run.
+       */
+      hashOnce: (target: string) =>
+        Effect.try({
+          try: () => {
+            if (!once.has(target)) once.set(target, cache.hashPath(target))
+            return once.get(target)
+          },
+          catch: (cause) => new StoreError({ path: target, reason: `cannot hash: ${String(cause)}` })
+        }),
       hash: (target: string) =>
         Effect.try({
           try: () => cache.hashPath(target),
