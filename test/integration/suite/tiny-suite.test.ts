@@ -94,6 +94,12 @@ describe("scaling-suite --preset tiny", () => {
       const stage = (stageOf.get(id) as { stage: string }).stage
       if (stage.startsWith("source/")) continue
       const found = [...sources(id)]
+      if (stage === "eval/requests") {
+        // The tokenized task prompts come from the task files and the tokenizer alone.
+        expect(found, stage).toContain("source/tokenizer")
+        expect(found, stage).toContain("source/tasks")
+        continue
+      }
       if (
         stage.startsWith("train/") || stage.startsWith("eval/") || stage.startsWith("trace/") || stage === "suite/table"
       ) {
