@@ -109,3 +109,32 @@ export const fileStats = sqliteTable("file_stats", {
   mtimeNs: text("mtime_ns").notNull(),
   hash: text("hash").notNull()
 })
+
+/**
+ * Slurm batch jobs behind an execution run by the Slurm executor. A job that Slurm requeues keeps its
+ * id (restarts counts the requeues); one the engine resubmits after a preemption gets a new row.
+ */
+export const slurmJobs = sqliteTable("slurm_jobs", {
+  executionId: text("execution_id").notNull().references(() => executions.id),
+  /** "1234", or "1234_5" for task 5 of an array job. */
+  jobId: text("job_id").notNull(),
+  /** 1 for the first submission of the execution, 2 for its first resubmission... */
+  submission: integer("submission").notNull(),
+  /** Workspace-relative batch script. */
+  script: text("script").notNull(),
+  partition: text("partition"),
+  /** Slurm's job state: PENDING, RUNNING, COMPLETED, FAILED, CANCELLED, TIMEOUT, PREEMPTED, NODE_FAIL... */
+  state: text("state").notNull(),
+  reason: text("reason"),
+  nodeList: text("node_list"),
+  exitCode: integer("exit_code"),
+  signal: integer("signal"),
+  restarts: integer("restarts").notNull().default(0),
+  submittedAt: integer("submitted_at").notNull(),
+  startedAt: integer("started_at"),
+  endedAt: integer("ended_at")
+}, (t) => [
+  primaryKey({ columns: [t.executionId, t.jobId] }),
+  index("slurm_jobs_job_idx").on(t.jobId),
+  index("slurm_jobs_state_idx").on(t.state)
+])
