@@ -138,3 +138,32 @@ export const slurmJobs = sqliteTable("slurm_jobs", {
   index("slurm_jobs_job_idx").on(t.jobId),
   index("slurm_jobs_state_idx").on(t.state)
 ])
+
+/**
+ * What `flame-pipe pin` protects from garbage collection: one execution (all of its outputs) or one
+ * artifact; either way, what they were derived from is kept too.
+ */
+export const pins = sqliteTable("pins", {
+  id: text("id").primaryKey(),
+  executionId: text("execution_id").references(() => executions.id),
+  artifactId: text("artifact_id").references(() => artifacts.id),
+  /** The target as the user named it (stage id, execution id, artifact path...). */
+  target: text("target").notNull(),
+  note: text("note"),
+  createdAt: integer("created_at").notNull()
+}, (t) => [
+  index("pins_execution_idx").on(t.executionId),
+  index("pins_artifact_idx").on(t.artifactId)
+])
+
+/** The outcome of each `flame-pipe audit`, as the report shows it (the JSON is the typed audit report). */
+export const audits = sqliteTable("audits", {
+  id: text("id").primaryKey(),
+  /** A pipeline name, stage id or execution id. */
+  target: text("target").notNull(),
+  pipeline: text("pipeline"),
+  status: text("status", { enum: ["passed", "failed"] }).notNull(),
+  startedAt: integer("started_at").notNull(),
+  durationMs: integer("duration_ms").notNull(),
+  report: text("report", { mode: "json" }).$type<unknown>().notNull()
+}, (t) => [index("audits_pipeline_idx").on(t.pipeline, t.startedAt)])
