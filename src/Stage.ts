@@ -21,7 +21,11 @@ export interface Resources {
 
 export const defaultResources: Resources = { cpus: 1, gpus: 0, memoryMb: 512 }
 
-/** How far a re-execution must agree with the original (used by audits). */
+/**
+ * How far a re-execution must agree with the original (used by audits): every output byte-identical,
+ * or named numbers of the stage's result within absolute bounds. A metric name is a dotted path into
+ * the result; `*` stands for any one key (`tasks.*.acc.value`).
+ */
 export type Reproducibility =
   | { readonly _tag: "bitwise" }
   | { readonly _tag: "tolerance"; readonly metrics: Readonly<Record<string, number>> }
@@ -67,7 +71,8 @@ export interface StageDefinition<P = unknown, PI = unknown, R = unknown, RI = un
   readonly settle?: (params: P, executor: ExecutorInfo) => P
   /** Stages that keep their staging directory across interruptions (training resumes from checkpoints). */
   readonly resumable?: boolean
-  readonly reproducibility?: Reproducibility
+  /** Defaults to bitwise; a function when it depends on the params (e.g. the backend a stage runs on). */
+  readonly reproducibility?: Reproducibility | ((params: P) => Reproducibility)
   readonly run: (ctx: StageContext<P>) => Effect.Effect<R, StageFailed | WorkerFailed>
 }
 

@@ -40,6 +40,8 @@ export const source = define({
   outputs: (p) => ({ [p.name ?? path.basename(p.path)]: p.kind }),
   result: Schema.Struct({ files: Schema.Number }),
   sources: (p) => [p.path],
+  // A re-execution re-imports the original: byte-identical unless the file outside the workspace changed.
+  reproducibility: { _tag: "bitwise" },
   run: (ctx) =>
     Effect.try({
       try: () => ({

@@ -38,7 +38,10 @@ export const trace = define({
     numExperts: Schema.Number
   }),
   resources: (p) => ({ cpus: p.threads, gpus: p.backend === "cuda" ? 1 : 0 }),
-  reproducibility: { _tag: "bitwise" },
+  // CPU: byte-identical traces. GPU: near-tied router scores may pick other experts in bf16, so only the
+  // traced samples and tokens must match exactly; the routing analyses downstream compare the rest.
+  reproducibility: (p) =>
+    p.backend === "cpu" ? { _tag: "bitwise" } : { _tag: "tolerance", metrics: { samples: 0, tokens: 0 } },
   run: (ctx) =>
     Effect.gen(function*() {
       const p = ctx.params

@@ -79,7 +79,13 @@ export const train = define({
   result: TrainResult,
   resources: (p) => ({ cpus: p.threads, gpus: p.backend === "cuda" ? 1 : 0, memoryMb: 2048 }),
   resumable: true,
-  reproducibility: { _tag: "bitwise" },
+  // The CPU backend reduces in a fixed order (even across thread counts): byte-identical checkpoints.
+  // Other backends reduce in bf16 in a scheduling-dependent order: the same iterations and tokens, and
+  // a final loss within 0.02 nats (under 1% of a FLAME-MoE final loss).
+  reproducibility: (p) =>
+    p.backend === "cpu"
+      ? { _tag: "bitwise" }
+      : { _tag: "tolerance", metrics: { finalLoss: 0.02, iterations: 0, tokens: 0 } },
   run: (ctx) =>
     Effect.gen(function*() {
       const p = ctx.params

@@ -41,6 +41,7 @@ export const generate = define({
   }),
   outputs: () => ({ "numbers.json": "file" }),
   result: Schema.Struct({ count: Schema.Number }),
+  reproducibility: { _tag: "bitwise" },
   run: (ctx) =>
     Effect.gen(function*() {
       const next = mulberry32(ctx.params.seed)
@@ -56,6 +57,7 @@ export const filter = define({
   params: Schema.Struct({ threshold: Schema.optionalWith(Schema.Number, { default: () => 0 }) }),
   outputs: () => ({ "kept.json": "file" }),
   result: Schema.Struct({ kept: Schema.Number, dropped: Schema.Number }),
+  reproducibility: { _tag: "bitwise" },
   run: (ctx) =>
     Effect.gen(function*() {
       const numbers = yield* readJson<Array<number>>(ctx.stageId, ctx.inputs.numbers!)
@@ -71,6 +73,7 @@ export const square = define({
   params: Schema.Struct({ shard: Schema.NonNegativeInt, shards: PositiveInt }),
   outputs: () => ({ "squares.json": "file" }),
   result: Schema.Struct({ count: Schema.Number }),
+  reproducibility: { _tag: "bitwise" },
   run: (ctx) =>
     Effect.gen(function*() {
       const numbers = yield* readJson<Array<number>>(ctx.stageId, ctx.inputs.numbers!)
@@ -92,6 +95,7 @@ export const sum = define({
   }),
   outputs: () => ({ "total.json": "file" }),
   result: Schema.Struct({ total: Schema.Number, count: Schema.Number }),
+  reproducibility: { _tag: "bitwise" },
   worker: () => sumWorker,
   run: (ctx) =>
     Effect.map(
@@ -119,6 +123,7 @@ export const report = define({
   params: Schema.Struct({ title: Schema.optionalWith(Schema.String, { default: () => "toy report" }) }),
   outputs: () => ({ "report.txt": "file" }),
   result: Schema.Struct({ lines: Schema.Number }),
+  reproducibility: { _tag: "bitwise" },
   run: (ctx) =>
     Effect.gen(function*() {
       const { total } = yield* readJson<{ total: number }>(ctx.stageId, ctx.inputs.total!)
