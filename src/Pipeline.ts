@@ -191,7 +191,10 @@ export const resolve = (
 
     const resolved = new Map<string, ResolvedStage>()
     for (const node of nodes) {
-      const { decoded, encoded } = yield* decodeParams(node, paramsById.get(node.id)!, ctx.executor)
+      // Plain Either checks, not `yield*` per stage: generated pipelines place a definition 100k times.
+      const params = decodeParams(node, paramsById.get(node.id)!, ctx.executor)
+      if (Either.isLeft(params)) return yield* params.left
+      const { decoded, encoded } = params.right
       const outputs = node.definition.outputs(decoded)
       const upstream: Array<string> = []
       for (const [name, input] of Object.entries(node.inputs)) {

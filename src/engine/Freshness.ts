@@ -9,7 +9,9 @@ import { StoreError } from "../domain/Errors.ts"
 import type { StaleReason } from "../domain/Plan.ts"
 import type { IndexEntry } from "../lineage/Lineage.ts"
 import type { ResolvedStage } from "../Pipeline.ts"
+import type { ArtifactState } from "../store/ArtifactStore.ts"
 import { ArtifactStore } from "../store/ArtifactStore.ts"
+import type { ContentHash } from "../store/ContentHasher.ts"
 import { ContentHasher } from "../store/ContentHasher.ts"
 import { diffParams, fingerprint } from "./Fingerprint.ts"
 
@@ -39,112 +41,130 @@ export type Decision =
     readonly previous: CacheEntry | undefined
   }
 
+/**
+ * What deciding needs from the stat cache and the store, synchronously: a no-op run of a large DAG
+ * decides every stage in one loop, and an Effect per stage would cost more than the decision.
+ */
+export interface FreshnessProbe {
+  /** Hash of a path every stage of the run shares (worker binary, sources): stat and hash once per run. */
+  readonly hashOnce: (target: string) => ContentHash | undefined
+  readonly check: (artifact: { readonly path: string; readonly hash: string }) => ArtifactState
+}
+
 /** The content hash of the stage's worker binary, which is part of its fingerprint. */
-export const workerHash = (stage: ResolvedStage) =>
-  Effect.gen(function*() {
-    if (stage.workerPath === undefined) return null
-    const hasher = yield* ContentHasher
-    const content = yield* hasher.hashOnce(stage.workerPath)
-    if (content === undefined) {
-      return yield* new StoreError({
-        path: stage.workerPath,
-        reason: `worker binary of stage ${stage.id} not found (build it with: npm run build:worker)`
-      })
-    }
-    return content.hash
-  })
+const workerHashSync = (stage: ResolvedStage, probe: FreshnessProbe): string | null => {
+  if (stage.workerPath === undefined) return null
+  const content = probe.hashOnce(stage.workerPath)
+  if (content === undefined) {
+    throw new StoreError({
+      path: stage.workerPath,
+      reason: `worker binary of stage ${stage.id} not found (build it with: npm run build:worker)`
+    })
+  }
+  return content.hash
+}
 
 /** Content hashes of the external files a stage reads; a missing one is an error naming the stage. */
-export const sourceHashes = (stage: ResolvedStage) =>
-  Effect.gen(function*() {
-    const hasher = yield* ContentHasher
-    const hashes: Record<string, string> = {}
-    for (const source of stage.sourcePaths) {
-      const content = yield* hasher.hashOnce(path.resolve(source))
-      if (content === undefined) {
-        return yield* new StoreError({
-          path: source,
-          reason: `stage ${stage.id} reads this path, which does not exist`
-        })
-      }
-      hashes[source] = content.hash
+const sourceHashesSync = (stage: ResolvedStage, probe: FreshnessProbe): Record<string, string> => {
+  const hashes: Record<string, string> = {}
+  for (const source of stage.sourcePaths) {
+    const content = probe.hashOnce(path.resolve(source))
+    if (content === undefined) {
+      throw new StoreError({ path: source, reason: `stage ${stage.id} reads this path, which does not exist` })
     }
-    return hashes
+    hashes[source] = content.hash
+  }
+  return hashes
+}
+
+/** Decides one stage; throws a StoreError when a path it needs cannot be hashed. */
+export const decideSync = (
+  stage: ResolvedStage,
+  inputs: Readonly<Record<string, InputArtifact>>,
+  index: CacheIndex,
+  probe: FreshnessProbe
+): Decision => {
+  const inputHashes: Record<string, string> = {}
+  for (const name in inputs) inputHashes[name] = (inputs[name] as InputArtifact).hash
+  const worker = workerHashSync(stage, probe)
+  const sources = sourceHashesSync(stage, probe)
+  const fp = fingerprint({
+    sources,
+    stageId: stage.id,
+    version: stage.definition.version,
+    params: stage.encodedParams,
+    inputs: inputHashes,
+    workerHash: worker
+  })
+  const stale = (reasons: ReadonlyArray<StaleReason>, previous: CacheEntry | undefined): Decision => ({
+    _tag: "Stale",
+    fingerprint: fp,
+    inputHashes,
+    workerHash: worker,
+    sourceHashes: sources,
+    reasons,
+    previous
   })
 
+  const hit = index.byFingerprint.get(fp)
+  if (hit !== undefined) {
+    const damaged: Array<StaleReason> = []
+    for (const artifact of hit.artifacts) {
+      const state = probe.check(artifact)
+      if (state === "missing") damaged.push({ _tag: "OutputMissing", output: artifact.name, path: artifact.path })
+      if (state === "modified") damaged.push({ _tag: "OutputModified", output: artifact.name, path: artifact.path })
+    }
+    return damaged.length === 0 ? { _tag: "Fresh", fingerprint: fp, entry: hit } : stale(damaged, hit)
+  }
+
+  const previous = index.latestByStage.get(stage.id)
+  if (previous === undefined) return stale([{ _tag: "NeverRun" }], undefined)
+  const before = previous.execution
+  const beforeInputs = JSON.parse(before.inputHashes) as Record<string, string>
+  const beforeSources = JSON.parse(before.sourceHashes) as Record<string, string>
+  const reasons: Array<StaleReason> = []
+  if (before.version !== stage.definition.version) {
+    reasons.push({ _tag: "VersionChanged", from: before.version, to: stage.definition.version })
+  }
+  for (const change of diffParams(JSON.parse(before.params), stage.encodedParams)) {
+    reasons.push({
+      _tag: "ParamChanged",
+      key: change.key,
+      ...(change.from === undefined ? {} : { from: change.from }),
+      ...(change.to === undefined ? {} : { to: change.to })
+    })
+  }
+  for (const [name, hash] of Object.entries(inputHashes)) {
+    if (beforeInputs[name] !== hash) {
+      reasons.push({ _tag: "UpstreamChanged", input: name, stage: stage.inputs[name]?.stage ?? name })
+    }
+  }
+  for (const [source, hash] of Object.entries(sources)) {
+    if (beforeSources[source] !== hash) reasons.push({ _tag: "SourceChanged", path: source })
+  }
+  if ((before.workerHash ?? null) !== worker) {
+    reasons.push({ _tag: "WorkerChanged", from: before.workerHash ?? null, to: worker })
+  }
+  return stale(reasons.length > 0 ? reasons : [{ _tag: "NeverRun" }], previous)
+}
+
+/** The probe over this run's stat cache and store. */
+export const freshnessProbe = Effect.gen(function*() {
+  const hasher = yield* ContentHasher
+  const store = yield* ArtifactStore
+  return { hashOnce: hasher.hashOnceSync, check: store.checkSync } satisfies FreshnessProbe
+})
+
+export const asStoreError = (cause: unknown): StoreError =>
+  cause instanceof StoreError ? cause : new StoreError({ path: "", reason: `cannot decide: ${String(cause)}` })
+
+/** Is the stage fresh, and if not, why. Fails with a StoreError when a path it needs cannot be hashed. */
 export const decide = (
   stage: ResolvedStage,
   inputs: Readonly<Record<string, InputArtifact>>,
-  index: CacheIndex
-) =>
-  Effect.gen(function*() {
-    const store = yield* ArtifactStore
-    const inputHashes: Record<string, string> = {}
-    for (const [name, artifact] of Object.entries(inputs)) inputHashes[name] = artifact.hash
-    const worker = yield* workerHash(stage)
-    const sources = yield* sourceHashes(stage)
-    const fp = fingerprint({
-      sources,
-      stageId: stage.id,
-      version: stage.definition.version,
-      params: stage.encodedParams,
-      inputs: inputHashes,
-      workerHash: worker
-    })
-    const stale = (reasons: ReadonlyArray<StaleReason>, previous: CacheEntry | undefined): Decision => ({
-      _tag: "Stale",
-      fingerprint: fp,
-      inputHashes,
-      workerHash: worker,
-      sourceHashes: sources,
-      reasons,
-      previous
-    })
-
-    const hit = index.byFingerprint.get(fp)
-    if (hit !== undefined) {
-      const damaged: Array<StaleReason> = []
-      for (const artifact of hit.artifacts) {
-        const state = yield* store.check(artifact)
-        if (state === "missing") damaged.push({ _tag: "OutputMissing", output: artifact.name, path: artifact.path })
-        if (state === "modified") damaged.push({ _tag: "OutputModified", output: artifact.name, path: artifact.path })
-      }
-      return damaged.length === 0 ? { _tag: "Fresh", fingerprint: fp, entry: hit } satisfies Decision : stale(
-        damaged,
-        hit
-      )
-    }
-
-    const previous = index.latestByStage.get(stage.id)
-    if (previous === undefined) return stale([{ _tag: "NeverRun" }], undefined)
-    const before = previous.execution
-    const beforeInputs = JSON.parse(before.inputHashes) as Record<string, string>
-    const beforeSources = JSON.parse(before.sourceHashes) as Record<string, string>
-    const reasons: Array<StaleReason> = []
-    if (before.version !== stage.definition.version) {
-      reasons.push({ _tag: "VersionChanged", from: before.version, to: stage.definition.version })
-    }
-    for (const change of diffParams(JSON.parse(before.params), stage.encodedParams)) {
-      reasons.push({
-        _tag: "ParamChanged",
-        key: change.key,
-        ...(change.from === undefined ? {} : { from: change.from }),
-        ...(change.to === undefined ? {} : { to: change.to })
-      })
-    }
-    for (const [name, hash] of Object.entries(inputHashes)) {
-      if (beforeInputs[name] !== hash) {
-        reasons.push({ _tag: "UpstreamChanged", input: name, stage: stage.inputs[name]?.stage ?? name })
-      }
-    }
-    for (const [source, hash] of Object.entries(sources)) {
-      if (beforeSources[source] !== hash) reasons.push({ _tag: "SourceChanged", path: source })
-    }
-    if ((before.workerHash ?? null) !== worker) {
-      reasons.push({ _tag: "WorkerChanged", from: before.workerHash ?? null, to: worker })
-    }
-    return stale(reasons.length > 0 ? reasons : [{ _tag: "NeverRun" }], previous)
-  })
+  index: CacheIndex,
+  probe: FreshnessProbe
+) => Effect.try({ try: () => decideSync(stage, inputs, index, probe), catch: asStoreError })
 
 /** The artifacts of a cached execution, by output name, as consumers see them. */
 export const outputsOf = (entry: CacheEntry): ReadonlyMap<string, InputArtifact> =>

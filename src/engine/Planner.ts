@@ -7,12 +7,13 @@ import { Lineage } from "../lineage/Lineage.ts"
 import type { ResolvedPipeline } from "../Pipeline.ts"
 import { ContentHasher } from "../store/ContentHasher.ts"
 import type { InputArtifact } from "./Freshness.ts"
-import { decide, gatherInputs, outputsOf } from "./Freshness.ts"
+import { decide, freshnessProbe, gatherInputs, outputsOf } from "./Freshness.ts"
 
 export const plan = (pipeline: ResolvedPipeline) =>
   Effect.gen(function*() {
     const lineage = yield* Lineage
     const index = yield* lineage.successIndex()
+    const probe = yield* freshnessProbe
     const outputs = new Map<string, ReadonlyMap<string, InputArtifact>>()
     const entries: Array<PlanEntry> = []
     for (const stage of pipeline.stages) {
@@ -35,7 +36,7 @@ export const plan = (pipeline: ResolvedPipeline) =>
         })
         continue
       }
-      const decision = yield* decide(stage, inputs, index)
+      const decision = yield* decide(stage, inputs, index, probe)
       if (decision._tag === "Fresh") {
         outputs.set(stage.id, outputsOf(decision.entry))
         entries.push({

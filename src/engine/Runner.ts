@@ -22,7 +22,15 @@ import { stageDir, Workspace } from "../workspace/Workspace.ts"
 import { acquireWorkspaceLock } from "../workspace/WorkspaceLock.ts"
 import { snapshotEnvironment } from "./Environment.ts"
 import type { Decision, InputArtifact } from "./Freshness.ts"
-import { absoluteInputs, decide, gatherInputs, outputsOf } from "./Freshness.ts"
+import {
+  absoluteInputs,
+  asStoreError,
+  decide,
+  decideSync,
+  freshnessProbe,
+  gatherInputs,
+  outputsOf
+} from "./Freshness.ts"
 import { Reporter } from "./Reporter.ts"
 
 export interface RunOptions {
@@ -93,6 +101,7 @@ export const run = (pipeline: ResolvedPipeline, options: RunOptions) =>
       startedAt
     })
     const index = yield* lineage.successIndex()
+    const probe = yield* freshnessProbe
     // The snapshot spawns compilers and nvidia-smi; a run where everything is cached never needs it.
     const environment = yield* Effect.cached(
       Effect.tap(snapshotEnvironment, (env) => lineage.putEnvironment(env))
@@ -289,7 +298,7 @@ export const run = (pipeline: ResolvedPipeline, options: RunOptions) =>
         }
         const inputs = gatherInputs(stage, outputs)!
         // Re-checked with the upstreams' actual outputs: identical bytes leave this stage cached (early cutoff).
-        const decision = known ?? (yield* decide(stage, inputs, index))
+        const decision = known ?? (yield* decide(stage, inputs, index, probe))
         if (decision._tag === "Fresh") {
           markCached(stage, decision)
           return yield* Deferred.succeed(signal, true)
@@ -318,23 +327,26 @@ export const run = (pipeline: ResolvedPipeline, options: RunOptions) =>
      * a fiber each: a no-op run of a large DAG costs a stat per output and a lookup per stage. Only the
      * stale stages and what depends on them go on to the scheduler.
      */
-    const sweep = Effect.gen(function*() {
-      const pending: Array<{ stage: ResolvedStage; known: Decision | undefined }> = []
-      for (const stage of pipeline.stages) {
-        if (stage.upstream.some((up) => done.has(up))) {
-          done.set(stage.id, Deferred.unsafeMake<boolean>(FiberId.none))
-          pending.push({ stage, known: undefined })
-          continue
+    const sweep = Effect.try({
+      try: () => {
+        const pending: Array<{ stage: ResolvedStage; known: Decision | undefined }> = []
+        for (const stage of pipeline.stages) {
+          if (stage.upstream.some((up) => done.has(up))) {
+            done.set(stage.id, Deferred.unsafeMake<boolean>(FiberId.none))
+            pending.push({ stage, known: undefined })
+            continue
+          }
+          const decision = decideSync(stage, gatherInputs(stage, outputs)!, index, probe)
+          if (decision._tag === "Fresh") {
+            markCached(stage, decision)
+          } else {
+            done.set(stage.id, Deferred.unsafeMake<boolean>(FiberId.none))
+            pending.push({ stage, known: decision })
+          }
         }
-        const decision = yield* decide(stage, gatherInputs(stage, outputs)!, index)
-        if (decision._tag === "Fresh") {
-          markCached(stage, decision)
-        } else {
-          done.set(stage.id, Deferred.unsafeMake<boolean>(FiberId.none))
-          pending.push({ stage, known: decision })
-        }
-      }
-      return pending
+        return pending
+      },
+      catch: asStoreError
     })
 
     const summarize = (interrupted: boolean): RunSummary => {

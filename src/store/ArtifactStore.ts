@@ -45,6 +45,11 @@ export class ArtifactStore extends Effect.Service<ArtifactStore>()("flame-pipe/A
       fs.renameSync(target, path.join(ws.trash, crypto.randomUUID()))
     }
 
+    const checkSync = (artifact: Pick<ArtifactRow, "path" | "hash">): ArtifactState => {
+      const content = hasher.hashSync(path.resolve(ws.root, artifact.path))
+      return content === undefined ? "missing" : content.hash === artifact.hash ? "intact" : "modified"
+    }
+
     return {
       stagingDir,
       finalDir,
@@ -93,13 +98,14 @@ export class ArtifactStore extends Effect.Service<ArtifactStore>()("flame-pipe/A
           )
         }),
 
-      /** Whether a recorded artifact is still on disk with its recorded content. */
+      /** Whether a recorded artifact is still on disk with its recorded content. Throws a StoreError. */
+      checkSync,
       check: (artifact: Pick<ArtifactRow, "path" | "hash">) =>
-        Effect.map(
-          hasher.hash(path.resolve(ws.root, artifact.path)),
-          (content): ArtifactState =>
-            content === undefined ? "missing" : content.hash === artifact.hash ? "intact" : "modified"
-        ),
+        Effect.try({
+          try: () => checkSync(artifact),
+          catch: (cause) =>
+            cause instanceof StoreError ? cause : new StoreError({ path: artifact.path, reason: String(cause) })
+        }),
 
       emptyTrash: storeTry(ws.trash, "cannot empty trash", () => fs.rmSync(ws.trash, { recursive: true, force: true }))
     }

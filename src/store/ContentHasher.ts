@@ -126,25 +126,33 @@ export class ContentHasher extends Effect.Service<ContentHasher>()("flame-pipe/C
     const lineage = yield* Lineage
     const cache = new StatCache(yield* lineage.fileStats())
     const once = new Map<string, ContentHash | undefined>()
+    const hashSync = (target: string): ContentHash | undefined => {
+      try {
+        return cache.hashPath(target)
+      } catch (cause) {
+        throw new StoreError({ path: target, reason: `cannot hash: ${String(cause)}` })
+      }
+    }
+    /**
+     * For paths every stage of a run shares (the worker binary, sources): stat and hash once per run.
+     * Workspace artifacts always go through `hash`, which notices a change made mid-run.
+     * Throws a StoreError; for synchronous loops over many stages.
+     */
+    const hashOnceSync = (target: string): ContentHash | undefined => {
+      if (!once.has(target)) once.set(target, hashSync(target))
+      return once.get(target)
+    }
+    const attempt = <A>(f: () => A) =>
+      Effect.try({
+        try: f,
+        catch: (cause) => cause instanceof StoreError ? cause : new StoreError({ path: "", reason: String(cause) })
+      })
     return {
       cache,
-      /**
-       * For paths every stage of a run shares (the worker binary, sources): stat and hash once per run.
-       * Workspace artifacts always go through `hash`, which notices a change made mid-run.
-       */
-      hashOnce: (target: string) =>
-        Effect.try({
-          try: () => {
-            if (!once.has(target)) once.set(target, cache.hashPath(target))
-            return once.get(target)
-          },
-          catch: (cause) => new StoreError({ path: target, reason: `cannot hash: ${String(cause)}` })
-        }),
-      hash: (target: string) =>
-        Effect.try({
-          try: () => cache.hashPath(target),
-          catch: (cause) => new StoreError({ path: target, reason: `cannot hash: ${String(cause)}` })
-        }),
+      hashSync,
+      hashOnceSync,
+      hashOnce: (target: string) => attempt(() => hashOnceSync(target)),
+      hash: (target: string) => attempt(() => hashSync(target)),
       flush: Effect.suspend(() => lineage.putFileStats(cache.takeDirty()))
     }
   })
