@@ -60,6 +60,7 @@ export const runWorker = (ctx: StageContext<unknown>, spec: WorkerSpec): Effect.
     fs.writeSync(logFd, `$ ${spec.file} ${spec.args.join(" ")}\n`)
     const env: Record<string, string> = { ...spec.env, FLAME_PROTOCOL_FD: "3", OMP_NUM_THREADS: String(ctx.cpus) }
     if (ctx.gpus.length > 0) env.CUDA_VISIBLE_DEVICES = ctx.gpus.join(",")
+    const spawnedAt = Date.now()
     const child = execa(spec.file, [...spec.args], {
       cwd: spec.cwd ?? ctx.workDir,
       env,
@@ -119,6 +120,14 @@ export const runWorker = (ctx: StageContext<unknown>, spec: WorkerSpec): Effect.
     const finished = Promise.all([child, channelClosed]).then(([outcome]) => {
       // Anything else in the group (grandchildren) goes with the worker.
       if (child.pid !== undefined) killGroup(child.pid, "SIGKILL")
+      // The worker's own lifetime, so time spent outside workers (the engine's overhead) can be measured.
+      const endedAt = Date.now()
+      fs.writeSync(
+        logFd,
+        `[engine] worker exited (code ${outcome.exitCode ?? "-"}, signal ${outcome.signal ?? "-"}) after ${
+          endedAt - spawnedAt
+        } ms; ran from ${spawnedAt} to ${endedAt} (epoch ms)\n`
+      )
       fs.closeSync(logFd)
       return outcome
     })
