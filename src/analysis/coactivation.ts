@@ -1,0 +1,88 @@
+/**
+ * Expert co-activation at one checkpoint: per layer, how often expert j is chosen for the tokens that
+ * choose expert i. Entry (i, j) = tokens routed to both i and j / tokens routed to i; diagonal zero.
+ */
+import type { CoactivationResult } from "./schema.ts"
+import { checkExperts, DEFAULT_CHUNK_TOKENS, withTraces } from "./TraceFile.ts"
+
+/**
+ * Adds one chunk. A token's top-k experts are distinct, so each unordered pair of its slots is one
+ * co-activation; it is counted once, at (earlier slot's expert, later slot's expert), and the two
+ * triangles are folded together at the end (`coactivationMatrix`): k(k-1)/2 increments per token
+ * instead of k(k-1).
+ */
+export const accumulateCoactivation = (
+  ids: Uint8Array,
+  tokens: number,
+  topK: number,
+  numExperts: number,
+  pairs: Float64Array,
+  activations: Float64Array
+): void => {
+  for (let t = 0, base = 0; t < tokens; t++, base += topK) {
+    for (let a = 0; a < topK; a++) {
+      const ea = ids[base + a]!
+      activations[ea]!++
+      const row = ea * numExperts
+      for (let b = a + 1; b < topK; b++) pairs[row + ids[base + b]!]!++
+    }
+  }
+}
+
+/** Row-normalised, symmetric counts with a zero diagonal, as rows of numbers. */
+export const coactivationMatrix = (
+  pairs: Float64Array,
+  activations: Float64Array,
+  numExperts: number
+): Array<Array<number>> => {
+  const rows: Array<Array<number>> = []
+  for (let i = 0; i < numExperts; i++) {
+    const n = activations[i]!
+    const row: Array<number> = new Array(numExperts)
+    for (let j = 0; j < numExperts; j++) {
+      row[j] = i === j || n === 0 ? 0 : (pairs[i * numExperts + j]! + pairs[j * numExperts + i]!) / n
+    }
+    rows.push(row)
+  }
+  return rows
+}
+
+export interface CoactivationInput {
+  readonly scale: string
+  readonly step: number
+  readonly file: string
+  readonly chunkTokens?: number
+}
+
+export const expertCoactivation = (input: CoactivationInput): CoactivationResult =>
+  withTraces([input.file], ([reader]) => {
+    const h = reader!.header
+    const E = h.numExperts
+    const chunk = Math.max(1, Math.min(input.chunkTokens ?? DEFAULT_CHUNK_TOKENS, h.numTokens))
+    const ids = new Uint8Array(chunk * h.topK)
+    const activations: Array<Array<number>> = []
+    const matrix: Array<Array<Array<number>>> = []
+    for (let layer = 0; layer < h.numLayers; layer++) {
+      // Ids are checked before they are counted (a typed array would silently drop an out-of-range write).
+      const pairs = new Float64Array(E * E)
+      const act = new Float64Array(E)
+      for (let start = 0; start < h.numTokens; start += chunk) {
+        const n = Math.min(chunk, h.numTokens - start)
+        const view = reader!.readExperts(layer, start, n, ids)
+        checkExperts(h, layer, start, view)
+        accumulateCoactivation(view, n, h.topK, E, pairs, act)
+      }
+      activations.push(Array.from(act.subarray(0, E)))
+      matrix.push(coactivationMatrix(pairs, act, E))
+    }
+    return {
+      analysis: "expertCoactivation" as const,
+      scale: input.scale,
+      step: input.step,
+      layers: [...h.layerIds],
+      numExperts: E,
+      tokens: h.numTokens,
+      activations,
+      matrix
+    }
+  })

@@ -1,0 +1,203 @@
+import { execFileSync } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { afterAll, describe, expect, it } from "vitest"
+import { writeSyntheticTraces } from "../../../bench/analysis/synthetic.ts"
+import { expertCoactivation } from "../../../src/analysis/coactivation.ts"
+import { loadBalance, loadStats } from "../../../src/analysis/loadBalance.ts"
+import { routerSaturation } from "../../../src/analysis/saturation.ts"
+import { expertSpecialization } from "../../../src/analysis/specialization.ts"
+import { readSpecializationCounts } from "../../../src/analysis/specializationCounts.ts"
+import { readTraceHeader } from "../../../src/analysis/TraceFile.ts"
+import { writeTrace } from "../../../src/analysis/traceWriter.ts"
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fp-routing-"))
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }))
+const oracle = path.join(import.meta.dirname, "../../../bench/analysis/routing_numpy.py")
+
+/** A trace of 2 samples x 2 tokens, top-3 of 8 experts, one layer, from explicit rows. */
+const handTrace = (name: string, rows: ReadonlyArray<ReadonlyArray<number>>, tokens = [5, 6, 5, 7]) => {
+  const file = path.join(dir, name)
+  writeTrace(
+    file,
+    { layerIds: [1], topK: 3, numExperts: 8, seqLength: 2, sampleIndices: [0, 1] },
+    Int32Array.from(tokens),
+    () => [{ ids: Uint8Array.from(rows.flat()) }]
+  )
+  return file
+}
+
+describe("router saturation", () => {
+  it("counts, for each k, the final top-k experts a token already had at the checkpoint", () => {
+    const final = handTrace("final.bin", [[0, 1, 2], [3, 4, 5], [0, 1, 2], [6, 7, 0]])
+    // token 0: same set, other order -> k=1: {1} vs {0}: 0; k=2: {1,0} vs {0,1}: 2/2; k=3: 3/3
+    // token 1: [5,4,3] -> k=1: 0; k=2: {5,4} vs {3,4}: 1/2; k=3: 1
+    // token 2: identical -> 1, 1, 1
+    // token 3: [1,2,3] -> nothing in common -> 0, 0, 0
+    const early = handTrace("early.bin", [[1, 0, 2], [5, 4, 3], [0, 1, 2], [1, 2, 3]])
+    const result = routerSaturation({
+      scale: "s",
+      checkpoints: [{ step: 1, file: early }, { step: 2, file: final }],
+      ks: [3, 2, 1]
+    })
+    expect(result.saturation[0]![0]).toEqual([(1 + 1 + 1 + 0) / 4, (1 + 0.5 + 1 + 0) / 4, (0 + 0 + 1 + 0) / 4])
+    expect(result.saturation[0]![1]).toEqual([1, 1, 1])
+    expect(result.finalStep).toBe(2)
+  })
+
+  it("refuses traces of different text or samples, naming both files", () => {
+    const final = handTrace("f2.bin", [[0, 1, 2], [3, 4, 5], [0, 1, 2], [6, 7, 0]])
+    const other = handTrace("o2.bin", [[0, 1, 2], [3, 4, 5], [0, 1, 2], [6, 7, 0]], [5, 6, 5, 8])
+    expect(() =>
+      routerSaturation({ scale: "s", checkpoints: [{ step: 1, file: other }, { step: 2, file: final }], ks: [1] })
+    ).toThrow(/o2\.bin: tokens differs from .*f2\.bin: token 3 is 8 vs 7/)
+  })
+})
+
+describe("trace validation", () => {
+  it("names the file, layer, token and byte of an expert id outside the router", () => {
+    const bad = handTrace("bad.bin", [[0, 1, 2], [3, 9, 5], [0, 1, 2], [6, 7, 0]])
+    expect(() => loadBalance({ scale: "s", checkpoints: [{ step: 1, file: bad }] })).toThrow(
+      /bad\.bin: layer 1 token 1 slot 1: expert id 9 >= numExperts 8 \(byte \d+\)/
+    )
+  })
+
+  it("rejects a truncated file and a bad magic before reading data", () => {
+    const good = handTrace("good.bin", [[0, 1, 2], [3, 4, 5], [0, 1, 2], [6, 7, 0]])
+    const truncated = path.join(dir, "truncated.bin")
+    fs.writeFileSync(truncated, fs.readFileSync(good).subarray(0, fs.statSync(good).size - 3))
+    expect(() => readTraceHeader(truncated)).toThrow(
+      /truncated\.bin: file is \d+ bytes; .* implies \d+ \(truncated\?\)/
+    )
+    const magic = path.join(dir, "magic.bin")
+    const bytes = fs.readFileSync(good)
+    bytes.write("NOTTRACE", 0, "latin1")
+    fs.writeFileSync(magic, bytes)
+    expect(() => readTraceHeader(magic)).toThrow(/bad magic "NOTTRACE"/)
+  })
+
+  it("names a token id outside the vocabulary", () => {
+    const file = handTrace("vocab.bin", [[0, 1, 2], [3, 4, 5], [0, 1, 2], [6, 7, 0]], [5, 6, 50, 7])
+    expect(() =>
+      expertSpecialization({
+        scale: "s",
+        step: 1,
+        file,
+        vocabSize: 10,
+        minOccurrences: 1,
+        topTokens: 3,
+        countsFile: path.join(dir, "vocab.counts")
+      })
+    ).toThrow(/vocab\.bin: token 2 has id 50, outside the vocabulary of 10/)
+    expect(fs.readdirSync(dir).filter((f) => f.startsWith("vocab.counts"))).toEqual([])
+  })
+})
+
+describe("load balance statistics", () => {
+  it("are the textbook definitions", () => {
+    const counts = new Float64Array(256)
+    counts.set([1, 2, 3, 6])
+    const s = loadStats(counts, 4)
+    const mean = 3
+    const std = Math.sqrt(((1 - mean) ** 2 + (2 - mean) ** 2 + 0 + (6 - mean) ** 2) / 4)
+    expect(s.fractions).toEqual([1 / 12, 2 / 12, 3 / 12, 6 / 12])
+    expect(s.cv).toBeCloseTo(std / mean, 14)
+    expect(s.entropy).toBeCloseTo(-[1, 2, 3, 6].reduce((h, c) => h + (c / 12) * Math.log(c / 12), 0), 14)
+    expect(s.maxOverMean).toBe(2)
+    const uniform = new Float64Array(256)
+    uniform.fill(5, 0, 4)
+    expect(loadStats(uniform, 4)).toMatchObject({ cv: 0, maxOverMean: 1 })
+    expect(loadStats(uniform, 4).normalizedEntropy).toBeCloseTo(1, 15)
+  })
+})
+
+describe("the four analyses against a numpy rendering of their definitions", () => {
+  const o = { numTokens: 3 * 1000, vocabSize: 300, numExperts: 64, topK: 6, numLayers: 2, seqLength: 50, seed: 7 }
+  const final = path.join(dir, "syn-final.bin")
+  const early = path.join(dir, "syn-early.bin")
+  const middle = path.join(dir, "syn-middle.bin")
+  // Chunks of 700 tokens for the writer and 333 for the readers: both cross chunk boundaries mid-sample.
+  writeSyntheticTraces(o, { final, earlier: [{ file: early, change: 0.7 }, { file: middle, change: 0.3 }] }, 700)
+  const checkpoints = [{ step: 10, file: early }, { step: 20, file: middle }, { step: 30, file: final }]
+  const chunkTokens = 333
+
+  const numpy = JSON.parse(
+    execFileSync(
+      "python3",
+      [oracle, "--final", final, "--checkpoint", early, "--checkpoint", middle, "--vocab", "300"],
+      {
+        encoding: "utf8",
+        maxBuffer: 1 << 28
+      }
+    )
+  ) as {
+    saturation: Array<Array<Array<number>>>
+    load: Array<Array<{ fractions: Array<number>; cv: number; entropy: number; maxOverMean: number }>>
+    coactivation: Array<{ activations: Array<number>; matrix: Array<Array<number>> }>
+    specialization: { tokenIds: Array<number>; occurrences: Array<number>; routed: Array<Array<number>> }
+  }
+
+  const close = (a: ReadonlyArray<number>, b: ReadonlyArray<number>, what: string) => {
+    expect(a.length, what).toBe(b.length)
+    a.forEach((x, i) => expect(Math.abs(x - b[i]!), `${what}[${i}]`).toBeLessThan(1e-12))
+  }
+
+  it("router saturation", () => {
+    const ts = routerSaturation({ scale: "s", checkpoints, ks: [6, 4, 2, 1], chunkTokens })
+    ts.saturation.forEach((layer, l) => layer.forEach((row, c) => close(row, numpy.saturation[l]![c]!, `l${l} c${c}`)))
+    // The synthetic checkpoints are built to agree more and more with the final one.
+    expect(ts.saturation[0]![0]![0]!).toBeLessThan(ts.saturation[0]![1]![0]!)
+  })
+
+  it("load balance", () => {
+    const ts = loadBalance({ scale: "s", checkpoints, chunkTokens })
+    numpy.load.forEach((layer, l) =>
+      layer.forEach((s, c) => {
+        close(ts.fractions[l]![c]!, s.fractions, `fractions l${l} c${c}`)
+        close([ts.cv[l]![c]!, ts.entropy[l]![c]!, ts.maxOverMean[l]![c]!], [s.cv, s.entropy, s.maxOverMean], "stats")
+      })
+    )
+  })
+
+  it("expert co-activation", () => {
+    const ts = expertCoactivation({ scale: "s", step: 30, file: final, chunkTokens })
+    numpy.coactivation.forEach((layer, l) => {
+      close(ts.activations[l]!, layer.activations, `activations l${l}`)
+      layer.matrix.forEach((row, i) => close(ts.matrix[l]![i]!, row, `matrix l${l} row ${i}`))
+    })
+  })
+
+  it("expert specialization: full counts and the summary", () => {
+    const countsFile = path.join(dir, "syn.counts")
+    const summary = expertSpecialization({
+      scale: "s",
+      step: 30,
+      file: final,
+      vocabSize: 300,
+      minOccurrences: 5,
+      topTokens: 4,
+      countsFile,
+      chunkTokens
+    })
+    const counts = readSpecializationCounts(countsFile)
+    expect(Array.from(counts.tokenIds)).toEqual(numpy.specialization.tokenIds)
+    expect(Array.from(counts.occurrences)).toEqual(numpy.specialization.occurrences)
+    counts.routed.forEach((r, l) => expect(Array.from(r), `layer ${l}`).toEqual(numpy.specialization.routed[l]))
+    // The summary's best token for each expert is the arg-max of routed / occurrences over eligible tokens.
+    const E = 64
+    const l0 = counts.routed[0]!
+    for (let e = 0; e < E; e++) {
+      let best = -1
+      counts.tokenIds.forEach((_, u) => {
+        if (counts.occurrences[u]! < 5) return
+        best = Math.max(best, l0[u * E + e]! / counts.occurrences[u]!)
+      })
+      const top = summary.perLayer[0]!.experts[e]!.top
+      if (best <= 0) expect(top).toEqual([])
+      else expect(top[0]!.score).toBe(best)
+      for (let i = 1; i < top.length; i++) expect(top[i]!.score).toBeLessThanOrEqual(top[i - 1]!.score)
+    }
+    expect(summary.distinctTokens).toBe(numpy.specialization.tokenIds.length)
+  })
+})
