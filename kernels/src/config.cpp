@@ -227,8 +227,14 @@ Config parse_config(const Json& root) {
     s.str("outputDir", r.outputDir);
     s.str("resumeFrom", r.resumeFrom);
     s.str("backend", r.backend);
-    if (r.backend != "cpu") fail(EXIT_CONFIG, "config.runtime.backend: \"" + r.backend + "\" is not available in this build (available: \"cpu\")");
+    if (r.backend != "cpu" && r.backend != "cuda" && r.backend != "auto") bad("runtime.backend", "\"cpu\", \"cuda\" or \"auto\"", *rj->get("backend"));
     s.boolean("expertLoadDetail", r.expertLoadDetail);
+    s.str("precision", r.precision);
+    if (r.precision != "bf16" && r.precision != "fp32") bad("runtime.precision", "\"bf16\" or \"fp32\"", *rj->get("precision"));
+    s.boolean("deterministic", r.deterministic);
+    s.str("attention", r.attention);
+    if (r.attention != "flash" && r.attention != "plain") bad("runtime.attention", "\"flash\" or \"plain\"", *rj->get("attention"));
+    s.str("cublas", r.cublas);
     s.finish();
   }
   return c;

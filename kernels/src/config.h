@@ -74,8 +74,14 @@ struct RuntimeConfig {
   long threads = 0;             // 0: OMP default
   std::string outputDir = ".";
   std::string resumeFrom;
-  std::string backend = "cpu";
+  std::string backend = "cpu";    // "cpu", "cuda" or "auto" (cuda when a GPU can be used)
   bool expertLoadDetail = false;  // also emit expert_load/layer{i}/e{j} metrics
+  // CUDA backend only (the CPU backend is fp32 and deterministic throughout):
+  std::string precision = "bf16"; // "bf16": bf16 GEMMs / activations, fp32 master weights,
+                                  // gradients, optimizer and router; "fp32": fp32 everywhere
+  bool deterministic = true;      // fixed-order reductions only; false allows fp32 atomics
+  std::string attention = "flash";  // "flash" (no score matrix) or "plain" (materialises P)
+  std::string cublas;             // path of libcublas.so (default: searched, see cuda/cublas.cu)
 };
 
 struct Config {

@@ -3,6 +3,7 @@
 //   flame-worker version
 #include <cstdio>
 #include <malloc.h>
+#include <cerrno>
 #include <cstring>
 #include <new>
 #include <unistd.h>
@@ -10,6 +11,7 @@
 #include "commands/commands.h"
 #include "common.h"
 #include "cpu/gemm.h"
+#include "engine/engine.h"
 #include "protocol.h"
 
 #ifndef FLAME_FLAGS
@@ -26,7 +28,8 @@ static const char* USAGE =
     "  eval    --config FILE --checkpoint DIR [--output F] validation loss and log-likelihood requests\n"
     "  trace   --config FILE --checkpoint DIR [--output F] router traces of held-out samples\n"
     "  params  --config FILE                               active / total parameter counts\n"
-    "  version                                             worker version, compiler and flags (JSON)\n";
+    "  version                                             worker version, compiler and flags (JSON)\n"
+    "options: --backend cpu|cuda|auto overrides runtime.backend\n";
 
 static Json version_json() {
   Json v = Json::object();
@@ -35,10 +38,30 @@ static Json version_json() {
   v.set("compiler", Json::string(std::string("g++ ") + __VERSION__));
   v.set("flags", Json::string(FLAME_FLAGS));
   Json b = Json::array(); b.push(Json::string("cpu"));
+  if (g_cuda_backend) b.push(Json::string("cuda"));
   v.set("backends", b);
+  if (g_cuda_backend) v.set("cuda", g_cuda_backend->version());
   v.set("gemmKernel", Json::string(cpu::gemm_kernel_name()));
   v.set("realBits", Json::integer(8 * sizeof(real)));
   return v;
+}
+
+// The CPU-only binary hands a cuda / auto run to flame-worker-cuda next to it (same arguments),
+// so callers need not know which binary holds the backend. Returns when there is none: then the
+// CPU binary fails clearly (cuda) or runs on the CPU (auto).
+static void exec_cuda_worker(char** argv) {
+  std::string path;
+  if (const char* e = getenv("FLAME_WORKER_CUDA")) path = e;
+  else {
+    char buf[4096]; ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (n <= 0) return;
+    buf[n] = 0; std::string self = buf;
+    path = self.substr(0, self.rfind('/') + 1) + "flame-worker-cuda";
+  }
+  if (access(path.c_str(), X_OK) != 0) return;
+  argv[0] = (char*)path.c_str();
+  execv(path.c_str(), argv);
+  fprintf(stderr, "flame-worker: warning: cannot execute %s: %s\n", path.c_str(), strerror(errno));
 }
 
 int main(int argc, char** argv) {
@@ -71,6 +94,7 @@ int main(int argc, char** argv) {
       if (f == "--config") a.configPath = val();
       else if (f == "--checkpoint") a.checkpoint = val();
       else if (f == "--output") a.output = val();
+      else if (f == "--backend") a.backend = val();
       else if (f == "--threads") {
         std::string v = val(); char* end; long n = strtol(v.c_str(), &end, 10);
         if (*end || n < 1) fail(EXIT_CONFIG, "option --threads: expected a positive integer, got \"" + v + "\"");
@@ -86,6 +110,11 @@ int main(int argc, char** argv) {
       fail(EXIT_CONFIG, "unknown command \"" + a.command + "\"\n" + USAGE);
     if (a.configPath.empty()) fail(EXIT_CONFIG, a.command + ": --config FILE is required");
     Config cfg = load_config(a.configPath);
+    if (!a.backend.empty()) {
+      if (a.backend != "cpu" && a.backend != "cuda" && a.backend != "auto") fail(EXIT_CONFIG, "option --backend: expected cpu, cuda or auto, got \"" + a.backend + "\"");
+      cfg.runtime.backend = a.backend;
+    }
+    if (a.command != "params" && cfg.runtime.backend != "cpu" && !g_cuda_backend) exec_cuda_worker(argv);
     if (a.command == "train") return cmd_train(cfg, a);
     if (a.command == "eval") return cmd_eval(cfg, a);
     if (a.command == "trace") return cmd_trace(cfg, a);

@@ -1,19 +1,26 @@
 // Unit tests: WSD schedule vs hand-computed Megatron values, parameter counts of the seven
 // published scales, config validation messages, safetensors round trip, JSON, numpy RandomState
 // shuffle vs python3 numpy (skipped without numpy), the indexed dataset reader on files written by
-// an independent Python writer, and GPTDataset invariants.
+// an independent Python writer, GPTDataset invariants, the host-side index building shared by the
+// CPU and CUDA backends (expert permutation, embedding token groups), the CPU/GPU comparison logic
+// of the GPU tests (parity.h), and backend selection in a CPU-only build.
 #include "common.h"
 #include "config.h"
 #include "data/gpt_dataset.h"
 #include "data/indexed_dataset.h"
 #include "data/numpy_random.h"
+#include "engine/engine.h"
 #include "io/json.h"
 #include "io/safetensors.h"
 #include "model.h"
 #include "ops/adamw.h"
+#include "ops/permute.h"
+#include "parity.h"
 #include "schedule.h"
 #include "testing.h"
+#include <algorithm>
 #include <cstring>
+#include <random>
 #include <string>
 #include <unistd.h>
 
@@ -98,7 +105,9 @@ static void test_config() {
   expect_config_error("{\"model\":{" + m + ",\"moeLayers\":\"[0]*1+[1]*3\"}}", "config.model.moeLayers: has 4 entries but numLayers is 2");
   expect_config_error("{\"model\":{" + m + "},\"train\":{\"trainIters\":10,\"globalBatchSize\":10,\"microBatchSize\":3}}", "config.train.globalBatchSize");
   expect_config_error("{\"model\":{" + m + "},\"train\":{\"trainIters\":0}}", "config.train.trainIters: expected positive integer, got 0");
-  expect_config_error("{\"model\":{" + m + "},\"runtime\":{\"backend\":\"cuda\"}}", "config.runtime.backend");
+  expect_config_error("{\"model\":{" + m + "},\"runtime\":{\"backend\":\"tpu\"}}", "config.runtime.backend: expected \"cpu\", \"cuda\" or \"auto\", got \"tpu\"");
+  expect_config_error("{\"model\":{" + m + "},\"runtime\":{\"precision\":\"fp16\"}}", "config.runtime.precision");
+  expect_config_error("{\"model\":{" + m + "},\"runtime\":{\"attention\":\"fast\"}}", "config.runtime.attention");
   expect_config_error("{\"model\":{" + m + "},\"bogus\":{}}", "config.bogus: unknown key");
   expect_config_error("{\"model\":{" + m + "},\"data\":{\"split\":\"90,5\"}}", "config.data.split");
   expect_config_error("{\"model\":{" + m + "},\"model\":{}}", "duplicate key");
@@ -271,6 +280,63 @@ static void test_adamw() {
     CHECK(t.decay == (t.name.find("norm") == std::string::npos), "%s decay flag", t.name.c_str());
 }
 
+// The permutation against its definition: (token, slot) pairs stably sorted by expert.
+static void test_permutation() {
+  std::mt19937 rng(7);
+  const int shapes[][3] = {{1, 1, 1}, {5, 2, 8}, {64, 6, 64}, {37, 3, 256}, {16, 2, 4}};
+  for (auto& sh : shapes) {
+    const int T = sh[0], k = sh[1], E = sh[2];
+    std::vector<int32_t> idx((size_t)T * k);
+    for (auto& v : idx) v = (int32_t)(rng() % (E > 3 ? 3 : E));  // crowd a few experts, leave the rest empty
+    if (E > 3) for (int t = 0; t < T; t += 3) idx[(size_t)t * k] = E - 1;
+    std::vector<int32_t> counts(E), offsets(E + 1), rowTok((size_t)T * k), tokRow((size_t)T * k);
+    build_expert_permutation(idx.data(), T, k, E, counts.data(), offsets.data(), rowTok.data(), tokRow.data());
+    std::vector<int> pairs((size_t)T * k);
+    for (int i = 0; i < T * k; i++) pairs[i] = i;
+    std::stable_sort(pairs.begin(), pairs.end(), [&](int a, int b) { return idx[a] < idx[b]; });
+    bool ok = true;
+    for (int r = 0; r < T * k; r++) {
+      ok = ok && rowTok[r] == pairs[r] / k && tokRow[pairs[r]] == r;
+      ok = ok && r >= offsets[idx[pairs[r]]] && r < offsets[idx[pairs[r]] + 1];
+    }
+    long tot = 0; for (int e = 0; e < E; e++) { tot += counts[e]; ok = ok && offsets[e + 1] - offsets[e] == counts[e]; }
+    CHECK(ok && tot == (long)T * k && offsets[E] == T * k, "permutation T=%d k=%d E=%d", T, k, E);
+  }
+  std::vector<int32_t> tok = {5, 1, 5, 0, 1, 5, 9}, ids, start, pos;
+  build_token_groups(tok.data(), (int)tok.size(), ids, start, pos);
+  CHECK(ids == std::vector<int32_t>({0, 1, 5, 9}) && start == std::vector<int32_t>({0, 1, 3, 6, 7}) &&
+        pos == std::vector<int32_t>({3, 1, 4, 0, 2, 5, 6}), "token groups");
+}
+
+// The comparison rules of the GPU parity tests.
+static void test_parity_logic() {
+  float ref[4] = {1, 2, 3, 4}, got[4] = {1, 2, 3, 4.004f};
+  parity::TensorDiff d = parity::compare(got, ref, 4);
+  CHECK(near(d.relL2, 0.004 / std::sqrt(30.0), 1e-4) && d.worst == 3 && parity::within(d, 1e-3) && !parity::within(d, 1e-4), "relL2 %g", d.relL2);
+  float nanv[2] = {1, NAN}, one[2] = {1, 1};
+  CHECK(!parity::within(parity::compare(nanv, one, 2), 1e9), "NaN never passes");
+  // slot 1 of token 0 swapped between two experts with nearly equal probabilities: a near tie;
+  // token 1 routed elsewhere with a clearly different probability: a real mismatch
+  int32_t ri[4] = {3, 7, 2, 5}, gi[4] = {3, 6, 2, 4};
+  float rg[4] = {0.5f, 0.2f, 0.4f, 0.3f}, gg[4] = {0.5f, 0.2000001f, 0.4f, 0.1f};
+  parity::RoutingDiff r = parity::compare_routing(ri, rg, gi, gg, 4, 1e-5);
+  CHECK(r.mismatches == 2 && r.nearTies == 1 && r.firstBad == 3 && !parity::routing_ok(r), "routing diff %zu %zu %ld", r.mismatches, r.nearTies, r.firstBad);
+  CHECK(parity::routing_ok(parity::compare_routing(ri, rg, gi, gg, 2, 1e-5)), "near tie accepted");
+}
+
+// A CPU-only build: cpu runs, auto falls back to the CPU, cuda is refused with a reason.
+static void test_backend_selection() {
+  Config c = parse_config(json_parse("{\"model\":{\"hiddenSize\":16,\"numLayers\":1,\"numAttentionHeads\":2,\"moeFfnHiddenSize\":8,\"numExperts\":4,\"topK\":2}}", "c", 2));
+  Model m(c.model);
+  CHECK(make_engine(c, m, nullptr)->describe().rfind("cpu", 0) == 0, "cpu engine");
+  c.runtime.backend = "auto";
+  CHECK(make_engine(c, m, nullptr)->describe().rfind("cpu", 0) == 0, "auto falls back to the cpu");
+  c.runtime.backend = "cuda";
+  std::string msg;
+  try { make_engine(c, m, nullptr); } catch (FlameError& e) { msg = e.what(); CHECK(e.code == EXIT_CONFIG, "exit code %d", e.code); }
+  CHECK(msg.find("config.runtime.backend: \"cuda\" cannot run: this flame-worker binary was built without the CUDA backend") == 0, "message: %s", msg.c_str());
+}
+
 int main() {
   test_adamw();
   test_schedule();
@@ -280,5 +346,8 @@ int main() {
   test_numpy_shuffle();
   test_indexed_dataset();
   test_split_rounding();
+  test_permutation();
+  test_parity_logic();
+  test_backend_selection();
   TEST_MAIN_END();
 }

@@ -3,7 +3,7 @@
 #include "config.h"
 namespace flame {
 struct CliArgs {
-  std::string command, configPath, checkpoint, output;
+  std::string command, configPath, checkpoint, output, backend;
   long threads = -1;
 };
 int cmd_train(const Config& cfg, const CliArgs& a);

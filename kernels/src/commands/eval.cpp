@@ -4,6 +4,7 @@
 #include "checkpoint.h"
 #include "common.h"
 #include "data/gpt_dataset.h"
+#include "engine/engine.h"
 #include "model.h"
 #include "protocol.h"
 #include <algorithm>
@@ -55,6 +56,8 @@ int cmd_eval(const Config& cfg, const CliArgs& args) {
   Model model(mc);
   CheckpointState st;
   load_checkpoint(ckpt, cfg, model, nullptr, &st);
+  std::unique_ptr<Engine> engine = make_engine(cfg, model, nullptr);
+  engine->upload(model, nullptr);
   int mbs = (int)(cfg.eval.microBatchSize > 0 ? cfg.eval.microBatchSize : (cfg.hasTrain ? cfg.train.microBatchSize : 4));
   Json result = Json::object();
   result.set("checkpoint", Json::string(ckpt));
@@ -77,7 +80,7 @@ int cmd_eval(const Config& cfg, const CliArgs& args) {
         for (int s = 0; s < S; s++) { in[(size_t)j * S + s] = row[s]; tg[(size_t)j * S + s] = row[s + 1]; }
       }
       StepOptions o;
-      StepResult r = model.step(in.data(), tg.data(), b, S, o);
+      StepResult r = engine->step(in.data(), tg.data(), b, S, o);
       sum += r.lmLossSum; count += (long)b * S;
       proto::progress(std::min(n, i0 + b), n);
     }
@@ -117,7 +120,7 @@ int cmd_eval(const Config& cfg, const CliArgs& args) {
       }
       std::vector<double> tl((size_t)b * Sb); std::vector<int32_t> am((size_t)b * Sb);
       StepOptions o; o.tokenLoss = tl.data(); o.tokenArgmax = am.data();
-      model.step(in.data(), tg.data(), b, Sb, o);
+      engine->step(in.data(), tg.data(), b, Sb, o);
       for (int j = 0; j < b; j++) {
         size_t r = order[i0 + j]; int len = (int)full[r].size() - 1, nc = (int)reqs[r].cont.size();
         double lp = 0; bool g = true;

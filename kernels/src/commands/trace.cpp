@@ -3,6 +3,7 @@
 #include "checkpoint.h"
 #include "common.h"
 #include "data/gpt_dataset.h"
+#include "engine/engine.h"
 #include "model.h"
 #include "protocol.h"
 #include <algorithm>
@@ -20,6 +21,8 @@ int cmd_trace(const Config& cfg, const CliArgs& args) {
   Model model(mc);
   CheckpointState st;
   load_checkpoint(args.checkpoint, cfg, model, nullptr, &st);
+  std::unique_ptr<Engine> engine = make_engine(cfg, model, nullptr);
+  engine->upload(model, nullptr);
   std::vector<uint64_t> idx;
   if (!cfg.trace.indices.empty()) for (long i : cfg.trace.indices) idx.push_back((uint64_t)i);
   else for (long i = 0; i < cfg.trace.numSamples; i++) idx.push_back((uint64_t)i);
@@ -46,10 +49,11 @@ int cmd_trace(const Config& cfg, const CliArgs& args) {
     }
     memcpy(&tokens[i0 * S], in.data(), (size_t)b * S * sizeof(int32_t));
     StepOptions o;
-    model.step(in.data(), tg.data(), b, S, o);
+    engine->step(in.data(), tg.data(), b, S, o);
+    std::vector<int32_t> li; std::vector<float> lg;
     for (int l = 0; l < nMoe; l++) {
-      const cpu::MoeActs& a = model.routing(l);
-      for (size_t t = 0; t < (size_t)b * S * K; t++) { ids[l][i0 * S * K + t] = (uint8_t)a.idx[t]; probs[l][i0 * S * K + t] = (float)a.gate[t]; }
+      engine->routing(l, li, lg);
+      for (size_t t = 0; t < (size_t)b * S * K; t++) { ids[l][i0 * S * K + t] = (uint8_t)li[t]; probs[l][i0 * S * K + t] = lg[t]; }
     }
     proto::progress((long)std::min(N, i0 + b), (long)N);
   }

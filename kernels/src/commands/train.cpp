@@ -6,29 +6,14 @@
 #include "checkpoint.h"
 #include "common.h"
 #include "data/gpt_dataset.h"
+#include "engine/engine.h"
 #include "model.h"
-#include "ops/adamw.h"
 #include "protocol.h"
 #include "schedule.h"
 #include <cmath>
 #include <cstdio>
 
 namespace flame {
-
-// Sum of squares in double over fixed 4096-element chunks, chunks combined in order: the result is
-// independent of the thread count.
-static double grad_norm(const std::vector<real>& g) {
-  const size_t CH = 4096, n = g.size(), nc = (n + CH - 1) / CH;
-  std::vector<double> part(nc);
-#pragma omp parallel for schedule(static)
-  for (size_t c = 0; c < nc; c++) {
-    double s = 0; size_t e = std::min(n, (c + 1) * CH);
-    for (size_t i = c * CH; i < e; i++) s += (double)g[i] * g[i];
-    part[c] = s;
-  }
-  double s = 0; for (double p : part) s += p;
-  return std::sqrt(s);
-}
 
 int cmd_train(const Config& cfg, const CliArgs& args) {
   if (!cfg.hasTrain) fail(EXIT_CONFIG, "config.train: missing required section for `train`");
@@ -61,6 +46,9 @@ int cmd_train(const Config& cfg, const CliArgs& args) {
   } else {
     model.init((uint64_t)tc.seed);
   }
+  std::unique_ptr<Engine> engine = make_engine(cfg, model, &opt);
+  engine->upload(model, &opt);
+  proto::log("info", "backend " + engine->describe());
   WsdSchedule sched = WsdSchedule::from(tc);
   const int nMoe = (int)model.moeLayerIds().size(), E = (int)mc.numExperts, K = (int)mc.topK;
   std::vector<int32_t> tokens((size_t)mbs * (S + 1)), in((size_t)mbs * S), tg((size_t)mbs * S);
@@ -73,7 +61,7 @@ int cmd_train(const Config& cfg, const CliArgs& args) {
   for (long it = start + 1; it <= tc.trainIters; it++) {
     double t0 = now_seconds();
     double lr = sched.lr_for_iteration(it);
-    model.zero_grad();
+    engine->zero_grad();
     double lmSum = 0, aux = 0, z = 0;
     std::vector<std::vector<long>> load(nMoe, std::vector<long>(E, 0));
     for (long mi = 0; mi < numMicro; mi++) {
@@ -87,19 +75,14 @@ int cmd_train(const Config& cfg, const CliArgs& args) {
       StepOptions o; o.grad = true;
       o.lmScale = 1.0 / ((double)tc.globalBatchSize * S);
       o.auxScale = 1.0 / (double)numMicro;
-      StepResult r = model.step(in.data(), tg.data(), mbs, S, o);
+      StepResult r = engine->step(in.data(), tg.data(), mbs, S, o);
       lmSum += r.lmLossSum; aux += r.aux / numMicro; z += r.z / numMicro;
       for (int j = 0; j < nMoe; j++) for (int e = 0; e < E; e++) load[j][e] += r.counts[j][e];
     }
-    double gn = grad_norm(model.grads);
-    if (tc.clipGrad > 0) {
-      double coeff = tc.clipGrad / (gn + 1e-6);  // Megatron clip_grad_norm_fp32
-      if (coeff < 1.0) { real c = (real)coeff; for (auto& g : model.grads) g *= c; }
-    }
+    double gn = engine->grad_norm();
+    double coeff = tc.clipGrad > 0 ? tc.clipGrad / (gn + 1e-6) : 1.0;  // Megatron clip_grad_norm_fp32
     opt.step++;
-    for (auto& t : model.tensors)
-      adamw_update(model.params.data() + t.offset, model.grads.data() + t.offset, opt.m.data() + t.offset, opt.v.data() + t.offset,
-                   t.numel, lr, tc.beta1, tc.beta2, tc.eps, t.decay ? tc.weightDecay : 0.0, opt.step);
+    engine->optimizer_step(lr, coeff, tc, opt.step);
     double loss = lmSum / ((double)tc.globalBatchSize * S);
     double dt = now_seconds() - t0;
     long toks = tc.globalBatchSize * S;
@@ -134,6 +117,7 @@ int cmd_train(const Config& cfg, const CliArgs& args) {
       proto::log("info", b);
     }
     if ((tc.saveInterval > 0 && it % tc.saveInterval == 0) || it == tc.trainIters) {
+      engine->download(model, &opt);
       CheckpointState st; st.iteration = it; st.consumedSamples = (uint64_t)it * tc.globalBatchSize; st.data = dataInfo;
       std::string name = save_checkpoint(cfg.runtime.outputDir, cfg, model, opt, st);
       written.push_back(name);

@@ -1,5 +1,6 @@
 // Grouped MoE on the CPU: route, sort (token, slot) pairs by expert, one GEMM per expert.
 #include "ops/moe.h"
+#include "ops/permute.h"
 #include "ops/swiglu.h"
 #include "cpu/gemm.h"
 #include <algorithm>
@@ -22,14 +23,7 @@ void moe_forward(real* out, MoeActs& a, const real* x, const MoeWeights& w, cons
   a.losses = router_forward(a.logits.data(), a.probs.data(), a.lse.data(), a.idx.data(), a.gate.data(), a.counts.data(),
                             T, E, k, d.auxCoeff, d.zCoeff);
   // counting sort by expert; within an expert rows keep (token, slot) order
-  a.offsets[0] = 0;
-  for (int e = 0; e < E; e++) a.offsets[e + 1] = a.offsets[e] + a.counts[e];
-  std::vector<int32_t> fill(a.offsets.begin(), a.offsets.end() - 1);
-  for (int t = 0; t < T; t++)
-    for (int j = 0; j < k; j++) {
-      int r = fill[a.idx[(size_t)t * k + j]]++;
-      a.rowTok[r] = t; a.tokRow[(size_t)t * k + j] = r;
-    }
+  build_expert_permutation(a.idx.data(), T, k, E, a.counts.data(), a.offsets.data(), a.rowTok.data(), a.tokRow.data());
   const int Tk = T * k;
 #pragma omp parallel for schedule(static)
   for (int r = 0; r < Tk; r++) memcpy(&a.xg[(size_t)r * h], x + (size_t)a.rowTok[r] * h, h * sizeof(real));

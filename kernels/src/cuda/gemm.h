@@ -1,0 +1,45 @@
+// GEMMs of the CUDA backend through cuBLAS (cublasGemmEx), loaded at run time with dlopen so that
+// the worker builds with nothing but nvcc and the CUDA runtime, and runs wherever a libcublas of
+// the same major version is installed (CUDA toolkit, or the nvidia-cublas Python wheel).
+//
+// Row-major semantics of ref::matmul (ops/matmul.h):  C[M,N] (+)= op(A)[M,K] op(B)[K,N].
+// Accumulation is always fp32. With fp32 operands the compute type is CUBLAS_COMPUTE_32F_PEDANTIC
+// (no TF32, no reduced-precision shortcuts: the fp32 path that the parity tests compare); with bf16
+// operands CUBLAS_COMPUTE_32F (tensor cores). cuBLAS is bitwise reproducible run to run on the same
+// GPU model and library version with one stream, which is how the backend uses it.
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#include <string>
+
+namespace flame { namespace cuda {
+
+enum class DType { F32, BF16 };
+template <typename T> struct DTypeOf;
+template <> struct DTypeOf<float> { static constexpr DType value = DType::F32; };
+template <> struct DTypeOf<__nv_bfloat16> { static constexpr DType value = DType::BF16; };
+
+class Blas {
+ public:
+  // Loads libcublas (explicit path, else $FLAME_CUBLAS, else the default search described in
+  // gemm.cu); returns "" on success or why it failed, naming every path tried.
+  static std::string load(const std::string& explicitPath);
+  static const std::string& loadedPath();
+  explicit Blas(cudaStream_t stream);
+  ~Blas();
+  Blas(const Blas&) = delete;
+  Blas& operator=(const Blas&) = delete;
+
+  void gemm(bool transA, bool transB, int M, int N, int K, const void* A, DType at, int lda, const void* B, DType bt, int ldb,
+            void* C, DType ct, int ldc, bool accumulate);
+  template <typename TA, typename TB, typename TC>
+  void gemm(bool ta, bool tb, int M, int N, int K, const TA* A, int lda, const TB* B, int ldb, TC* C, int ldc, bool acc) {
+    gemm(ta, tb, M, N, K, A, DTypeOf<TA>::value, lda, B, DTypeOf<TB>::value, ldb, C, DTypeOf<TC>::value, ldc, acc);
+  }
+
+ private:
+  void* handle_ = nullptr;
+  cudaStream_t stream_;
+};
+
+}}  // namespace flame::cuda
