@@ -9,7 +9,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { WorkspaceBusy } from "../domain/Errors.ts"
 
-interface LockInfo {
+export interface LockInfo {
   readonly pid: number
   readonly host: string
   readonly startedAt: number
@@ -31,6 +31,13 @@ const readLock = (file: string): LockInfo | undefined => {
   } catch {
     return undefined
   }
+}
+
+/** The process holding the lock, when it is alive (a holder on another host is assumed to be). */
+export const liveHolder = (file: string): LockInfo | undefined => {
+  const holder = readLock(file)
+  if (holder === undefined) return undefined
+  return holder.host !== os.hostname() || alive(holder.pid) ? holder : undefined
 }
 
 const tryAcquire = (file: string, workspace: string): Effect.Effect<void, WorkspaceBusy> =>
