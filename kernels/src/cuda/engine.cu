@@ -466,7 +466,11 @@ void CudaEngine<T>::routing(int j, std::vector<int32_t>& idx, std::vector<float>
 }  // namespace
 
 std::string unavailable(const Config& cfg) {
-  int n = 0;
+  int n = 0, driver = 0;
+  if (cudaDriverGetVersion(&driver) != cudaSuccess || driver == 0) {
+    cudaGetLastError();
+    return "no NVIDIA driver is installed (libcuda.so.1 cannot be loaded), so no GPU can be used";
+  }
   cudaError_t e = cudaGetDeviceCount(&n);
   if (e != cudaSuccess) {
     cudaGetLastError();
