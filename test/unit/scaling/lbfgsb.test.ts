@@ -1,0 +1,215 @@
+import { execFileSync } from "node:child_process"
+import * as path from "node:path"
+import { describe, expect, it } from "vitest"
+import { logObjective, logVector, rawObjective, rawVector } from "../../../src/scaling/law.ts"
+import type { Objective } from "../../../src/scaling/lbfgsb.ts"
+import { minimize } from "../../../src/scaling/lbfgsb.ts"
+import { moreThuente } from "../../../src/scaling/lineSearch.ts"
+import { syntheticRuns } from "./syntheticRuns.ts"
+
+const oracle = path.join(import.meta.dirname, "scipy_oracle.py")
+
+interface Problem {
+  readonly kind: "rosenbrock" | "quadratic" | "scaling"
+  readonly x0: ReadonlyArray<number>
+  readonly bounds?: ReadonlyArray<readonly [number | null, number | null]>
+  readonly A?: ReadonlyArray<ReadonlyArray<number>>
+  readonly b?: ReadonlyArray<number>
+  readonly param?: "raw" | "log"
+  readonly runs?: ReadonlyArray<{ N: number; D: number; loss: number }>
+  readonly delta?: number
+}
+
+interface ScipyResult {
+  readonly x: Array<number>
+  readonly fun: number
+  readonly nit: number
+  readonly nfev: number
+  readonly message: string
+}
+
+const scipyStatus: Record<string, string> = {
+  "CONVERGENCE: NORM OF PROJECTED GRADIENT <= PGTOL": "converged: projected gradient <= pgtol",
+  "CONVERGENCE: RELATIVE REDUCTION OF F <= FACTR*EPSMCH": "converged: relative reduction of f <= factr * eps"
+}
+
+const scipy = (problems: ReadonlyArray<Problem>): Array<ScipyResult> =>
+  JSON.parse(execFileSync("python3", [oracle], { input: JSON.stringify(problems), encoding: "utf8" }))
+
+const rosenbrock: Objective = (x, g) => {
+  let f = 0
+  g.fill(0)
+  for (let i = 0; i + 1 < x.length; i++) {
+    const a = x[i + 1]! - x[i]! ** 2
+    const b = 1 - x[i]!
+    f += 100 * a * a + b * b
+    g[i] = g[i]! - 400 * x[i]! * a - 2 * b
+    g[i + 1] = g[i + 1]! + 200 * a
+  }
+  return f
+}
+
+const quadratic = (A: ReadonlyArray<ReadonlyArray<number>>, b: ReadonlyArray<number>): Objective => (x, g) => {
+  let f = 0
+  for (let i = 0; i < x.length; i++) {
+    let Ax = 0
+    for (let j = 0; j < x.length; j++) Ax += A[i]![j]! * x[j]!
+    g[i] = Ax - b[i]!
+    f += 0.5 * x[i]! * Ax - b[i]! * x[i]!
+  }
+  return f
+}
+
+const objectiveOf = (p: Problem): Objective =>
+  p.kind === "rosenbrock"
+    ? rosenbrock
+    : p.kind === "quadratic"
+    ? quadratic(p.A!, p.b!)
+    : p.param === "raw"
+    ? rawObjective(p.runs!, p.delta!)
+    : logObjective(p.runs!, p.delta!)
+
+describe("L-BFGS-B against scipy.optimize.minimize(method='L-BFGS-B')", () => {
+  const runs = syntheticRuns(3e-3, 11)
+  const starts = [
+    { E: Math.exp(0.5), A: Math.exp(5), alpha: 0.5, B: Math.exp(15), beta: 0.5 },
+    { E: 1, A: Math.exp(10), alpha: 1, B: Math.exp(10), beta: 1 },
+    { E: Math.exp(1), A: Math.exp(20), alpha: 1.5, B: Math.exp(20), beta: 1.5 }
+  ]
+  // Starts far from the solution on this ill-conditioned objective (e.g. E = e^-1, A = e^25, alpha = 2, B = 1,
+  // beta = 0) are left out: there the two objectives' last-bit differences (numpy's pairwise sums and libm vs
+  // a sequential loop and V8's Math) grow along the path until the runs stop at different iterations.
+  const problems: Array<Problem> = [
+    { kind: "rosenbrock", x0: [-1.2, 1, -1.2, 1, 0.5] },
+    {
+      kind: "rosenbrock",
+      x0: [-1.2, 1, -1.2, 1, 0.5],
+      bounds: [[-2, 0.5], [null, null], [0.2, 2], [-1, 1], [null, 0.8]]
+    },
+    { kind: "rosenbrock", x0: [3, 3, 3, -3], bounds: [[-5, 5], [-5, 5], [-5, 5], [-5, 5]] },
+    {
+      // A convex quadratic whose minimiser lies outside the box: three bounds end up active.
+      kind: "quadratic",
+      A: [[4, 1, 0, 0], [1, 3, 1, 0], [0, 1, 2, 0.5], [0, 0, 0.5, 1]],
+      b: [10, -8, 3, 6],
+      x0: [0, 0, 0, 0],
+      bounds: [[null, 1], [-1, null], [0, 0.5], [null, null]]
+    },
+    ...starts.map((s): Problem => ({ kind: "scaling", param: "raw", runs, delta: 1e-3, x0: rawVector(s) })),
+    ...starts.map((s): Problem => ({ kind: "scaling", param: "log", runs, delta: 1e-3, x0: logVector(s) }))
+  ]
+  const reference = scipy(problems)
+
+  problems.forEach((p, i) => {
+    const name = `${p.kind}${p.param ? ` (${p.param})` : ""}${p.bounds ? " with bounds" : ""} #${i}`
+    it(`follows the reference step for step: ${name}`, () => {
+      const r = minimize(objectiveOf(p), p.x0, {
+        ...(p.bounds
+          ? { lower: p.bounds.map((b) => b[0] ?? -Infinity), upper: p.bounds.map((b) => b[1] ?? Infinity) }
+          : {})
+      })
+      const want = reference[i]!
+      expect(r.iterations, want.message).toBe(want.nit)
+      expect(r.evaluations).toBe(want.nfev)
+      expect(r.status).toBe(scipyStatus[want.message])
+      r.x.forEach((v, k) =>
+        expect(Math.abs(v - want.x[k]!), `x[${k}]`).toBeLessThanOrEqual(1e-7 * Math.max(1, Math.abs(v)))
+      )
+      expect(Math.abs(r.f - want.fun)).toBeLessThanOrEqual(1e-9 * Math.abs(want.fun) + 1e-15)
+    })
+  })
+
+  it("leaves A and B of the raw parameterisation where they start, as the published fit did", () => {
+    const fromPublished = minimize(rawObjective(runs, 1e-3), rawVector(starts[0]!))
+    expect(Math.abs(fromPublished.x[1]! / Math.exp(5) - 1)).toBeLessThan(1e-4)
+    expect(Math.abs(fromPublished.x[3]! / Math.exp(15) - 1)).toBeLessThan(1e-9)
+    // ... while E, alpha and beta moved away from their starting values.
+    expect(Math.abs(fromPublished.x[0]! - Math.exp(0.5))).toBeGreaterThan(0.1)
+    expect(Math.abs(fromPublished.x[2]! - 0.5)).toBeGreaterThan(0.05)
+  })
+})
+
+describe("the scaling-law objectives", () => {
+  const runs = syntheticRuns(3e-3, 5)
+  const central = (f: Objective, x: ReadonlyArray<number>, i: number, h: number) => {
+    const g = new Float64Array(x.length)
+    const up = Float64Array.from(x)
+    const down = Float64Array.from(x)
+    up[i] = up[i]! + h
+    down[i] = down[i]! - h
+    return (f(up, g) - f(down, g)) / (2 * h)
+  }
+  it("have exact gradients (central differences)", () => {
+    // Points chosen inside the Huber's linear and quadratic regions alike (delta 0.05 gives both).
+    for (const delta of [1e-3, 0.05]) {
+      const raw = rawObjective(runs, delta)
+      const log = logObjective(runs, delta)
+      for (const x of [[2.3, 160, 0.3, 3.1e6, 0.71], [1.9, 400, 0.35, 2e7, 0.8]]) {
+        const g = new Float64Array(5)
+        raw(Float64Array.from(x), g)
+        x.forEach((v, i) => {
+          const fd = central(raw, x, i, 1e-6 * Math.max(1, Math.abs(v)))
+          expect(Math.abs(g[i]! - fd), `raw d/dx${i} delta ${delta}`).toBeLessThan(1e-6 * Math.max(1, Math.abs(fd)))
+        })
+        const lx = [Math.log(x[0]!), Math.log(x[1]!), x[2]!, Math.log(x[3]!), x[4]!]
+        log(Float64Array.from(lx), g)
+        lx.forEach((_, i) => {
+          const fd = central(log, lx, i, 1e-6)
+          expect(Math.abs(g[i]! - fd), `log d/dx${i} delta ${delta}`).toBeLessThan(1e-6 * Math.max(1, Math.abs(fd)))
+        })
+      }
+    }
+  })
+
+  it("agree with each other where both are defined", () => {
+    const x = [2.3, 160, 0.3, 3.1e6, 0.71]
+    const g = new Float64Array(5)
+    const raw = rawObjective(runs, 1e-3)(Float64Array.from(x), g)
+    const log = logObjective(runs, 1e-3)(
+      Float64Array.from([Math.log(2.3), Math.log(160), 0.3, Math.log(3.1e6), 0.71]),
+      g
+    )
+    expect(Math.abs(raw - log)).toBeLessThan(1e-12)
+  })
+
+  it("raw: +Infinity where the prediction is not positive", () => {
+    expect(rawObjective(runs, 1e-3)(Float64Array.from([-10, 1, 0.3, 1, 0.7]), new Float64Array(5))).toBe(Infinity)
+  })
+})
+
+describe("Moré–Thuente", () => {
+  it("returns a step satisfying the strong Wolfe conditions", () => {
+    const ftol = 1e-3
+    const gtol = 0.1
+    // The paper's first test function, phi(a) = -a / (a^2 + 2), and a steep convex one.
+    const fns = [
+      (a: number) => ({ f: -a / (a * a + 2), g: (a * a - 2) / (a * a + 2) ** 2 }),
+      (a: number) => ({ f: (a - 3) ** 4 - 4 * a, g: 4 * (a - 3) ** 3 - 4 })
+    ]
+    for (const phi of fns) {
+      for (const stp0 of [1e-3, 1e-1, 1, 10]) {
+        const { f: f0, g: g0 } = phi(0)
+        const r = moreThuente(phi, f0, g0, stp0, { ftol, gtol, xtol: 0.1, stpmin: 0, stpmax: 1e10, maxEvaluations: 30 })
+        expect(r._tag, `stp0 ${stp0}`).toBe("Converged")
+        if (r._tag !== "Converged") continue
+        const { f, g } = phi(r.stp)
+        expect(f).toBeLessThanOrEqual(f0 + ftol * r.stp * g0)
+        expect(Math.abs(g)).toBeLessThanOrEqual(gtol * Math.abs(g0))
+      }
+    }
+  })
+
+  it("backs away from where the objective is undefined", () => {
+    const phi = (a: number) => (a > 2 ? { f: Number.NaN, g: Number.NaN } : { f: (a - 1.5) ** 2, g: 2 * (a - 1.5) })
+    const r = moreThuente(phi, 2.25, -3, 100, {
+      ftol: 1e-3,
+      gtol: 0.9,
+      xtol: 0.1,
+      stpmin: 0,
+      stpmax: 1e10,
+      maxEvaluations: 40
+    })
+    expect(r._tag).not.toBe("Failed")
+    if (r._tag !== "Failed") expect(r.stp).toBeLessThanOrEqual(2)
+  })
+})
