@@ -353,7 +353,8 @@ export const minimize = (
         maxEvaluations: Math.min(maxLineSearch, Math.max(1, maxEvaluations - evaluations))
       })
       : ({ _tag: "Failed", evaluations: 0, reason: "not a descent direction" } as const)
-    const accepted = search._tag === "Failed" ? undefined : trials.get(search.stp)
+    const stp = search._tag === "Failed" ? Number.NaN : search.stp
+    const accepted = trials.get(stp)
     if (accepted === undefined) {
       // As the reference: forget the memory and retry from steepest descent; fail when that fails too.
       if (pairs.length === 0) return done("abnormal: line search failed")
@@ -379,7 +380,7 @@ export const minimize = (
       return done("converged: relative reduction of f <= factr * eps")
     }
     const sy = dot(s, y)
-    if (sy > EPSILON * -slope * search.stp) {
+    if (sy > EPSILON * -slope * stp) {
       pairs.push({ s, y })
       if (pairs.length > m) pairs.shift()
       theta = dot(y, y) / sy
