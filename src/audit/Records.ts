@@ -22,6 +22,7 @@ export interface Records {
   readonly executions: ReadonlyMap<string, ExecutionRow>
   /** Newest first. */
   readonly executionsByStage: ReadonlyMap<string, ReadonlyArray<ExecutionRow>>
+  readonly executionsByRun: ReadonlyMap<string, ReadonlyArray<ExecutionRow>>
   readonly artifacts: ReadonlyMap<string, ArtifactRow>
   readonly artifactsByExecution: ReadonlyMap<string, ReadonlyArray<ArtifactRow>>
   readonly inputsByExecution: ReadonlyMap<string, ReadonlyArray<InputEdge>>
@@ -59,6 +60,7 @@ export const loadRecords = Effect.gen(function*() {
           runs: new Map(runs.map((r) => [r.id, r])),
           executions: new Map(executions.map((e) => [e.id, e])),
           executionsByStage: groupBy(executions, (e) => e.stageId),
+          executionsByRun: groupBy(executions, (e) => e.runId),
           artifacts: new Map(artifacts.map((a) => [a.id, a])),
           artifactsByExecution: groupBy(artifacts, (a) => a.executionId),
           inputsByExecution: groupBy(inputs, (i) => i.executionId),
