@@ -114,6 +114,14 @@ export const decideSync = (
       if (state === "missing") damaged.push({ _tag: "OutputMissing", output: artifact.name, path: artifact.path })
       if (state === "modified") damaged.push({ _tag: "OutputModified", output: artifact.name, path: artifact.path })
     }
+    // The index leaves out collected artifacts (gc): an output without a row is as gone as a deleted one.
+    if (hit.artifacts.length < Object.keys(stage.outputs).length) {
+      for (const name in stage.outputs) {
+        if (!hit.artifacts.some((a) => a.name === name)) {
+          damaged.push({ _tag: "OutputMissing", output: name, path: "collected by gc" })
+        }
+      }
+    }
     return damaged.length === 0 ? { _tag: "Fresh", fingerprint: fp, entry: hit } : stale(damaged, hit)
   }
 
