@@ -15,7 +15,9 @@ import { resolve } from "../Pipeline.ts"
 import { ArtifactStore } from "../store/ArtifactStore.ts"
 import { ContentHasher } from "../store/ContentHasher.ts"
 import { Workspace } from "../workspace/Workspace.ts"
+import { auditCommand } from "./AuditCommand.ts"
 import { toDot, toMermaid } from "./Dag.ts"
+import { gcCommand, pinCommand, unpinCommand } from "./GcCommand.ts"
 import { formatBytes, lineageTree } from "./LineageView.ts"
 import { PipelineRegistry } from "./PipelineRegistry.ts"
 
@@ -298,7 +300,18 @@ const showCommand = Command.make(
 
 export const command = Command.make("flame-pipe").pipe(
   Command.withDescription("FLAME-MoE's lifecycle as a typed, cached DAG"),
-  Command.withSubcommands([runCommand, planCommand, statusCommand, lineageCommand, dagCommand, showCommand])
+  Command.withSubcommands([
+    runCommand,
+    planCommand,
+    statusCommand,
+    lineageCommand,
+    dagCommand,
+    showCommand,
+    auditCommand,
+    gcCommand,
+    pinCommand,
+    unpinCommand
+  ])
 )
 
 export const cli = Command.run(command, { name: "flame-pipe", version: "0.1.0" })
