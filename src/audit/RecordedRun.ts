@@ -14,7 +14,17 @@ import { projectRoot } from "../ProjectRoot.ts"
 import type { Records } from "./Records.ts"
 
 /** `run` options that take a value; anything else starting with `-` is a flag. */
-const VALUE_OPTIONS = new Set(["--workspace", "--preset", "--set", "--config", "--gpus", "--jobs", "-j", "--cpus"])
+const VALUE_OPTIONS = new Set([
+  "--workspace",
+  "--preset",
+  "--set",
+  "--config",
+  "--gpus",
+  "--jobs",
+  "-j",
+  "--cpus",
+  "--executor"
+])
 
 export interface RecordedCommand {
   readonly pipeline: string
