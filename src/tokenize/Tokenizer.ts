@@ -3,21 +3,32 @@
  * that gives the same ids as Hugging Face's `tokenizers`: added tokens are split off first
  * (non-normalized ones on the raw text, normalized ones after normalization), then the GPT-2 regex
  * pre-tokenizer (hand-written scanner, HF's Unicode classes), then BPE per piece with a cache.
+ *
+ * Two implementations of the same algorithm: the native encoder (native/tokenizer, C++) when its
+ * addon is built, which then does everything but normalization, and this file's TypeScript, the
+ * portable fallback.
  */
 import { Effect, Either } from "effect"
 import { createHash } from "node:crypto"
 import * as fs from "node:fs/promises"
 import { MergeTable, mergeWord } from "./bpe.ts"
-import { BYTE_TO_CHAR, CHAR_TO_BYTE } from "./byteLevel.ts"
+import { BYTE_TO_CHAR, CHAR_TO_BYTE, symbolsToBytes } from "./byteLevel.ts"
 import { TokenizerLoadError } from "./errors.ts"
+import { nativeAddonStatus, type NativeEncoderConfig } from "./nativeAddon.ts"
+import { NativeEncoder } from "./NativeEncoder.ts"
 import { HASH_PRIME, HASH_SEED, MAX_IDS, MAX_KEY_CHARS, PieceCache } from "./PieceCache.ts"
 import { TokenBuffer } from "./TokenBuffer.ts"
 import { type NormalizationForm, parseTokenizerJson, type TokenizerSpec } from "./tokenizerJson.ts"
-import { CODE_POINT_CLASS, WHITESPACE } from "./unicodeClasses.ts"
+import { CODE_POINT_CLASS, isNfcInert, NFC_INERT, WHITESPACE } from "./unicodeClasses.ts"
+
+/** "auto": native when its addon is built (and FLAME_TOKENIZER is not "js"), else TypeScript. */
+export type Implementation = "auto" | "native" | "js"
 
 export interface LoadOptions {
   /** Token appended after each document; Megatron uses the tokenizer's EOS, "<|endoftext|>" for GPT-NeoX. */
   readonly eodToken?: string
+  /** Which encoder to use; "native" fails to load when the addon is not available. Default "auto". */
+  readonly implementation?: Implementation
 }
 
 const LONG_CACHE_LIMIT = 1 << 16
@@ -27,6 +38,18 @@ const APOSTROPHE = 0x27
 const SPACE = 0x20
 
 const BEYOND_U02FF = /[\u0300-\uffff]/
+
+let nativeClasses: Uint8Array | undefined
+/** The class table the native encoder takes: class | 4 where NFC leaves the code point alone. */
+const nativeClassTable = (): Uint8Array => {
+  if (nativeClasses === undefined) {
+    nativeClasses = new Uint8Array(0x110000)
+    for (let cp = 0; cp < 0x110000; cp++) {
+      nativeClasses[cp] = (CODE_POINT_CLASS[cp] as number) | ((NFC_INERT[cp] as number) << 2)
+    }
+  }
+  return nativeClasses
+}
 
 const escapeRegExp = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")
 
@@ -55,6 +78,10 @@ export class ByteLevelBpe {
   readonly eodId: number
   /** sha256 of the tokenizer file's bytes, for cache fingerprints. */
   readonly contentHash: string
+  /** The encoder in use; both give identical ids. */
+  readonly implementation: "native" | "js"
+  /** @internal the C++ encoder, when in use (tokenizeShard hands it whole blocks of lines). */
+  readonly native: NativeEncoder | undefined
 
   private readonly normalizers: ReadonlyArray<NormalizationForm>
   private readonly addPrefixSpace: boolean
@@ -135,6 +162,56 @@ export class ByteLevelBpe {
     const eod = all.get(eodToken)
     if (eod === undefined) throw new Error(`EOD token ${JSON.stringify(eodToken)} is not in the vocabulary`)
     this.eodId = eod
+
+    const wanted = options.implementation ?? "auto"
+    const addon = wanted === "js" ? undefined : nativeAddonStatus()
+    if (wanted === "native" && addon?._tag !== "Loaded") {
+      throw new Error(`the native encoder is not available: ${addon?._tag === "Unavailable" ? addon.reason : ""}`)
+    }
+    this.native = addon?._tag === "Loaded"
+      ? new NativeEncoder(addon.addon, this.nativeConfig(spec, pairs, rawContents, normalizedContents))
+      : undefined
+    this.implementation = this.native === undefined ? "js" : "native"
+  }
+
+  private nativeConfig(
+    spec: TokenizerSpec,
+    pairs: ReadonlyArray<readonly [number, number, number]>,
+    rawContents: ReadonlyArray<string>,
+    normalizedContents: ReadonlyArray<string>
+  ): NativeEncoderConfig {
+    const ids = (contents: ReadonlyArray<string>) => Uint32Array.from(contents, (c) => this.addedIds.get(c) as number)
+    const wholeBytes: Array<number> = []
+    const wholeEnds: Array<number> = []
+    const wholeIds: Array<number> = []
+    if (spec.ignoreMerges) {
+      for (const [token, id] of spec.vocab) {
+        const bytes = symbolsToBytes(token)
+        if (bytes === undefined) continue
+        for (const b of bytes) wholeBytes.push(b)
+        wholeEnds.push(wholeBytes.length)
+        wholeIds.push(id)
+      }
+    }
+    return {
+      classes: nativeClassTable(),
+      byteIds: this.byteIds,
+      merges: Int32Array.from(pairs.flat()),
+      rawAdded: rawContents,
+      rawAddedIds: ids(rawContents),
+      normalizedAdded: normalizedContents,
+      normalizedAddedIds: ids(normalizedContents),
+      wholeTokenBytes: Uint8Array.from(wholeBytes),
+      wholeTokenEnds: Uint32Array.from(wholeEnds),
+      wholeTokenIds: Uint32Array.from(wholeIds),
+      prefix: Uint32Array.from(this.prefixIds),
+      suffix: Uint32Array.from(this.suffixIds),
+      addPrefixSpace: this.addPrefixSpace,
+      useRegex: this.useRegex,
+      ignoreMerges: this.ignoreMerges,
+      normalization: this.normalizers.length === 0 ? 0 : this.normalizers.every((f) => f === "NFC") ? 1 : 2,
+      eod: this.eodId
+    }
   }
 
   /** Token id of a token string (added tokens included), if any. */
@@ -153,7 +230,9 @@ export class ByteLevelBpe {
   encodeInto(text: string, out: TokenBuffer): void {
     for (const id of this.prefixIds) out.push(id)
     const re = this.rawAdded
-    if (re === undefined || !this.mayContainAdded(text)) {
+    if (this.native !== undefined && this.native.encodeText(text, out)) {
+      // Done natively: the text needed no normalization.
+    } else if (re === undefined || !this.mayContainAdded(text)) {
       this.encodeSegment(text, out)
     } else {
       let last = 0
@@ -177,8 +256,8 @@ export class ByteLevelBpe {
   private normalize(s: string): string {
     let out = s
     for (const form of this.normalizers) {
-      // Below U+0300 every string is already in NFC; skipping ICU there is a large saving.
-      if (form === "NFC" && !BEYOND_U02FF.test(out)) continue
+      // Most text is already in NFC and provably so from a table; skipping ICU is a large saving.
+      if (form === "NFC" && (!BEYOND_U02FF.test(out) || isNfcInert(out))) continue
       out = out.normalize(form)
     }
     return out
@@ -200,6 +279,7 @@ export class ByteLevelBpe {
 
   /** The GPT-2 pattern 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+ by hand. */
   private preTokenize(piece: string, out: TokenBuffer): void {
+    if (this.native !== undefined) return this.native.encodeNormalized(piece, out)
     const s = this.addPrefixSpace && piece.charCodeAt(0) !== SPACE ? " " + piece : piece
     const n = s.length
     if (!this.useRegex) return this.encodePiece(s, 0, n, out, -1)

@@ -38,6 +38,10 @@ export interface ShardResult {
   readonly stats: ShardStats
   /** Wall-clock seconds the worker spent on this shard. */
   readonly seconds: number
+  /** CPU seconds of the worker's thread on this shard (Linux; undefined elsewhere). */
+  readonly cpuSeconds: number | undefined
+  /** The encoder the worker used. */
+  readonly implementation: "native" | "js"
 }
 
 /** @internal messages between parallel.ts and shardWorker.ts */
@@ -52,7 +56,13 @@ export interface WorkerRequest {
 }
 /** @internal */
 export type WorkerReply =
-  | { readonly index: number; readonly stats: ShardStats; readonly seconds: number }
+  | {
+    readonly index: number
+    readonly stats: ShardStats
+    readonly seconds: number
+    readonly cpuSeconds: number | undefined
+    readonly implementation: "native" | "js"
+  }
   | { readonly index: number; readonly error: { readonly _tag: string } & Record<string, unknown> }
   | { readonly index: number; readonly defect: string }
 
@@ -121,7 +131,8 @@ export const tokenizeShardsInParallel = (
       workers.push(w)
       w.on("message", (reply: WorkerReply) => {
         if ("stats" in reply) {
-          results[reply.index] = { job: jobs[reply.index] as ShardJob, stats: reply.stats, seconds: reply.seconds }
+          const { cpuSeconds, implementation, seconds, stats } = reply
+          results[reply.index] = { job: jobs[reply.index] as ShardJob, stats, seconds, cpuSeconds, implementation }
           if (--remaining === 0) return finish(Effect.succeed(results as Array<ShardResult>))
           return feed(w)
         }

@@ -6,6 +6,7 @@ import { Effect, Either } from "effect"
 import * as fs from "node:fs"
 import { parentPort, workerData } from "node:worker_threads"
 import type { WorkerReply, WorkerRequest, WorkerSetup } from "./parallel.ts"
+import { threadCpuSeconds } from "./threadCpu.ts"
 import { tokenizerFromJson } from "./Tokenizer.ts"
 import { tokenizeShard } from "./tokenizeShard.ts"
 
@@ -36,14 +37,24 @@ port.on("message", (request: WorkerRequest) => {
     })
     return
   }
+  const tokenizer = loaded.right
   const started = performance.now()
-  Effect.runPromise(Effect.either(tokenizeShard({ ...request.job, tokenizer: loaded.right }))).then(
-    (result) =>
+  const cpuStarted = threadCpuSeconds()
+  Effect.runPromise(Effect.either(tokenizeShard({ ...request.job, tokenizer }))).then(
+    (result) => {
+      const cpuEnded = threadCpuSeconds()
       reply(
         Either.isRight(result)
-          ? { index: request.index, stats: result.right, seconds: (performance.now() - started) / 1000 }
+          ? {
+            index: request.index,
+            stats: result.right,
+            seconds: (performance.now() - started) / 1000,
+            cpuSeconds: cpuStarted === undefined || cpuEnded === undefined ? undefined : cpuEnded - cpuStarted,
+            implementation: tokenizer.implementation
+          }
           : { index: request.index, error: { ...result.left } }
-      ),
+      )
+    },
     (defect: unknown) => reply({ index: request.index, defect: String(defect) })
   )
 })

@@ -10,6 +10,7 @@ import { dtypeForVocabSize, makeIndexedDatasetWriter } from "../data/IndexedData
 import type { IndexedDatasetWriter } from "../data/IndexedDataset.ts"
 import { BadInputError, type BadInputReason, ShardIoError } from "./errors.ts"
 import { jsonlChunks, type ZstdDecoder, ZstdStreamError } from "./jsonlSource.ts"
+import type { NativeEncoder } from "./NativeEncoder.ts"
 import { TokenBuffer } from "./TokenBuffer.ts"
 import type { ByteLevelBpe } from "./Tokenizer.ts"
 
@@ -54,6 +55,8 @@ export const megatronOutputPrefix = (outputPrefix: string, key = "text"): string
 
 const MAX_RECORDED_BAD_LINES = 10
 const NEWLINE = 0x0a
+/** Lines per native call: enough to make the call's cost vanish, few enough to stay in cache. */
+const NATIVE_LINES = 4096
 
 /** Python's json.loads also takes NaN, Infinity and -Infinity; rewrite them to null outside strings. */
 const parsePythonJson = (s: string): unknown => {
@@ -102,6 +105,9 @@ class ShardProcessor {
   private carry: Uint8Array | undefined
   private readonly ids = new TokenBuffer(1 << 16)
   private readonly eod: number
+  private readonly native: NativeEncoder | undefined
+  private nativeIds = new Uint32Array(0)
+  private readonly nativeLines = new Int32Array(2 * NATIVE_LINES)
 
   constructor(
     private readonly file: string,
@@ -111,6 +117,8 @@ class ShardProcessor {
     private readonly textKey: string
   ) {
     this.eod = tokenizer.eodId
+    this.native = tokenizer.native
+    if (this.native !== undefined) this.nativeIds = new Uint32Array(1 << 20)
   }
 
   /** Records a bad line; returns the error to fail with, or undefined when skipping. */
@@ -163,6 +171,7 @@ class ShardProcessor {
     // Validating the block is nearly free (simdutf); decoding line by line is several times faster
     // than one huge string (and keeps ASCII-only lines one-byte strings).
     const valid = isUtf8(buf)
+    if (valid && this.native !== undefined) return this.nativeBlock(this.native, buf)
     let start = 0
     while (start < buf.length) {
       let end = buf.indexOf(NEWLINE, start)
@@ -175,6 +184,41 @@ class ShardProcessor {
       }
       if (error !== undefined) return error
       start = end + 1
+    }
+    return undefined
+  }
+
+  /**
+   * Valid UTF-8 lines through the native encoder, which parses and encodes the lines it can and
+   * hands back the others (bad input, text that needs normalizing) for `line`.
+   */
+  private nativeBlock(native: NativeEncoder, buf: Buffer): BadInputError | undefined {
+    const info = this.nativeLines
+    let start = 0
+    while (start < buf.length) {
+      const done = native.encodeLines(buf, start, this.textKey, this.nativeIds, info)
+      if (done === 0) {
+        // The next line may have more ids than the buffer holds.
+        this.nativeIds = new Uint32Array(this.nativeIds.length * 2)
+        continue
+      }
+      const ids = this.nativeIds
+      let at = 0
+      for (let k = 0; k < done; k++) {
+        const end = info[2 * k] as number
+        const count = info[2 * k + 1] as number
+        if (count >= 0) {
+          this.lines++
+          if (count === 0) this.emptyDocuments++
+          this.writer.addDocument(ids, at, at + count)
+          this.documents++
+          at += count
+        } else {
+          const error = this.line(buf.toString("utf8", start, end))
+          if (error !== undefined) return error
+        }
+        start = end + 1
+      }
     }
     return undefined
   }

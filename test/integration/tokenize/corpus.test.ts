@@ -8,6 +8,7 @@ import { corpusShardJsonl, SHARD_FILES } from "../../../scripts/make-corpus.ts"
 import { mergeIndexedDatasets, readIndexedDataset } from "../../../src/data/IndexedDataset.ts"
 import { tokenizeShardsInParallel } from "../../../src/tokenize/parallel.ts"
 import { megatronOutputPrefix } from "../../../src/tokenize/tokenizeShard.ts"
+import { NATIVE_REQUIRED, nativeStatus } from "../../unit/tokenize/implementations.ts"
 
 const ROOT = path.join(import.meta.dirname, "..", "..", "..")
 const TOKENIZER = path.join(ROOT, "fixtures", "tokenizer", "tokenizer.json")
@@ -33,6 +34,8 @@ describe("the bundled corpus, end to end", () => {
       expect(ds.sequenceLengths.length).toBe(expected.length)
       expected.forEach((ids, k) => expect(Array.from(ds.sequence(k))).toEqual(ids))
       const stats = results[i]!.stats
+      // Worker threads load the native encoder too.
+      expect(results[i]!.implementation).toBe(NATIVE_REQUIRED || nativeStatus._tag === "Loaded" ? "native" : "js")
       expect(stats.documents).toBe(texts.length)
       expect(stats.emptyDocuments).toBe(texts.length - expected.length)
       expect(stats.tokens).toBe(ds.tokens.length)

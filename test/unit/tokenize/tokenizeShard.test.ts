@@ -7,12 +7,11 @@ import { Tokenizer } from "tokenizers"
 import { describe, expect, it } from "vitest"
 import { readIndexedDataset } from "../../../src/data/IndexedDataset.ts"
 import type { BadInputError } from "../../../src/tokenize/errors.ts"
-import { tokenizerFromJson } from "../../../src/tokenize/Tokenizer.ts"
+import type { ByteLevelBpe } from "../../../src/tokenize/Tokenizer.ts"
 import { tokenizeShard, type TokenizeShardOptions } from "../../../src/tokenize/tokenizeShard.ts"
 import { adversarialDocuments } from "./adversarial.ts"
+import { FIXTURE, IMPLEMENTATIONS, loadFixture } from "./implementations.ts"
 
-const FIXTURE = path.join(import.meta.dirname, "..", "..", "..", "fixtures", "tokenizer", "tokenizer.json")
-const tokenizer = Either.getOrThrow(tokenizerFromJson(fs.readFileSync(FIXTURE), FIXTURE))
 const oracle = Tokenizer.fromFile(FIXTURE)
 const hasZstd = spawnSync("zstd", ["--version"], { stdio: "ignore" }).status === 0
 
@@ -20,8 +19,9 @@ const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), "shard-"))
 const line = (text: unknown, extra: Record<string, unknown> = {}): string =>
   JSON.stringify({ url: "https://example.org/", text, metadata: { a: 1 }, ...extra })
 
-const run = (input: string, outputPrefix: string, extra: Partial<TokenizeShardOptions> = {}) =>
-  Effect.runPromise(Effect.either(tokenizeShard({ input, tokenizer, outputPrefix, ...extra })))
+const runWith =
+  (tokenizer: ByteLevelBpe) => (input: string, outputPrefix: string, extra: Partial<TokenizeShardOptions> = {}) =>
+    Effect.runPromise(Effect.either(tokenizeShard({ input, tokenizer, outputPrefix, ...extra })))
 
 const zstdCompress = (file: string, data: string | Buffer): void => {
   const r = spawnSync("zstd", ["-q", "-c", "-3"], { input: data })
@@ -33,7 +33,10 @@ const badError = (r: Either.Either<unknown, unknown>): BadInputError => {
   return r.left as BadInputError
 }
 
-describe("tokenizeShard", () => {
+describe.each(IMPLEMENTATIONS)("tokenizeShard (%s encoder)", (implementation) => {
+  const tokenizer = loadFixture(implementation)
+  const run = runWith(tokenizer)
+
   it("writes what preprocess_data --append-eod writes (oracle ids + EOD, empty docs skipped)", async () => {
     const dir = tmp()
     const docs = ["", ...adversarialDocuments(5, 300), "", "plain text"]
