@@ -13,13 +13,15 @@ export interface ExecutorInfo {
   readonly gpus: number
 }
 
+/** What a stage needs; cpus, gpus and memory are per node (nodes > 1 only under a cluster executor). */
 export interface Resources {
   readonly cpus: number
   readonly gpus: number
   readonly memoryMb: number
+  readonly nodes: number
 }
 
-export const defaultResources: Resources = { cpus: 1, gpus: 0, memoryMb: 512 }
+export const defaultResources: Resources = { cpus: 1, gpus: 0, memoryMb: 512, nodes: 1 }
 
 /**
  * How far a re-execution must agree with the original (used by audits): every output byte-identical,
@@ -49,6 +51,11 @@ export interface StageContext<P> {
   readonly metric: (name: string, step: number, value: number | null) => Effect.Effect<void>
   /** Records a started child process, so a later run can clean up after a killed engine. */
   readonly workerStarted: (pid: number) => Effect.Effect<void>
+  /**
+   * A part of the outputs is complete (a checkpoint while training goes on): the engine may hash it
+   * now instead of after the stage. Absent where the executor cannot (the work runs elsewhere).
+   */
+  readonly outputReady?: (target: string) => void
 }
 
 export interface StageDefinition<P = unknown, PI = unknown, R = unknown, RI = unknown> {

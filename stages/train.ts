@@ -3,10 +3,18 @@
  * iterations and at the end; each checkpoint is its own artifact. The stage is resumable: its
  * staging directory survives an interruption, and the next attempt continues from the newest
  * complete checkpoint there, bit-identically to an uninterrupted run.
+ *
+ * With `backend: megatron` the stage runs Megatron-LM's pretrain_gpt.py instead (src/megatron/), with
+ * FLAME-MoE's arguments, on `megatron.nodes` nodes under the Slurm executor; Megatron's checkpoints
+ * are the outputs, and a requeued or interrupted run resumes from the latest complete one.
  */
 import { Effect, Schema } from "effect"
 import * as fs from "node:fs"
+import * as path from "node:path"
 import { checkpointSteps } from "../src/flame/checkpoints.ts"
+import { MegatronParams } from "../src/megatron/Params.ts"
+import { defaultMegatronParams } from "../src/megatron/Params.ts"
+import { trainWithMegatron } from "../src/megatron/train.ts"
 import { define } from "../src/Stage.ts"
 import { runWorker } from "../src/worker/runWorker.ts"
 import {
@@ -20,6 +28,9 @@ import {
 } from "./flame/model.ts"
 
 const PositiveInt = Schema.Int.pipe(Schema.positive())
+
+/** The worker's backends, or Megatron-LM. */
+export const TrainBackend = Schema.Union(Backend, Schema.Literal("megatron"))
 
 export const checkpointName = (iteration: number): string => `iter_${String(iteration).padStart(7, "0")}`
 
@@ -48,8 +59,10 @@ export const TrainParams = Schema.Struct({
   clipGrad: Schema.optionalWith(Schema.Number, { default: () => 1.0 }),
   seed: Schema.optionalWith(Schema.Int, { default: () => 1234 }),
   logInterval: Schema.optionalWith(PositiveInt, { default: () => 1 }),
-  backend: Schema.optionalWith(Backend, { default: () => "auto" as const }),
-  threads: Schema.optionalWith(PositiveInt, { default: () => 2 })
+  backend: Schema.optionalWith(TrainBackend, { default: () => "auto" as const }),
+  threads: Schema.optionalWith(PositiveInt, { default: () => 2 }),
+  /** How Megatron-LM runs, for backend megatron (defaults: FLAME-MoE's 4 nodes x 8 GPUs). */
+  megatron: Schema.optional(MegatronParams)
 })
 export type TrainParams = typeof TrainParams.Type
 
@@ -69,7 +82,10 @@ export const train = define({
   kind: "train",
   version: "1",
   params: TrainParams,
-  settle: (p, executor) => ({ ...p, backend: settleBackend(p.backend, executor) }),
+  settle: (p, executor) => ({
+    ...p,
+    backend: p.backend === "megatron" ? p.backend : settleBackend(p.backend, executor)
+  }),
   outputs: (p) =>
     Object.fromEntries(
       checkpointSteps({ trainIters: p.trainIters, saveInterval: p.saveInterval }).map((
@@ -77,7 +93,18 @@ export const train = define({
       ) => [checkpointName(step), "dir" as const])
     ),
   result: TrainResult,
-  resources: (p) => ({ cpus: p.threads, gpus: p.backend === "cuda" ? 1 : 0, memoryMb: 2048 }),
+  resources: (p) => {
+    if (p.backend !== "megatron") return { cpus: p.threads, gpus: p.backend === "cuda" ? 1 : 0, memoryMb: 2048 }
+    const m = p.megatron ?? defaultMegatronParams
+    return { cpus: p.threads, gpus: m.gpusPerNode, nodes: m.nodes, memoryMb: m.memoryMb ?? 0 }
+  },
+  // Megatron-LM's code is part of what a run depends on: its training script and package are hashed.
+  sources: (p) => {
+    if (p.backend !== "megatron") return []
+    const m = p.megatron ?? defaultMegatronParams
+    const pkg = path.resolve(m.path, "megatron")
+    return [path.resolve(m.path, m.script), ...(fs.existsSync(pkg) ? [pkg] : [])]
+  },
   resumable: true,
   // The CPU backend reduces in a fixed order (even across thread counts): byte-identical checkpoints.
   // Other backends reduce in bf16 in a scheduling-dependent order: the same iterations and tokens, and
@@ -89,6 +116,7 @@ export const train = define({
   run: (ctx) =>
     Effect.gen(function*() {
       const p = ctx.params
+      if (p.backend === "megatron") return yield* trainWithMegatron(ctx, yield* inputDatasetPrefix(ctx))
       const resumeFrom = latestCheckpoint(ctx.workDir)
       const reused = fs.readdirSync(ctx.workDir).filter((f) => /^iter_\d{7}$/.test(f)).sort()
       if (resumeFrom) yield* ctx.log(`resuming from ${resumeFrom.name}`)

@@ -10,22 +10,30 @@ import { detectGpus } from "../engine/Environment.ts"
 import { plan } from "../engine/Planner.ts"
 import { formatMs, Reporter } from "../engine/Reporter.ts"
 import { run } from "../engine/Runner.ts"
+import { Executor } from "../executor/Executor.ts"
 import { Lineage } from "../lineage/Lineage.ts"
 import { resolve } from "../Pipeline.ts"
+import { describeJobs, jobRecords } from "../slurm/JobRecords.ts"
 import { ArtifactStore } from "../store/ArtifactStore.ts"
 import { ContentHasher } from "../store/ContentHasher.ts"
 import { Workspace } from "../workspace/Workspace.ts"
 import { auditCommand } from "./AuditCommand.ts"
 import { toDot, toMermaid } from "./Dag.ts"
+import { chooseExecutor, executorOption } from "./ExecutorOption.ts"
 import { gcCommand, pinCommand, unpinCommand } from "./GcCommand.ts"
+import { jobCommand } from "./JobCommand.ts"
 import { formatBytes, lineageTree } from "./LineageView.ts"
 import { PipelineRegistry } from "./PipelineRegistry.ts"
 
 /** Every service a command needs, for one workspace. */
-export const servicesLayer = (workspace: string, reporter: Layer.Layer<Reporter> = Reporter.silent) => {
+export const servicesLayer = (
+  workspace: string,
+  reporter: Layer.Layer<Reporter> = Reporter.silent,
+  executor: Layer.Layer<Executor, never, Lineage | Workspace | Reporter> = Executor.local()
+) => {
   const base = Layer.provideMerge(Lineage.Default, Workspace.layer(workspace))
   const hasher = Layer.provideMerge(ContentHasher.Default, base)
-  return Layer.mergeAll(Layer.provideMerge(ArtifactStore.Default, hasher), reporter)
+  return Layer.provideMerge(executor, Layer.mergeAll(Layer.provideMerge(ArtifactStore.Default, hasher), reporter))
 }
 
 const pipelineArg = Args.text({ name: "pipeline" }).pipe(
@@ -67,7 +75,7 @@ const resolvePipeline = (
   presetName: Option.Option<string>,
   overrides: ReadonlyArray<string>,
   configEntries: ReadonlyArray<string>,
-  gpuIds: ReadonlyArray<string>
+  executorGpus: number
 ) =>
   Effect.gen(function*() {
     const registry = yield* PipelineRegistry
@@ -76,7 +84,7 @@ const resolvePipeline = (
       preset: Option.getOrUndefined(presetName),
       overrides,
       config: parseConfig(configEntries),
-      executor: { gpus: gpuIds.length }
+      executor: { gpus: executorGpus }
     })
   })
 
@@ -98,10 +106,11 @@ const runCommand = Command.make(
     config,
     json,
     gpus,
+    executor: executorOption,
     jobs: Options.integer("jobs").pipe(
       Options.withAlias("j"),
-      Options.withDefault(os.cpus().length),
-      Options.withDescription("stages running at once")
+      Options.optional,
+      Options.withDescription("stages running at once (default: the CPU count; 1000 jobs with --executor slurm)")
     ),
     cpus: Options.integer("cpus").pipe(
       Options.withDefault(os.cpus().length),
@@ -115,10 +124,15 @@ const runCommand = Command.make(
   (args) =>
     Effect.gen(function*() {
       const gpuIds = resolveGpus(args.gpus)
-      const pipeline = yield* resolvePipeline(args.pipeline, args.preset, args.set, args.config, gpuIds)
+      const executor = yield* chooseExecutor(args.executor, {
+        pipeline: args.pipeline,
+        config: parseConfig(args.config),
+        gpuIds
+      })
+      const pipeline = yield* resolvePipeline(args.pipeline, args.preset, args.set, args.config, executor.gpus)
       const summary = yield* run(pipeline, {
         preset: pipeline.preset,
-        jobs: args.jobs,
+        jobs: Option.getOrElse(args.jobs, () => executor.defaultJobs),
         cpus: args.cpus,
         gpus: gpuIds,
         keepGoing: args.keepGoing,
@@ -126,7 +140,13 @@ const runCommand = Command.make(
         overrides: args.set,
         argv: process.argv.slice(2)
       }).pipe(
-        Effect.provide(servicesLayer(args.workspace, Reporter.forStream(args.json ? process.stderr : process.stdout)))
+        Effect.provide(
+          servicesLayer(
+            args.workspace,
+            Reporter.forStream(args.json ? process.stderr : process.stdout),
+            executor.layer(pipeline.preset, args.set)
+          )
+        )
       )
       if (args.json) yield* Console.log(JSON.stringify(summary, null, 2))
       else yield* printSummary(summary)
@@ -136,10 +156,15 @@ const runCommand = Command.make(
 
 const planCommand = Command.make(
   "plan",
-  { pipeline: pipelineArg, workspace, preset, set, config, json, gpus },
+  { pipeline: pipelineArg, workspace, preset, set, config, json, gpus, executor: executorOption },
   (args) =>
     Effect.gen(function*() {
-      const pipeline = yield* resolvePipeline(args.pipeline, args.preset, args.set, args.config, resolveGpus(args.gpus))
+      const { gpus: executorGpus } = yield* chooseExecutor(args.executor, {
+        pipeline: args.pipeline,
+        config: parseConfig(args.config),
+        gpuIds: resolveGpus(args.gpus)
+      })
+      const pipeline = yield* resolvePipeline(args.pipeline, args.preset, args.set, args.config, executorGpus)
       const entries = yield* plan(pipeline).pipe(Effect.provide(servicesLayer(args.workspace)))
       if (args.json) {
         return yield* Console.log(
@@ -165,10 +190,15 @@ const planCommand = Command.make(
 
 const statusCommand = Command.make(
   "status",
-  { pipeline: pipelineArg, workspace, preset, set, config, gpus },
+  { pipeline: pipelineArg, workspace, preset, set, config, gpus, executor: executorOption },
   (args) =>
     Effect.gen(function*() {
-      const pipeline = yield* resolvePipeline(args.pipeline, args.preset, args.set, args.config, resolveGpus(args.gpus))
+      const { gpus: executorGpus } = yield* chooseExecutor(args.executor, {
+        pipeline: args.pipeline,
+        config: parseConfig(args.config),
+        gpuIds: resolveGpus(args.gpus)
+      })
+      const pipeline = yield* resolvePipeline(args.pipeline, args.preset, args.set, args.config, executorGpus)
       const { entries, last } = yield* Effect.gen(function*() {
         const lineage = yield* Lineage
         return { entries: yield* plan(pipeline), last: yield* lineage.latestRun(pipeline.name) }
@@ -218,7 +248,7 @@ const dagCommand = Command.make(
   },
   (args) =>
     Effect.gen(function*() {
-      const pipeline = yield* resolvePipeline(args.pipeline, args.preset, args.set, args.config, [])
+      const pipeline = yield* resolvePipeline(args.pipeline, args.preset, args.set, args.config, 0)
       yield* Console.log(args.format === "dot" ? toDot(pipeline) : toMermaid(pipeline))
     })
 ).pipe(Command.withDescription("print the pipeline's DAG as Mermaid or Graphviz dot"))
@@ -247,6 +277,7 @@ const showCommand = Command.make(
       const inputs = yield* lineage.inputsOf(execution.id)
       const environment = execution.environmentId ? yield* lineage.environment(execution.environmentId) : undefined
       const metrics = yield* lineage.metricsOf(execution.id)
+      const slurmJobs = yield* Effect.flatMap(jobRecords, (jobs) => jobs.ofExecution(execution.id))
       const lastMetric = new Map<string, { step: number; value: number | null; count: number }>()
       for (const m of metrics) {
         const prev = lastMetric.get(m.name)
@@ -256,7 +287,11 @@ const showCommand = Command.make(
       }
       if (args.json) {
         return yield* Console.log(
-          JSON.stringify({ execution, inputs, outputs, environment, metrics: Object.fromEntries(lastMetric) }, null, 2)
+          JSON.stringify(
+            { execution, inputs, outputs, environment, metrics: Object.fromEntries(lastMetric), slurmJobs },
+            null,
+            2
+          )
         )
       }
       yield* Console.log(
@@ -292,6 +327,7 @@ const showCommand = Command.make(
               ...environment.gpus.map((g) => `    gpu: ${g.name} (driver ${g.driver})`)
             ]
             : []),
+          ...describeJobs(slurmJobs),
           ...(execution.error ? [`  error       ${JSON.stringify(execution.error)}`] : [])
         ].join("\n")
       )
@@ -307,6 +343,7 @@ export const command = Command.make("flame-pipe").pipe(
     lineageCommand,
     dagCommand,
     showCommand,
+    jobCommand,
     auditCommand,
     gcCommand,
     pinCommand,

@@ -12,6 +12,7 @@ import * as path from "node:path"
 import { MissingOutput, PersistedError, StageFailed } from "../domain/Errors.ts"
 import { describeReason } from "../domain/Plan.ts"
 import type { RunSummary, StageOutcome, StageStatus } from "../domain/Run.ts"
+import { Executor } from "../executor/Executor.ts"
 import type { MetricRow, NewArtifact } from "../lineage/Lineage.ts"
 import { Lineage } from "../lineage/Lineage.ts"
 import type { ResolvedPipeline, ResolvedStage } from "../Pipeline.ts"
@@ -78,11 +79,14 @@ export const run = (pipeline: ResolvedPipeline, options: RunOptions) =>
     const store = yield* ArtifactStore
     const hasher = yield* ContentHasher
     const reporter = yield* Reporter
+    const executor = yield* Executor
 
     // We hold the lock, so anything still marked running belongs to a dead process; its orphaned workers go too.
-    for (const abandoned of yield* lineage.markAbandoned()) {
+    const abandonedExecutions = yield* lineage.markAbandoned()
+    for (const abandoned of abandonedExecutions) {
       if (abandoned.workerPid !== null) killGroup(abandoned.workerPid)
     }
+    yield* executor.recover(abandonedExecutions)
 
     const runId = crypto.randomUUID()
     const startedAt = Date.now()
@@ -94,7 +98,7 @@ export const run = (pipeline: ResolvedPipeline, options: RunOptions) =>
         options.overrides.map((o) => [o.slice(0, o.indexOf("=")), o.slice(o.indexOf("=") + 1)])
       ),
       argv: [...options.argv],
-      executor: "local",
+      executor: executor.name,
       host: os.hostname(),
       pid: process.pid,
       status: "running",
@@ -157,7 +161,8 @@ export const run = (pipeline: ResolvedPipeline, options: RunOptions) =>
         const logPath = path.join(ws.logs, stageDir(stage.id), `${executionId}.log`)
         fs.mkdirSync(path.dirname(logPath), { recursive: true })
         const env = yield* environment
-        return yield* withGpus(stage.resources.gpus, (gpuIds) =>
+        // A cluster executor leaves GPUs to the cluster: only local stages take this machine's slots.
+        return yield* withGpus(executor.localSlots ? stage.resources.gpus : 0, (gpuIds) =>
           Effect.gen(function*() {
             yield* lineage.startExecution({
               id: executionId,
@@ -172,7 +177,7 @@ export const run = (pipeline: ResolvedPipeline, options: RunOptions) =>
               status: "running",
               startedAt: Date.now(),
               host: os.hostname(),
-              executor: "local",
+              executor: executor.name,
               logPath: path.relative(ws.root, logPath),
               outputDir: path.relative(ws.root, store.finalDir(stage.id, fp)),
               environmentId: env.id,
@@ -188,7 +193,7 @@ export const run = (pipeline: ResolvedPipeline, options: RunOptions) =>
               workDir,
               logPath,
               gpus: gpuIds,
-              cpus: Math.min(stage.resources.cpus, options.cpus),
+              cpus: executor.localSlots ? Math.min(stage.resources.cpus, options.cpus) : stage.resources.cpus,
               log: (message) => Effect.sync(() => fs.appendFileSync(logPath, `${message}\n`)),
               progress: (step, total) => Effect.sync(() => reporter.progress(stage.id, step, total)),
               metric: (name, step, value) =>
@@ -228,7 +233,7 @@ export const run = (pipeline: ResolvedPipeline, options: RunOptions) =>
                 })
               }).pipe(Effect.orDie)
 
-            const exit = yield* stage.definition.run(ctx).pipe(
+            const exit = yield* executor.execute({ stage, ctx, executionId, fingerprint: fp }).pipe(
               Effect.flatMap((result) => Schema.decodeUnknown(stage.definition.result)(result)),
               Effect.mapError((error) =>
                 error._tag === "ParseError"
@@ -303,15 +308,18 @@ export const run = (pipeline: ResolvedPipeline, options: RunOptions) =>
           markCached(stage, decision)
           return yield* Deferred.succeed(signal, true)
         }
-        if (stage.resources.gpus > options.gpus.length) {
-          const reason = `needs ${stage.resources.gpus} GPU(s); this executor has ${options.gpus.length}`
+        if (executor.localSlots && (stage.resources.gpus > options.gpus.length || stage.resources.nodes > 1)) {
+          const reason = stage.resources.nodes > 1
+            ? `needs ${stage.resources.nodes} nodes; run it with --executor slurm`
+            : `needs ${stage.resources.gpus} GPU(s); this executor has ${options.gpus.length}`
           record(stage, "failed", { error: reason, fingerprint: decision.fingerprint })
           reporter.finished(stage.id, "failed", 0, reason)
           yield* Deferred.succeed(signal, false)
           return options.keepGoing ? undefined : yield* new StopRun({ stage: stage.id })
         }
         const needCpus = Math.min(Math.max(1, stage.resources.cpus), options.cpus)
-        const ok = yield* jobs.withPermits(1)(cpuSlots.withPermits(needCpus)(execute(stage, inputs, decision)))
+        const body = execute(stage, inputs, decision)
+        const ok = yield* jobs.withPermits(1)(executor.localSlots ? cpuSlots.withPermits(needCpus)(body) : body)
         yield* Deferred.succeed(signal, ok)
         if (!ok && !options.keepGoing) return yield* new StopRun({ stage: stage.id })
       })

@@ -1,0 +1,119 @@
+/**
+ * The body of a `train` stage with `backend: megatron`: generates FLAME-MoE's pretrain_gpt.py
+ * command line for the stage's params, launches it across the job's nodes, follows its log, and
+ * checks that Megatron finished. The stage's staging directory is Megatron's --save and --load
+ * directory, so its iter_XXXXXXX checkpoints are the stage's outputs, and a run interrupted or
+ * requeued resumes from the latest complete one.
+ */
+import { Effect, Either } from "effect"
+import { StageFailed } from "../domain/Errors.ts"
+import type { WorkerFailed } from "../domain/Errors.ts"
+import { countParams } from "../flame/paramCount.ts"
+import type { StageContext } from "../Stage.ts"
+import type { MegatronTraining } from "./Arguments.ts"
+import { flattenArguments, layoutProblems, pretrainArguments } from "./Arguments.ts"
+import { completeCheckpoints, trackedIteration, TRACKER } from "./Checkpoints.ts"
+import { launchPlan } from "./Launch.ts"
+import { iterationMetrics, parseCheckpointLoaded, parseIterationLine, parseValidationLine } from "./LogParser.ts"
+import type { MegatronParams } from "./Params.ts"
+import { defaultMegatronParams } from "./Params.ts"
+import { runLauncher } from "./runLauncher.ts"
+
+export interface MegatronTrainParams extends MegatronTraining {
+  readonly model: MegatronTraining["model"] & { readonly vocabSize: number }
+  readonly megatron?: MegatronParams | undefined
+}
+
+export interface MegatronTrainResult {
+  readonly finalLoss: number | null
+  readonly iterations: number
+  readonly startIteration: number
+  readonly tokens: number
+  readonly tokensPerSecond: number
+  readonly activeParams: number
+  readonly totalParams: number
+  readonly reusedCheckpoints: ReadonlyArray<string>
+}
+
+export const trainWithMegatron = (
+  ctx: StageContext<MegatronTrainParams>,
+  dataPrefix: string
+): Effect.Effect<MegatronTrainResult, StageFailed | WorkerFailed> =>
+  Effect.gen(function*() {
+    const p = ctx.params
+    const m = p.megatron ?? defaultMegatronParams
+    const fail = (reason: string) => new StageFailed({ stage: ctx.stageId, reason })
+    const problems = layoutProblems(p, m)
+    if (problems.length > 0) return yield* fail(`Megatron-LM layout: ${problems.join("; ")}`)
+
+    const saveDir = ctx.workDir
+    const startIteration = trackedIteration(saveDir) ?? 0
+    const reused = completeCheckpoints(saveDir).map((c) => c.name)
+    if (startIteration > 0) yield* ctx.log(`resuming from iteration ${startIteration} (${TRACKER} in ${saveDir})`)
+
+    const args = flattenArguments(pretrainArguments(p, m, { dataPrefix, saveDir }))
+    const plan = launchPlan(m, args, process.env, { runId: `${ctx.stageId}-${Date.now()}`, cpus: ctx.cpus })
+    if (Either.isLeft(plan)) return yield* fail(plan.left)
+
+    const tokensPerIteration = p.globalBatchSize * p.model.seqLength
+    let finalLoss: number | null = null
+    let loadedIteration: number | undefined
+    const t0 = Date.now()
+    // The local executor hands out GPU slots; under Slurm the job's GPUs are already in the environment.
+    const launch = ctx.gpus.length > 0 ?
+      { ...plan.right, env: { CUDA_VISIBLE_DEVICES: ctx.gpus.join(","), ...plan.right.env } } :
+      plan.right
+    yield* runLauncher(ctx, launch, (line) => {
+      const iteration = parseIterationLine(line)
+      if (iteration) {
+        for (const { name, value } of iterationMetrics(iteration, tokensPerIteration)) {
+          Effect.runSync(ctx.metric(name, iteration.iteration, value))
+        }
+        Effect.runSync(ctx.progress(iteration.iteration, iteration.trainIters))
+        finalLoss = iteration.fields.get("lm loss") ?? finalLoss
+        return
+      }
+      const validation = parseValidationLine(line)
+      if (validation) return Effect.runSync(ctx.metric("val_loss", validation.iteration, validation.loss))
+      loadedIteration = parseCheckpointLoaded(line) ?? loadedIteration
+    })
+    const seconds = (Date.now() - t0) / 1000
+
+    const finished = trackedIteration(saveDir)
+    if (finished !== p.trainIters) {
+      return yield* fail(
+        `Megatron-LM exited without error, but its latest complete checkpoint is ${
+          finished === undefined ? "none" : `iteration ${finished}`
+        } of ${p.trainIters} (${TRACKER})`
+      )
+    }
+    if (startIteration > 0 && loadedIteration !== undefined && loadedIteration !== startIteration) {
+      yield* ctx.log(`note: resumed at iteration ${loadedIteration}, the tracker said ${startIteration}`)
+    }
+    const counts = countParams(
+      {
+        numLayers: p.model.numLayers,
+        hiddenSize: p.model.hiddenSize,
+        ffnHiddenSize: p.model.ffnHiddenSize,
+        moeFfnHiddenSize: p.model.moeFfnHiddenSize,
+        moeLayerFreq: p.model.moeLayers
+      },
+      {
+        paddedVocabSize: p.model.vocabSize,
+        numExperts: p.model.numExperts,
+        routerTopK: p.model.topK,
+        sharedExpertWidthFactor: p.model.sharedExpertSize / p.model.moeFfnHiddenSize
+      }
+    )
+    const tokens = (p.trainIters - startIteration) * tokensPerIteration
+    return {
+      finalLoss,
+      iterations: p.trainIters,
+      startIteration: loadedIteration ?? startIteration,
+      tokens,
+      tokensPerSecond: seconds > 0 ? tokens / seconds : 0,
+      activeParams: counts.active,
+      totalParams: counts.total,
+      reusedCheckpoints: reused
+    }
+  })

@@ -1,0 +1,86 @@
+/**
+ * A job's events file: JSON lines appended by the job on its compute node, followed by the engine
+ * from where it last stopped reading. Writes are buffered (a training step may report hundreds of
+ * metrics) and flushed a few times a second; the engine only consumes complete lines.
+ */
+import { Either } from "effect"
+import * as fs from "node:fs"
+import type { JobEvent } from "../domain/Slurm.ts"
+import { decodeJobEvent } from "../domain/Slurm.ts"
+
+export interface EventsWriter {
+  /** `urgent` events (start, result, failure) are written through at once. */
+  readonly write: (event: JobEvent, urgent?: boolean) => void
+  readonly close: () => void
+}
+
+export const openEventsWriter = (file: string, flushMs = 250): EventsWriter => {
+  const fd = fs.openSync(file, "a")
+  let buffer: Array<string> = []
+  const flush = () => {
+    if (buffer.length === 0) return
+    fs.writeSync(fd, buffer.join(""))
+    buffer = []
+  }
+  const timer = setInterval(flush, flushMs)
+  timer.unref()
+  return {
+    write: (event, urgent = false) => {
+      buffer.push(JSON.stringify(event) + "\n")
+      if (urgent || buffer.length >= 512) flush()
+    },
+    close: () => {
+      clearInterval(timer)
+      flush()
+      fs.fsyncSync(fd)
+      fs.closeSync(fd)
+    }
+  }
+}
+
+/** Where the engine stopped reading a job's events file. */
+export interface EventsCursor {
+  offset: number
+  /** Bytes of a line not yet complete (kept as bytes: it may end inside a UTF-8 character). */
+  partial: Buffer
+}
+
+export const newCursor = (): EventsCursor => ({ offset: 0, partial: Buffer.alloc(0) })
+
+/** The complete lines appended since the cursor, decoded; a line that does not decode is returned as malformed. */
+export const readEvents = (
+  file: string,
+  cursor: EventsCursor
+): { readonly events: ReadonlyArray<JobEvent>; readonly malformed: ReadonlyArray<string> } => {
+  let fd: number
+  try {
+    fd = fs.openSync(file, "r")
+  } catch {
+    return { events: [], malformed: [] }
+  }
+  const chunks: Array<Buffer> = [cursor.partial]
+  try {
+    const buffer = Buffer.alloc(1 << 16)
+    for (;;) {
+      const n = fs.readSync(fd, buffer, 0, buffer.length, cursor.offset)
+      if (n === 0) break
+      chunks.push(Buffer.from(buffer.subarray(0, n)))
+      cursor.offset += n
+    }
+  } finally {
+    fs.closeSync(fd)
+  }
+  const bytes = Buffer.concat(chunks)
+  const end = bytes.lastIndexOf(0x0a)
+  cursor.partial = Buffer.from(bytes.subarray(end + 1))
+  const text = bytes.subarray(0, end + 1).toString("utf8")
+  const events: Array<JobEvent> = []
+  const malformed: Array<string> = []
+  for (const line of text.split("\n")) {
+    if (line.trim() === "") continue
+    const decoded = decodeJobEvent(line)
+    if (Either.isRight(decoded)) events.push(decoded.right)
+    else malformed.push(line.slice(0, 200))
+  }
+  return { events, malformed }
+}
