@@ -201,7 +201,8 @@ export const run = (pipeline: ResolvedPipeline, options: RunOptions) =>
                   metricBuffer.push({ executionId, name, step, value })
                   return metricBuffer.length >= 2000 ? Effect.orDie(flushMetrics) : Effect.void
                 }),
-              workerStarted: (pid) => Effect.orDie(lineage.setWorkerPid(executionId, pid))
+              workerStarted: (pid) => Effect.orDie(lineage.setWorkerPid(executionId, pid)),
+              outputReady: hasher.prehash
             }
             const finish = (status: "failed" | "interrupted", error: unknown) =>
               Effect.gen(function*() {

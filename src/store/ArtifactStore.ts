@@ -70,12 +70,16 @@ export class ArtifactStore extends Effect.Service<ArtifactStore>()("flame-pipe/A
       promote: (stageId: string, fingerprint: string) => {
         const from = stagingDir(stageId, fingerprint)
         const to = finalDir(stageId, fingerprint)
-        return storeTry(to, "cannot promote outputs", () => {
-          fs.mkdirSync(path.dirname(to), { recursive: true })
-          discard(to)
-          fs.renameSync(from, to)
-          return to
-        })
+        return Effect.zipRight(
+          hasher.settled(from),
+          storeTry(to, "cannot promote outputs", () => {
+            fs.mkdirSync(path.dirname(to), { recursive: true })
+            discard(to)
+            fs.renameSync(from, to)
+            hasher.cache.moved(from, to)
+            return to
+          })
+        )
       },
 
       /** Hashes declared outputs in their final place; undefined for an output the stage did not write. */

@@ -36,6 +36,23 @@ export const sha256File = (file: string): string => {
   return hash.digest("hex")
 }
 
+/** sha256File without blocking the event loop for the whole file: one chunk per turn. */
+export const sha256FileAsync = async (file: string): Promise<string> => {
+  const hash = crypto.createHash("sha256")
+  const buffer = Buffer.allocUnsafe(CHUNK)
+  const handle = await fs.promises.open(file, "r")
+  try {
+    for (;;) {
+      const { bytesRead } = await handle.read(buffer, 0, CHUNK, null)
+      if (bytesRead === 0) break
+      hash.update(bytesRead === CHUNK ? buffer : buffer.subarray(0, bytesRead))
+    }
+  } finally {
+    await handle.close()
+  }
+  return hash.digest("hex")
+}
+
 export const sha256Text = (text: string): string => crypto.createHash("sha256").update(text).digest("hex")
 
 type Stat = fs.BigIntStats
@@ -59,6 +76,12 @@ export class StatCache {
     const cached = this.rows.get(file)
     if (cached && sameStat(cached, st)) return cached.hash
     const hash = sha256File(file)
+    this.remember(file, st, hash)
+    return hash
+  }
+
+  /** Keeps a freshly computed hash, unless the file changed while it was read. */
+  private remember(file: string, st: Stat, hash: string): void {
     this.bytesHashed += Number(st.size)
     // A file modified while we read it would pair a new mtime with old bytes; re-stat and keep only a stable pair.
     const after = fs.statSync(file, { bigint: true })
@@ -74,7 +97,47 @@ export class StatCache {
       this.rows.set(file, row)
       this.dirty.set(file, row)
     }
-    return hash
+  }
+
+  /**
+   * Hashes the files under `target` the cache does not know yet, a chunk per event-loop turn, so a
+   * stage's finished parts (a checkpoint, while training goes on) are hashed while it still runs
+   * and the hash of its outputs at the end finds them cached. Best effort: errors are left to that hash.
+   */
+  async prehash(target: string): Promise<void> {
+    const files: Array<string> = []
+    const walk = (abs: string) => {
+      const st = fs.statSync(abs)
+      if (!st.isDirectory()) return files.push(abs)
+      for (const entry of fs.readdirSync(abs)) walk(path.join(abs, entry))
+    }
+    try {
+      walk(target)
+      for (const file of files) {
+        const st = fs.statSync(file, { bigint: true })
+        const cached = this.rows.get(file)
+        if (cached && sameStat(cached, st)) continue
+        this.remember(file, st, await sha256FileAsync(file))
+      }
+    } catch {
+      // The final hash of the outputs reports what is wrong.
+    }
+  }
+
+  /**
+   * A directory was renamed (staging -> artifacts): its files keep device, inode, size and mtime, so
+   * their cached hashes stay valid under the new paths.
+   */
+  moved(from: string, to: string): void {
+    const prefix = from + path.sep
+    for (const [file, row] of [...this.rows]) {
+      if (file !== from && !file.startsWith(prefix)) continue
+      const moved = { ...row, path: to + file.slice(from.length) }
+      this.rows.delete(file)
+      this.dirty.delete(file)
+      this.rows.set(moved.path, moved)
+      this.dirty.set(moved.path, moved)
+    }
   }
 
   /** Files hashed since the last call, to persist. */
@@ -147,8 +210,23 @@ export class ContentHasher extends Effect.Service<ContentHasher>()("flame-pipe/C
         try: f,
         catch: (cause) => cause instanceof StoreError ? cause : new StoreError({ path: "", reason: String(cause) })
       })
+    const inFlight = new Map<string, Promise<void>>()
     return {
       cache,
+      /** Starts hashing a finished part of a running stage's output in the background. */
+      prehash: (target: string) => {
+        const previous = inFlight.get(target) ?? Promise.resolve()
+        const next = previous.then(() => cache.prehash(target))
+        inFlight.set(target, next)
+        void next.finally(() => {
+          if (inFlight.get(target) === next) inFlight.delete(target)
+        })
+      },
+      /** Waits for the background hashes of paths under `dir` (before the directory is moved). */
+      settled: (dir: string) =>
+        Effect.promise(() =>
+          Promise.all([...inFlight].filter(([p]) => p === dir || p.startsWith(dir + path.sep)).map(([, done]) => done))
+        ).pipe(Effect.asVoid),
       hashSync,
       hashOnceSync,
       hashOnce: (target: string) => attempt(() => hashOnceSync(target)),

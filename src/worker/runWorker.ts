@@ -8,6 +8,7 @@
 import { Effect, Either } from "effect"
 import { execa } from "execa"
 import * as fs from "node:fs"
+import * as path from "node:path"
 import * as readline from "node:readline"
 import type { Readable } from "node:stream"
 import { WorkerFailed } from "../domain/Errors.ts"
@@ -91,6 +92,7 @@ export const runWorker = (ctx: StageContext<unknown>, spec: WorkerSpec): Effect.
         case "log":
           return fs.writeSync(logFd, `[${message.level}] ${message.message}\n`)
         case "artifact":
+          ctx.outputReady?.(path.resolve(ctx.workDir, message.path))
           return spec.onArtifact?.(message.name, message.path)
         case "result":
           result = { value: message.value }

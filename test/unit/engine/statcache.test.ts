@@ -51,4 +51,30 @@ describe("StatCache", () => {
     expect(cache.hashPath(b)!.hash).not.toBe(ha.hash)
     expect(cache.hashPath(path.join(a, "nope"))).toBeUndefined()
   })
+  it("hashes a finished part ahead of time, and keeps the hashes when its directory is moved", async () => {
+    const root = tmp()
+    const staging = path.join(root, "staging")
+    const checkpoint = path.join(staging, "iter_0000010")
+    fs.mkdirSync(checkpoint, { recursive: true })
+    const weights = crypto.randomBytes(9 * 1024 * 1024 + 5)
+    fs.writeFileSync(path.join(checkpoint, "model.safetensors"), weights)
+    fs.writeFileSync(path.join(checkpoint, "state.json"), "{}")
+    const cache = new StatCache([])
+    await cache.prehash(checkpoint)
+    expect(cache.bytesHashed).toBe(weights.length + 2)
+    // A file written after the part was announced is hashed at the end as usual.
+    fs.writeFileSync(path.join(staging, "result.json"), "[]")
+
+    const final = path.join(root, "artifacts")
+    fs.renameSync(staging, final)
+    cache.moved(staging, final)
+    const hashed = cache.hashPath(final)
+    expect(cache.bytesHashed).toBe(weights.length + 2 + 2)
+    expect(hashed).toEqual(new StatCache([]).hashPath(final))
+    expect(cache.takeDirty().map((r) => path.relative(root, r.path)).sort()).toEqual([
+      path.join("artifacts", "iter_0000010", "model.safetensors"),
+      path.join("artifacts", "iter_0000010", "state.json"),
+      path.join("artifacts", "result.json")
+    ])
+  })
 })
