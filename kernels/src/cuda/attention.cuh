@@ -9,6 +9,9 @@
 //        thread per key row (dK, dV over all later queries) and one with one thread per query row
 //        (dQ over all earlier keys), P recomputed from lse. Every sum has a fixed order.
 // Both compute in fp32 (inputs converted on load) and round once when they store a T.
+// The templates live here; attention_fp32.cu and attention_bf16.cu instantiate them for each
+// activation type (two translation units, so a two-core build compiles them in parallel).
+#pragma once
 #include "cuda/kernels.h"
 #include <cfloat>
 
@@ -318,8 +321,6 @@ void flash_backward_d(T* dqkv, const float* rowdot, const T* dout, const T* qkv,
 
 }  // namespace
 
-bool flash_supports(int d) { return d >= 1 && d <= 128; }
-
 template <typename T> void attention_forward_flash(T* out, float* lse, const T* qkv, int B, int S, int H, int d, cudaStream_t st) {
   if (B * S == 0) return;
   const Geo g = geo(S, H, d);
@@ -369,14 +370,5 @@ template <typename T> void attention_backward_plain(T* dqkv, float* P, const T* 
     CUDA_LAUNCH();
   }
 }
-
-#define INST(T)                                                                                                                  \
-  template void attention_forward_flash<T>(T*, float*, const T*, int, int, int, int, cudaStream_t);                             \
-  template void attention_backward_flash<T>(T*, float*, const T*, const T*, const T*, const float*, int, int, int, int, cudaStream_t); \
-  template void attention_forward_plain<T>(T*, float*, float*, const T*, int, int, int, int, cudaStream_t);                     \
-  template void attention_backward_plain<T>(T*, float*, const T*, const T*, int, int, int, int, cudaStream_t);
-INST(float)
-INST(bf16)
-#undef INST
 
 }}  // namespace flame::cuda

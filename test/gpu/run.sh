@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The GPU test suite of the worker's CUDA backend (`npm run test:gpu`): builds the CPU and CUDA
+# workers, runs the kernel / model parity program (kernels/tests/test_cuda.cpp) and the end-to-end
+# CLI parity checks (test/gpu/parity.py). Needs an NVIDIA GPU with compute capability >= 8.0, nvcc,
+# python3 with numpy, and libcublas (found in the CUDA toolkit or the nvidia-cublas Python wheel,
+# else set FLAME_CUBLAS=/path/to/libcublas.so.13). Fails, never skips, without a usable GPU.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+jobs="${JOBS:-$(nproc)}"
+echo "== build (make -C kernels all cuda, $jobs jobs)"
+make -C kernels -j"$jobs" all cuda
+if command -v nvidia-smi >/dev/null; then nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true; fi
+kernels/build/flame-worker-cuda version
+echo "== kernels/build/test-cuda"
+OMP_NUM_THREADS="${OMP_NUM_THREADS:-4}" kernels/build/test-cuda
+echo "== test/gpu/parity.py"
+python3 test/gpu/parity.py "$@"
