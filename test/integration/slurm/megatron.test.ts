@@ -1,0 +1,174 @@
+/**
+ * The Megatron backend end to end through Slurm, with the test doubles standing in for torchrun and
+ * pretrain_gpt.py: the generated command line reaches them intact through srun and torchrun (two
+ * ranks on the node's two placeholder GPUs), their checkpoints become lineage artifacts, their log
+ * lines become metrics; a job requeued between checkpoints resumes from the latest one without
+ * counting as a failure or being submitted again; and a job Slurm cannot place fails at submission.
+ */
+import Database from "better-sqlite3"
+import { execa } from "execa"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { beforeAll, expect, it } from "vitest"
+import { bin, root, runJson, tempWorkspace } from "../../support/cli.ts"
+import {
+  describeSlurm,
+  pipelineModule,
+  queueStates,
+  requireCluster,
+  slurm,
+  slurmJobs,
+  slurmJobsSoFar,
+  waitFor
+} from "./cluster.ts"
+
+const pipeline = pipelineModule("megatron")
+
+const query = <A>(ws: string, sql: string, ...params: Array<unknown>): Array<A> => {
+  const db = new Database(path.join(ws, "lineage.sqlite"), { readonly: true })
+  try {
+    return db.prepare(sql).all(...params) as Array<A>
+  } finally {
+    db.close()
+  }
+}
+
+const trainResult = (ws: string) =>
+  JSON.parse(
+    query<{ result: string }>(
+      ws,
+      "select result from executions where stage_id = 'train/tiny' and status = 'succeeded' order by started_at desc limit 1"
+    )[0]!.result
+  ) as { startIteration: number; reusedCheckpoints: Array<string>; finalLoss: number; iterations: number }
+
+const trainLog = (ws: string) => {
+  const dir = path.join(ws, "logs", "train", "tiny")
+  return fs.readdirSync(dir).map((f) => fs.readFileSync(path.join(dir, f), "utf8")).join("\n")
+}
+
+describeSlurm("Megatron backend on Slurm (test doubles for torchrun and pretrain_gpt.py)", () => {
+  beforeAll(requireCluster)
+  const ws = tempWorkspace("fp-slurm-megatron-")
+
+  it("trains through srun and torchrun, records Megatron's checkpoints as artifacts and its log as metrics", async () => {
+    const { result, summary } = await runJson([pipeline, "--workspace", ws, ...slurm])
+    expect(result.exitCode, result.stderr.slice(-3000)).toBe(0)
+    expect(summary?.status).toBe("succeeded")
+
+    const artifacts = query<{ name: string; path: string }>(
+      ws,
+      `select a.name, a.path from artifacts a join executions e on e.id = a.execution_id
+       where e.stage_id = 'train/tiny' order by a.name`
+    )
+    expect(artifacts.map((a) => a.name)).toEqual(["iter_0000010", "iter_0000020", "iter_0000030"])
+    for (const a of artifacts) {
+      // One shard per rank, in Megatron's layout.
+      expect(fs.readdirSync(path.join(ws, a.path)).sort()).toEqual(["mp_rank_00_000", "mp_rank_00_001"])
+    }
+
+    const job = slurmJobs(ws).find((j) => j.stage === "train/tiny")!
+    expect(job).toMatchObject({ state: "COMPLETED", exitCode: 0, restarts: 0 })
+    const script = fs.readFileSync(path.join(ws, job.script), "utf8")
+    expect(script).toContain("#SBATCH --gres=gpu:2")
+    expect(script).toContain("#SBATCH --nodes=1")
+
+    const log = trainLog(ws)
+    expect(log).toMatch(
+      /\$ \(cd \S+test\/doubles\) srun --nodes=1 --ntasks-per-node=1 .*fake-torchrun\.mjs --nnodes 1 --node_rank @NODE_RANK@ --nproc_per_node 2 --rdzv-id \d+ --rdzv-backend c10d --rdzv-endpoint \S+:\d+ /
+    )
+    // What pretrain_gpt.py received (it prints its arguments as Megatron does), after srun, the node-rank
+    // shim and torchrun: the generated values, words intact.
+    const received = new Map([...log.matchAll(/^ {2}(\w+) \.{3,} (.*)$/gm)].map((m) => [m[1]!, m[2]!]))
+    expect(received.get("moe_layer_freq")).toBe("[0]*1+[1]*2")
+    expect(received.get("expert_model_parallel_size")).toBe("2")
+    expect(received.get("moe_shared_expert_intermediate_size")).toBe("32")
+    expect(received.get("lr_wsd_decay_iters")).toBe("3")
+    expect(received.get("save")).toBe(received.get("load"))
+    expect(received.get("data_path")).toMatch(/artifacts\/tokenize\/merge\/\w+\/dataset\/\w+_text_document/)
+    expect(log).toMatch(/world size 2, master \S+:\d+/)
+
+    const losses = query<{ step: number; value: number }>(
+      ws,
+      `select m.step, m.value from metrics m join executions e on e.id = m.execution_id
+       where e.stage_id = 'train/tiny' and m.name = 'loss' order by m.step`
+    )
+    expect(losses.map((l) => l.step)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1))
+    expect(losses[29]!.value).toBeLessThan(losses[0]!.value)
+    const validation = query<{ step: number }>(
+      ws,
+      `select m.step from metrics m join executions e on e.id = m.execution_id
+       where e.stage_id = 'train/tiny' and m.name = 'val_loss' order by m.step`
+    )
+    expect(validation.map((v) => v.step)).toEqual([10, 20, 30])
+    expect(trainResult(ws)).toMatchObject({ startIteration: 0, iterations: 30, reusedCheckpoints: [] })
+    expect(trainResult(ws).finalLoss).toBeCloseTo(losses[29]!.value, 6)
+  })
+
+  it("a job requeued between checkpoints resumes from the latest one: one job, one execution, no failure", async () => {
+    const child = execa(process.execPath, [
+      bin,
+      "run",
+      pipeline,
+      "--preset",
+      "slow",
+      "--workspace",
+      ws,
+      ...slurm,
+      "--json"
+    ], {
+      cwd: root,
+      reject: false
+    })
+    const job = await waitFor(
+      () => slurmJobsSoFar(ws).find((j) => j.stage === "train/tiny" && j.state === "RUNNING"),
+      "the train job to run"
+    )
+    const staging = path.join(ws, "staging", "train", "tiny")
+    await waitFor(() => {
+      const fp = fs.existsSync(staging) ? fs.readdirSync(staging)[0] : undefined
+      const tracker = fp && path.join(staging, fp, "latest_checkpointed_iteration.txt")
+      return tracker && fs.existsSync(tracker) && Number(fs.readFileSync(tracker, "utf8")) >= 10
+    }, "the first checkpoint")
+    await execa("scontrol", ["requeue", job.jobId])
+    // Slurm holds a requeued job back for a while; the test releases it at once.
+    await waitFor(async () => (await queueStates()).get(job.jobId) === "PENDING", "the job to be pending again")
+    await execa("scontrol", ["update", `JobId=${job.jobId}`, "StartTime=now"])
+    const result = await child
+    expect(result.exitCode, String(result.stderr).slice(-3000)).toBe(0)
+    const summary = JSON.parse(String(result.stdout)) as { status: string; failed: number }
+    expect(summary).toMatchObject({ status: "succeeded", failed: 0 })
+    expect(String(result.stderr)).toContain(
+      `Slurm job ${job.jobId} was requeued (restart 1); it resumes from its latest checkpoint`
+    )
+
+    const jobs = slurmJobs(ws).filter((j) => j.stage === "train/tiny" && j.jobId === job.jobId)
+    expect(jobs).toHaveLength(1)
+    expect(jobs[0]).toMatchObject({ state: "COMPLETED", restarts: 1, submission: 1, executionStatus: "succeeded" })
+    const executions = query<{ status: string }>(
+      ws,
+      "select status from executions where stage_id = 'train/tiny' and run_id = (select id from runs order by started_at desc limit 1)"
+    )
+    expect(executions).toEqual([{ status: "succeeded" }])
+    const trained = trainResult(ws)
+    expect(trained.startIteration).toBeGreaterThanOrEqual(10)
+    expect(trained.reusedCheckpoints).toContain("iter_0000010")
+    expect(trainLog(ws)).toMatch(
+      new RegExp(`successfully loaded checkpoint from \\S+ \\[ t 1/1, p 1/1 \\] at iteration ${trained.startIteration}`)
+    )
+  })
+
+  it("a job Slurm cannot place fails at submission with sbatch's reason", async () => {
+    const { result, summary } = await runJson([
+      pipeline,
+      "--workspace",
+      ws,
+      ...slurm,
+      "--set",
+      "train/tiny.megatron.gpusPerNode=4"
+    ])
+    expect(result.exitCode).toBe(1)
+    const error = summary?.stages.find((s) => s.stage === "train/tiny")?.error ?? ""
+    expect(error).toContain("sbatch refused the job")
+    expect(error).toMatch(/Requested node configuration is not available|Invalid generic resource/)
+  })
+})
