@@ -9,6 +9,8 @@ import * as path from "node:path"
 import type { Reporter } from "../engine/Reporter.ts"
 import { Executor } from "../executor/Executor.ts"
 import type { Lineage } from "../lineage/Lineage.ts"
+import { fromRoot } from "../ProjectRoot.ts"
+import { buildJobBundle } from "../slurm/JobBundle.ts"
 import { slurmSettingsFromConfig } from "../slurm/Settings.ts"
 import { SlurmClient } from "../slurm/SlurmClient.ts"
 import { SlurmExecutor } from "../slurm/SlurmExecutor.ts"
@@ -57,13 +59,26 @@ export const chooseExecutor = (
       Effect.mapError((error) => new Error(`--executor slurm needs a reachable Slurm cluster: ${error.message}`))
     )
     const gpus = settings.gpusPerNode === "auto" ? yield* client.gpusPerNode(settings.partition) : settings.gpusPerNode
-    // The job resolves the pipeline itself, possibly from another working directory.
+    // The job resolves the pipeline itself, possibly from another working directory; a module path is
+    // bundled with the CLI first, so that jobs start in a fraction of a second.
     const pipeline = isModulePath(options.pipeline) ? path.resolve(options.pipeline) : options.pipeline
+    const node = settings.node ?? process.execPath
+    const jobCommand = isModulePath(pipeline) && process.env.FLAME_PIPE_FROM_SOURCES !== "1" ?
+      [node, yield* buildJobBundle(pipeline), "job", pipeline] :
+      [node, fromRoot("bin", "flame-pipe.js"), "job", pipeline]
     return {
       gpus,
       defaultJobs: 1000,
       layer: (preset, overrides) =>
-        SlurmExecutor.layer({ pipeline, preset, overrides, config: options.config, settings, gpusPerNode: gpus }).pipe(
+        SlurmExecutor.layer({
+          pipeline,
+          preset,
+          overrides,
+          config: options.config,
+          settings,
+          gpusPerNode: gpus,
+          jobCommand
+        }).pipe(
           Layer.provide(SlurmClient.Default)
         )
     } satisfies ChosenExecutor

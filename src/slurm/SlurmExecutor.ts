@@ -29,7 +29,6 @@ import type { ExecutionRequest } from "../executor/Executor.ts"
 import { Executor } from "../executor/Executor.ts"
 import type { EnvironmentRow } from "../lineage/Lineage.ts"
 import { Lineage } from "../lineage/Lineage.ts"
-import { fromRoot } from "../ProjectRoot.ts"
 import { logTail } from "../worker/runWorker.ts"
 import { Workspace } from "../workspace/Workspace.ts"
 import type { EventsCursor } from "./Events.ts"
@@ -51,6 +50,8 @@ export interface SlurmInvocation {
   readonly settings: SlurmSettings
   /** GPUs per node, as stages settle against them. */
   readonly gpusPerNode: number
+  /** What a batch job runs, up to `--spec`: node, the CLI (or a bundle of it), `job`, the pipeline. */
+  readonly jobCommand: ReadonlyArray<string>
 }
 
 type Outcome =
@@ -103,7 +104,7 @@ const make = (invocation: SlurmInvocation) =>
     const ws = yield* Workspace
     const reporter = yield* Reporter
     const settings = invocation.settings
-    const command = [settings.node ?? process.execPath, fromRoot("bin", "flame-pipe.js"), "job", invocation.pipeline]
+    const command = invocation.jobCommand
     const jobsDir = path.join(ws.root, "slurm")
 
     const tracked = new Map<string, Tracked>()
