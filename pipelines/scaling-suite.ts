@@ -6,7 +6,9 @@
  *   source/kernels/* -> compile-kernels ──────────────────┼-> train/<scale> -> checkpoints
  *                                                         ├-> eval/<scale>/<step>   (per checkpoint)
  *                                                         ├-> trace/<scale>/<step>  (per checkpoint)
- *                                                         └-> suite/table
+ *                                                         │     └-> analysis/<scale>/{saturation,load-balance,coactivation,specialization}
+ *                                                         ├-> suite/table
+ *                                                         └-> suite/report          (HTML: everything above)
  *
  * Presets: `full` is the published configuration (needs the DCLM corpus, pythia's tokenizer.json and
  * GPUs: --config corpus=DIR_OR_GLOB tokenizer=FILE [tasks=DIR]); `tiny` keeps the same stage graph
@@ -27,6 +29,8 @@ import * as Pipeline from "../src/Pipeline.ts"
 import { fromRoot } from "../src/ProjectRoot.ts"
 import type { StageNode } from "../src/Stage.ts"
 import { node, ref } from "../src/Stage.ts"
+import { reportNode } from "../stages/analysis/report.ts"
+import { routingAnalysisNodes } from "../stages/analysis/routing.ts"
 import { evalRequests, evaluate } from "../stages/eval.ts"
 import type { ModelParams } from "../stages/flame/model.ts"
 import { compileKernels } from "../stages/kernels.ts"
@@ -225,6 +229,14 @@ const build = (preset: string, config: Readonly<Record<string, string>>): Readon
         inputs: { checkpoint, dataset, worker }
       }))
     }
+    nodes.push(...routingAnalysisNodes({
+      scale: scale.id,
+      steps: scale.evalSteps,
+      traceStage: (step) => `trace/${scale.id}/${step}`,
+      vocabSize: scale.model.vocabSize,
+      // The tiny traces hold 1024 tokens: a token seen 3 times is already a frequent one there.
+      minOccurrences: preset === "tiny" ? 3 : 10
+    }))
   }
   nodes.push(node(suiteTable, {
     id: "suite/table",
@@ -233,6 +245,15 @@ const build = (preset: string, config: Readonly<Record<string, string>>): Readon
       suite.map((s) => [s.id, ref(`eval/${s.id}/${s.evalSteps[s.evalSteps.length - 1]}`, "eval.json")])
     )
   }))
+  nodes.push(
+    reportNode({
+      id: "suite/report",
+      title: `FLAME-MoE scaling suite (${preset})`,
+      pipeline: "scaling-suite",
+      preset,
+      nodes
+    })
+  )
   return nodes
 }
 

@@ -101,7 +101,8 @@ describe("scaling-suite --preset tiny", () => {
         continue
       }
       if (
-        stage.startsWith("train/") || stage.startsWith("eval/") || stage.startsWith("trace/") || stage === "suite/table"
+        stage.startsWith("train/") || stage.startsWith("eval/") || stage.startsWith("trace/") ||
+        stage.startsWith("analysis/") || stage === "suite/table" || stage === "suite/report"
       ) {
         expect(found.some((s) => s.startsWith("source/corpus/")), stage).toBe(true)
         expect(found, stage).toContain("source/tokenizer")
@@ -115,12 +116,13 @@ describe("scaling-suite --preset tiny", () => {
     const planned = await cli(["plan", ...suite, "--set", `train/${SCALE}.lr=0.002`, "--json"])
     const stale = (JSON.parse(planned.stdout) as { stages: Array<{ stage: string; status: string }> }).stages
       .filter((s) => s.status === "stale").map((s) => s.stage).sort()
-    // Exactly: this scale's train, its 10 evals and 10 traces, and the suite table.
+    // Exactly: this scale's train, its 10 evals, 10 traces and 4 routing analyses, the suite table and report.
     expect(stale).toContain(`train/${SCALE}`)
-    expect(stale.filter((s) => !s.includes(SCALE))).toEqual(["suite/table"])
+    expect(stale.filter((s) => !s.includes(SCALE))).toEqual(["suite/report", "suite/table"])
     expect(stale.filter((s) => s.startsWith(`eval/${SCALE}/`))).toHaveLength(10)
     expect(stale.filter((s) => s.startsWith(`trace/${SCALE}/`))).toHaveLength(10)
-    expect(stale).toHaveLength(22)
+    expect(stale.filter((s) => s.startsWith(`analysis/${SCALE}/`))).toHaveLength(4)
+    expect(stale).toHaveLength(27)
 
     // Interrupt the training: kill the CLI once a few checkpoints are in the staging area.
     const child = execa(process.execPath, [bin, "run", ...suite, "--set", `train/${SCALE}.lr=0.002`], {

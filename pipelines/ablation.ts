@@ -1,0 +1,194 @@
+/**
+ * ablation: FLAME-MoE's scaling-law ablation (scripts/ablation/search.sh): 16 model shapes x 5 FLOPs
+ * budgets, each trained once and evaluated on the validation split, then L(N, D) fitted to the 80 points.
+ *
+ *   source/kernels/* -> compile-kernels ──────────────┐
+ *   source/corpus/* -> tokenize/<shard> -> tokenize/merge ─┼-> ablation/train/<run> -> ablation/val-loss/<run> ─┐
+ *   source/tokenizer ──────────────────────────────────┘                                                   ├-> ablation/fit
+ *                                                                                                          └-> ablation/report
+ *
+ * The data and worker stages have the suite's ids and params: in a workspace shared with scaling-suite
+ * they are the same cached stages. Presets: `full` is the published grid (DCLM, pythia's tokenizer,
+ * GPUs; --config corpus=... tokenizer=...); `tiny` keeps the 80-run graph with every model and run
+ * shrunk (src/scaling/ablationRuns.ts) to run on 2 CPU cores from the bundled corpus in minutes.
+ */
+import { Effect } from "effect"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { PipelineError } from "../src/domain/Errors.ts"
+import { architecture } from "../src/flame/architecture.ts"
+import * as Pipeline from "../src/Pipeline.ts"
+import { fromRoot } from "../src/ProjectRoot.ts"
+import type { AblationRun } from "../src/scaling/ablationRuns.ts"
+import { defaultTinyAblationOptions, publishedAblationRuns, tinyAblationRuns } from "../src/scaling/ablationRuns.ts"
+import type { StageNode } from "../src/Stage.ts"
+import { node, ref } from "../src/Stage.ts"
+import { reportNode } from "../stages/analysis/report.ts"
+import { pointInputName, scalingFit } from "../stages/analysis/scalingFit.ts"
+import { validationLoss } from "../stages/analysis/validationLoss.ts"
+import { compileKernels } from "../stages/kernels.ts"
+import { source } from "../stages/source.ts"
+import { mergeDatasetStage, shardName, tokenizeShardStage } from "../stages/tokenize.ts"
+import { checkpointName, train } from "../stages/train.ts"
+import { listShards, tokenizerVocabSize } from "./scaling-suite.ts"
+
+interface Paths {
+  readonly corpus: string
+  readonly tokenizer: string
+}
+
+const pathsFor = (preset: string, config: Readonly<Record<string, string>>): Paths =>
+  preset === "tiny"
+    ? {
+      corpus: config.corpus ?? fromRoot("fixtures", "corpus"),
+      tokenizer: config.tokenizer ?? fromRoot("fixtures", "tokenizer", "tokenizer.json")
+    }
+    : { corpus: config.corpus ?? "", tokenizer: config.tokenizer ?? "" }
+
+const runsFor = (preset: string, paths: Paths): ReadonlyArray<AblationRun> =>
+  preset === "tiny"
+    ? tinyAblationRuns({ ...defaultTinyAblationOptions, vocabSize: tokenizerVocabSize(paths.tokenizer) })
+    : publishedAblationRuns()
+
+/** The suite's data and worker stages, with the same ids and params so that a shared workspace shares them. */
+const dataAndWorker = (paths: Paths): Array<StageNode> => {
+  const shards = listShards(paths.corpus)
+  return [
+    node(source, { id: "source/kernels/src", params: { path: fromRoot("kernels", "src"), kind: "dir", name: "src" } }),
+    node(source, { id: "source/kernels/Makefile", params: { path: fromRoot("kernels", "Makefile") } }),
+    node(source, { id: "source/tokenizer", params: { path: paths.tokenizer, name: "tokenizer.json" } }),
+    node(compileKernels, {
+      id: "compile-kernels",
+      inputs: { sources: ref("source/kernels/src", "src"), makefile: ref("source/kernels/Makefile", "Makefile") }
+    }),
+    ...shards.flatMap((file) => {
+      const name = shardName(file)
+      return [
+        node(source, { id: `source/corpus/${name}`, params: { path: file, name: "shard" } }),
+        node(tokenizeShardStage, {
+          id: `tokenize/${name}`,
+          params: { name },
+          inputs: { shard: ref(`source/corpus/${name}`, "shard"), tokenizer: ref("source/tokenizer", "tokenizer.json") }
+        })
+      ]
+    }),
+    node(mergeDatasetStage, {
+      id: "tokenize/merge",
+      inputs: Object.fromEntries(shards.map((file, i) => [`shard${i}`, ref(`tokenize/${shardName(file)}`, "dataset")]))
+    })
+  ]
+}
+
+export const trainId = (run: AblationRun) => `ablation/train/${run.id}`
+export const valLossId = (run: AblationRun) => `ablation/val-loss/${run.id}`
+
+const build = (preset: string, config: Readonly<Record<string, string>>): ReadonlyArray<StageNode> => {
+  const paths = pathsFor(preset, config)
+  const tiny = preset === "tiny"
+  const nodes = dataAndWorker(paths)
+  const dataset = ref("tokenize/merge", "dataset")
+  const worker = ref("compile-kernels", "flame-worker")
+  const runs = runsFor(preset, paths)
+  for (const run of runs) {
+    const model = {
+      vocabSize: run.paddedVocabSize,
+      hiddenSize: run.hiddenSize,
+      numLayers: run.numLayers,
+      numAttentionHeads: run.numAttentionHeads,
+      ffnHiddenSize: run.ffnHiddenSize,
+      moeFfnHiddenSize: run.moeFfnHiddenSize,
+      numExperts: run.numExperts,
+      topK: run.routerTopK,
+      sharedExpertSize: run.sharedExpertSize,
+      moeLayers: run.moeLayerFreq,
+      seqLength: run.seqLength,
+      ropeBase: architecture.ropeBase,
+      normEps: architecture.normEpsilon,
+      initStd: architecture.initMethodStd,
+      auxLossCoeff: architecture.auxLossCoeff,
+      zLossCoeff: architecture.zLossCoeff
+    }
+    nodes.push(
+      node(train, {
+        id: trainId(run),
+        params: {
+          scale: run.id,
+          model,
+          globalBatchSize: run.globalBatchSize,
+          microBatchSize: run.microBatchSize,
+          trainIters: run.trainIters,
+          // Only the final checkpoint is evaluated: one save per run keeps 80 runs' storage in bounds.
+          saveInterval: run.trainIters,
+          lr: run.lr,
+          minLr: run.minLr,
+          // Tiny models train faster one per core than two threads per model.
+          threads: tiny ? 1 : 16
+        },
+        inputs: { dataset, worker }
+      }),
+      node(validationLoss, {
+        id: valLossId(run),
+        params: {
+          point: run.id,
+          flopsBudget: run.flopsBudget,
+          shape: run.shape,
+          model,
+          valSamples: tiny ? 128 : 1024
+        },
+        inputs: { checkpoint: ref(trainId(run), checkpointName(run.trainIters)), dataset, worker }
+      })
+    )
+  }
+  nodes.push(node(scalingFit, {
+    id: "ablation/fit",
+    inputs: Object.fromEntries(runs.map((run) => [pointInputName(run.id), ref(valLossId(run), "val.json")]))
+  }))
+  nodes.push(reportNode({
+    id: "ablation/report",
+    title: `FLAME-MoE scaling-law ablation (${preset})`,
+    pipeline: "ablation",
+    preset,
+    nodes
+  }))
+  return nodes
+}
+
+export default Pipeline.define({
+  name: "ablation",
+  description: "the scaling-law ablation: 16 shapes x 5 FLOPs budgets, validation losses and the L(N, D) fit",
+  presets: {
+    tiny: "the 80-run grid shrunk to run on 2 CPU cores from the bundled corpus",
+    full: "the published grid: DCLM, pythia's tokenizer, GPUs"
+  },
+  defaultPreset: "full",
+  preflight: ({ config, executor, preset }) =>
+    Effect.gen(function*() {
+      const paths = pathsFor(preset, config)
+      const missing: Array<string> = []
+      if (paths.corpus === "") {
+        missing.push(
+          "the DCLM corpus: --config corpus=/path/to/dclm (a directory of .jsonl.zstd shards, or dir/prefix*)"
+        )
+      } else if (!fs.existsSync(paths.corpus.includes("*") ? path.dirname(paths.corpus) : paths.corpus)) {
+        missing.push(`the DCLM corpus: ${paths.corpus} does not exist (--config corpus=...)`)
+      } else if (listShards(paths.corpus).length === 0) {
+        missing.push(`the DCLM corpus: no .jsonl, .jsonl.zst or .jsonl.zstd files in ${paths.corpus}`)
+      }
+      if (paths.tokenizer === "") {
+        missing.push("pythia-12b's tokenizer: --config tokenizer=/path/to/tokenizer.json")
+      } else if (!fs.existsSync(paths.tokenizer)) {
+        missing.push(`the tokenizer: ${paths.tokenizer} does not exist (--config tokenizer=...)`)
+      }
+      if (preset === "full" && executor.gpus === 0) {
+        missing.push("GPUs: none detected (nvidia-smi); pass --gpus 0,1,... on a GPU machine")
+      }
+      if (missing.length > 0) {
+        return yield* new PipelineError({
+          pipeline: "ablation",
+          reason: `preset ${preset} cannot run yet; set:\n  - ${missing.join("\n  - ")}\n` +
+            "(or run the tiny preset: flame-pipe run ablation --preset tiny)"
+        })
+      }
+    }),
+  build: ({ config, preset }) => build(preset, config)
+})

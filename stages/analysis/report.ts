@@ -1,0 +1,138 @@
+/**
+ * The report stage: one self-contained HTML file (src/report) over the stages wired to it. Its inputs are
+ * named by the stage they come from; through lineage it finds the execution that produced each (params,
+ * result, metrics such as the training curves, environment) and the executions those consumed, for the
+ * lineage section. It reads the workspace's lineage database read-only; what it reports is fixed by its
+ * inputs' content hashes (training is bitwise reproducible, so equal checkpoints mean equal loss curves).
+ */
+import { Effect, Schema } from "effect"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { StageFailed } from "../../src/domain/Errors.ts"
+import { buildReport } from "../../src/report/build.ts"
+import { collectRecords, openLineageReadOnly, producersOf, reportMetrics } from "../../src/report/collect.ts"
+import { echartsPath, renderHtml } from "../../src/report/html.ts"
+import type { ReportData } from "../../src/report/model.ts"
+import type { OutputRef, StageContext, StageNode } from "../../src/Stage.ts"
+import { define, node, ref } from "../../src/Stage.ts"
+import { checkpointName } from "../train.ts"
+
+export const ReportParams = Schema.Struct({
+  title: Schema.String,
+  pipeline: Schema.String,
+  preset: Schema.NullOr(Schema.String),
+  /** The kind of each reported stage, by stage id (= input name). */
+  kinds: Schema.Record({ key: Schema.String, value: Schema.String })
+})
+
+/** The workspace a stage runs in: the nearest directory above its staging area holding lineage.sqlite. */
+const workspaceOf = (ctx: StageContext<unknown>): string => {
+  for (let dir = path.dirname(ctx.workDir); dir !== path.dirname(dir); dir = path.dirname(dir)) {
+    if (fs.existsSync(path.join(dir, "lineage.sqlite")) && fs.existsSync(path.join(dir, "staging"))) return dir
+  }
+  throw new Error(`no workspace (lineage.sqlite) above ${ctx.workDir}`)
+}
+
+export const report = define({
+  kind: "report",
+  version: "1",
+  params: ReportParams,
+  outputs: () => ({ "report.html": "file" }),
+  result: Schema.Struct({
+    sections: Schema.Array(Schema.String),
+    figures: Schema.Number,
+    tables: Schema.Number,
+    executions: Schema.Number,
+    bytes: Schema.Number
+  }),
+  sources: () => [echartsPath()],
+  run: (ctx) =>
+    Effect.try({
+      try: () => {
+        const root = workspaceOf(ctx)
+        const { close, db } = openLineageReadOnly(path.join(root, "lineage.sqlite"))
+        try {
+          const inputs = Object.entries(ctx.inputs).map(([name, file]) => ({ name, rel: path.relative(root, file) }))
+          const producers = producersOf(db, inputs.map((i) => i.rel))
+          const targets = inputs.map(({ name, rel }) => {
+            const producer = producers.get(rel)
+            if (producer === undefined) throw new Error(`input ${name}: no recorded artifact at ${rel}`)
+            return {
+              stageId: producer.stageId,
+              kind: ctx.params.kinds[name] ?? "unknown",
+              executionId: producer.executionId
+            }
+          })
+          const data: ReportData = {
+            title: ctx.params.title,
+            pipeline: ctx.params.pipeline,
+            preset: ctx.params.preset,
+            generatedAt: new Date().toISOString(),
+            workspace: root,
+            records: collectRecords(db, root, targets, { metrics: reportMetrics }),
+            missing: []
+          }
+          const built = buildReport(data)
+          const html = renderHtml(built)
+          fs.writeFileSync(ctx.output("report.html"), html)
+          return {
+            sections: built.sections.map((s) => s.id),
+            figures: built.sections.reduce((n, s) => n + s.figures.length, 0),
+            tables: built.sections.reduce((n, s) => n + s.tables.length, 0),
+            executions: data.records.length,
+            bytes: Buffer.byteLength(html)
+          }
+        } finally {
+          close()
+        }
+      },
+      catch: (e) => new StageFailed({ stage: ctx.stageId, reason: e instanceof Error ? e.message : String(e) })
+    })
+})
+
+/** The output a report reads of each stage kind it knows; stages of other kinds are not wired to it. */
+const reportedOutput = (n: StageNode): string | undefined => {
+  switch (n.definition.kind) {
+    case "train":
+      return typeof n.params.trainIters === "number" ? checkpointName(n.params.trainIters) : undefined
+    case "eval":
+      return "eval.json"
+    case "ablation/validation-loss":
+      return "val.json"
+    case "scaling/fit":
+      return "fit.json"
+    case "analysis/router-saturation":
+      return "saturation.json"
+    case "analysis/load-balance":
+      return "load-balance.json"
+    case "analysis/expert-coactivation":
+      return "coactivation.json"
+    case "analysis/expert-specialization":
+      return "specialization.json"
+    default:
+      return undefined
+  }
+}
+
+/** A report stage over every reportable stage among `nodes` (training: its final checkpoint). */
+export const reportNode = (options: {
+  readonly id: string
+  readonly title: string
+  readonly pipeline: string
+  readonly preset: string
+  readonly nodes: ReadonlyArray<StageNode>
+}): StageNode => {
+  const inputs: Record<string, OutputRef> = {}
+  const kinds: Record<string, string> = {}
+  for (const n of options.nodes) {
+    const output = reportedOutput(n)
+    if (output === undefined) continue
+    inputs[n.id] = ref(n.id, output)
+    kinds[n.id] = n.definition.kind
+  }
+  return node(report, {
+    id: options.id,
+    params: { title: options.title, pipeline: options.pipeline, preset: options.preset, kinds },
+    inputs
+  })
+}
