@@ -96,13 +96,40 @@ const classify = (message: string): ZstdStreamError =>
     message.trim()
   )
 
+/**
+ * Pipes and stream decoders deliver 64 KiB pieces; the line reader's cost per chunk (a copy of
+ * the partial last line, one call into the encoder) is better paid per few MB.
+ */
+async function* coalesced(source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  let parts: Array<Uint8Array> = []
+  let size = 0
+  const take = (): Uint8Array => {
+    const block = parts.length === 1 ? parts[0] as Uint8Array : Buffer.concat(parts, size)
+    parts = []
+    size = 0
+    return block
+  }
+  try {
+    for await (const part of source) {
+      parts.push(part)
+      size += part.length
+      if (size >= CHUNK) yield take()
+    }
+  } catch (e) {
+    // What was decoded before a failure still counts (the lines before a truncation are kept).
+    if (size > 0) yield take()
+    throw e
+  }
+  if (size > 0) yield take()
+}
+
 async function* cliChunks(file: string): AsyncGenerator<Uint8Array> {
   const child = spawn("zstd", ["-dc", "-q", "--", file], { stdio: ["ignore", "pipe", "pipe"] })
   let stderr = ""
   child.stderr.on("data", (d: Buffer) => stderr += d.toString())
   const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)))
   try {
-    for await (const chunk of child.stdout) yield chunk as Buffer
+    yield* coalesced(child.stdout as AsyncIterable<Buffer>)
     const code = await exited
     if (code !== 0) throw classify(stderr || `zstd exited with ${code}`)
   } finally {
@@ -119,7 +146,7 @@ async function* nodeChunks(file: string): AsyncGenerator<Uint8Array> {
   input.on("error", (e) => z.emit("error", e))
   input.pipe(z)
   try {
-    for await (const chunk of z) yield chunk as Buffer
+    yield* coalesced(z as AsyncIterable<Buffer>)
   } catch (e) {
     throw classify((e as Error).message)
   } finally {

@@ -141,22 +141,26 @@ size_t Encoder::pre_tokenize(const uint8_t* piece, size_t piece_length, uint32_t
     s = prefixed_.data();
     n++;
   }
-  if (!config_.use_regex) return encode_piece(s, n, hash_bytes(s, n), out);
-  // Pieces wait in a batch until it is full: their cache slots are prefetched when they are
-  // found, so the lookups of a batch overlap their memory latency instead of paying it in turn.
+  auto hash = [](const uint8_t* p, size_t length) {
+    return length > 1 && length <= PieceCache::kMaxKey ? hash_bytes(p, length) : 0;
+  };
+  if (!config_.use_regex) return encode_piece(s, n, hash(s, n), out);
+  // A piece is looked up kAhead pieces after the scanner found it and prefetched its cache slot,
+  // so the lookups overlap their memory latency instead of paying it in turn.
   size_t count = 0;
+  size_t head = 0;
   size_t pending = 0;
   auto emit = [&](const uint8_t* p, size_t length) {
-    uint64_t h = 0;
-    if (length > 1 && length <= PieceCache::kMaxKey) {
-      h = hash_bytes(p, length);
-      cache_.prefetch(h);
+    const uint64_t h = hash(p, length);
+    if (h != 0) cache_.prefetch(h);
+    if (pending < kAhead) {
+      ahead_[(head + pending++) % kAhead] = Piece{p, length, h};
+      return;
     }
-    batch_[pending++] = Piece{p, length, h};
-    if (pending == kBatch) {
-      for (size_t k = 0; k < kBatch; k++) count += encode_piece(batch_[k].p, batch_[k].length, batch_[k].hash, out + count);
-      pending = 0;
-    }
+    const Piece& oldest = ahead_[head];
+    count += encode_piece(oldest.p, oldest.length, oldest.hash, out + count);
+    ahead_[head] = Piece{p, length, h};
+    head = (head + 1) % kAhead;
   };
   size_t i = 0;
   while (i < n) {
@@ -211,11 +215,14 @@ size_t Encoder::pre_tokenize(const uint8_t* piece, size_t piece_length, uint32_t
     emit(s + i, j - i);
     i = j;
   }
-  for (size_t k = 0; k < pending; k++) count += encode_piece(batch_[k].p, batch_[k].length, batch_[k].hash, out + count);
+  for (size_t k = 0; k < pending; k++) {
+    const Piece& piece = ahead_[(head + k) % kAhead];
+    count += encode_piece(piece.p, piece.length, piece.hash, out + count);
+  }
   return count;
 }
 
-// `h` is hash_bytes(p, n) when the piece is short enough for the inline cache.
+// `h` is hash_bytes(p, n) when the piece fits the inline cache and is longer than one byte.
 size_t Encoder::encode_piece(const uint8_t* p, size_t n, uint64_t h, uint32_t* out) {
   if (n == 1) {
     // One byte is one symbol: nothing to merge or look up (a tenth of all pieces).

@@ -94,8 +94,8 @@ class Encoder {
     size_t length;
     uint64_t hash;
   };
-  static constexpr size_t kBatch = 32;
-  Piece batch_[kBatch];
+  static constexpr size_t kAhead = 16;
+  Piece ahead_[kAhead];
 };
 
 }  // namespace flametok
