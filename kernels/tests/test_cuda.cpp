@@ -5,8 +5,9 @@
 //  * every kernel vs its reference in src/ops (fp32 path tight; bf16 against the reference run on
 //    the same bf16-rounded inputs, plus the rounding of the output);
 //  * GEMM wrapper (all transposes, accumulate, mixed bf16 -> fp32) vs ref::matmul;
-//  * flash and plain attention forward / backward vs ref::attention for several head dims and
-//    lengths that do not divide the tiles; flash is bitwise reproducible;
+//  * flash (tensor-core kernels for bf16 with head dim 16/32/64/128, SIMT otherwise), the SIMT
+//    flash kernels and plain attention, forward / backward vs ref::attention for head dims 8-128
+//    and lengths that do not divide the tiles; flash is bitwise reproducible;
 //  * whole model steps vs the CPU engine: routing identical (up to near ties) and loss / every
 //    gradient tensor within the tolerances below, in fp32 and in bf16;
 //  * a few training steps track the CPU losses; two GPU runs are bitwise identical;
@@ -128,6 +129,28 @@ static void test_gemm(Blas& blas) {
           cases += 2;
         }
   printf("gemm: %d cases (cuBLAS %s)\n", cases, Blas::loadedPath().c_str());
+  // grouped (one call per expert set) vs one GEMM per entry, as the MoE layers use them
+  const int counts[] = {0, 37, 1, 64, 0, 129, 5};
+  const int h = 48, f = 40, n = 7;
+  int rows = 0; for (int c : counts) rows += c;
+  auto X = randn((size_t)rows * h, 1), W = randn((size_t)n * f * h, 0.2f), G0 = randn((size_t)n * f * h, 1);
+  auto dX = up<bf16>(X), dW = up<bf16>(W);
+  Dev<bf16> Y1((size_t)rows * f), Y2((size_t)rows * f);
+  auto dG1 = up<float>(G0), dG2 = up<float>(G0);
+  std::vector<Blas::Desc> fwd1, fwd2, wg1, wg2;
+  for (int e = 0, r0 = 0; e < n; r0 += counts[e], e++) {
+    fwd1.push_back({counts[e], f, h, dX->p + (size_t)r0 * h, h, dW->p + (size_t)e * f * h, h, Y1.p + (size_t)r0 * f, f});
+    fwd2.push_back({counts[e], f, h, dX->p + (size_t)r0 * h, h, dW->p + (size_t)e * f * h, h, Y2.p + (size_t)r0 * f, f});
+    wg1.push_back({f, h, counts[e], Y2.p + (size_t)r0 * f, f, dX->p + (size_t)r0 * h, h, dG1->p + (size_t)e * f * h, h});
+    wg2.push_back({f, h, counts[e], Y2.p + (size_t)r0 * f, f, dX->p + (size_t)r0 * h, h, dG2->p + (size_t)e * f * h, h});
+  }
+  blas.gemm_batch(false, true, fwd1, DType::BF16, DType::BF16, DType::BF16, false);
+  for (auto& d : fwd2) blas.gemm(false, true, d.M, d.N, d.K, d.A, DType::BF16, d.lda, d.B, DType::BF16, d.ldb, d.C, DType::BF16, d.ldc, false);
+  EXPECT_CLOSE(down(Y1).data(), down(Y2).data(), Y1.n, 1e-2, "grouped expert forward vs one GEMM per expert");
+  blas.gemm_batch(true, false, wg1, DType::BF16, DType::BF16, DType::F32, true);
+  for (auto& d : wg2) blas.gemm(true, false, d.M, d.N, d.K, d.A, DType::BF16, d.lda, d.B, DType::BF16, d.ldb, d.C, DType::F32, d.ldc, true);
+  EXPECT_CLOSE(down(*dG1).data(), down(*dG2).data(), G0.size(), 1e-5, "grouped expert weight gradients vs one GEMM per expert");
+  printf("grouped expert GEMMs: %s\n", blas.grouped_used() ? "cublasGemmGroupedBatchedEx" : "one cublasGemmEx per expert (grouped call unavailable)");
 }
 
 // ---------------------------------------------------------------- row-wise kernels
@@ -340,6 +363,13 @@ template <typename T> static void test_attention(int B, int S, int H, int d) {
   EXPECT_CLOSE(of.data(), oR.data(), oR.size(), tf, "flash forward %s B=%d S=%d H=%d d=%d", tname<T>(), B, S, H, d);
   EXPECT_CLOSE(gf.data(), gR.data(), gR.size(), tb, "flash backward %s S=%d d=%d", tname<T>(), S, d);
   CHECK(gf == down(g2), "flash backward is not bitwise reproducible (S=%d d=%d)", S, d);
+  // the SIMT flash kernels directly (for bf16 with d in {16, 32, 64, 128} flash above ran on tensor cores)
+  Dev<T> os((size_t)B * S * h), gs((size_t)B * S * 3 * h);
+  Dev<float> ls((size_t)B * H * S);
+  attention_forward_flash_simt<T>(os.p, ls.p, dq->p, B, S, H, d, st);
+  attention_backward_flash_simt<T>(gs.p, rd.p, ddo->p, dq->p, os.p, ls.p, B, S, H, d, st);
+  EXPECT_CLOSE(down(os).data(), oR.data(), oR.size(), tf, "SIMT flash forward %s S=%d d=%d", tname<T>(), S, d);
+  EXPECT_CLOSE(down(gs).data(), gR.data(), gR.size(), tb, "SIMT flash backward %s S=%d d=%d", tname<T>(), S, d);
   // plain
   Dev<T> op((size_t)B * S * h), gp((size_t)B * S * 3 * h);
   Dev<float> lp((size_t)B * H * S), P((size_t)2 * B * H * S * S);
@@ -348,7 +378,8 @@ template <typename T> static void test_attention(int B, int S, int H, int d) {
   EXPECT_CLOSE(down(op).data(), oR.data(), oR.size(), tf, "plain forward %s S=%d d=%d", tname<T>(), S, d);
   EXPECT_CLOSE(down(gp).data(), gR.data(), gR.size(), tb, "plain backward %s S=%d d=%d", tname<T>(), S, d);
   EXPECT_CLOSE(down(lse).data(), down(lp).data(), lse.n, 1e-5, "flash and plain lse S=%d d=%d", S, d);
-  printf("attention %s B=%d S=%d H=%d d=%d: flash vs reference ok\n", tname<T>(), B, S, H, d);
+  printf("attention %s B=%d S=%d H=%d d=%d: flash (%s), SIMT flash and plain vs reference\n", tname<T>(), B, S, H, d,
+         std::is_same<T, bf16>::value && flash_mma_supports(d) ? "tensor cores" : "SIMT");
 }
 
 // ---------------------------------------------------------------- whole model
@@ -491,7 +522,7 @@ int main() {
     test_router_moe();
     test_embedding_optimizer();
     for (int d : {8, 16, 32, 64, 128}) { test_attention<float>(2, 37, 3, d); test_attention<float>(1, 130, 2, d); }
-    test_attention<bf16>(2, 70, 2, 16); test_attention<bf16>(1, 130, 2, 64);
+    for (int d : {8, 16, 32, 64, 128}) { test_attention<bf16>(2, 70, 2, d); test_attention<bf16>(1, 200, 2, d); }
     test_model_step("fp32", 1e-5, 1e-4);
     test_model_step("bf16", 2e-2, 1.5e-1);
     test_training("fp32", 1e-4);

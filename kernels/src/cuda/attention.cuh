@@ -14,6 +14,7 @@
 #pragma once
 #include "cuda/kernels.h"
 #include <cfloat>
+#include <type_traits>
 
 namespace flame { namespace cuda {
 
@@ -321,7 +322,7 @@ void flash_backward_d(T* dqkv, const float* rowdot, const T* dout, const T* qkv,
 
 }  // namespace
 
-template <typename T> void attention_forward_flash(T* out, float* lse, const T* qkv, int B, int S, int H, int d, cudaStream_t st) {
+template <typename T> void attention_forward_flash_simt(T* out, float* lse, const T* qkv, int B, int S, int H, int d, cudaStream_t st) {
   if (B * S == 0) return;
   const Geo g = geo(S, H, d);
   if (d <= 16) flash_forward_d<T, 16>(out, lse, qkv, B, g, st);
@@ -330,8 +331,8 @@ template <typename T> void attention_forward_flash(T* out, float* lse, const T* 
   else if (d <= 128) flash_forward_d<T, 128>(out, lse, qkv, B, g, st);
   else fail(EXIT_CONFIG, "flash attention: head dimension " + std::to_string(d) + " > 128 (use runtime.attention \"plain\")");
 }
-template <typename T> void attention_backward_flash(T* dqkv, float* rowdot, const T* dout, const T* qkv, const T* out, const float* lse, int B,
-                                                   int S, int H, int d, cudaStream_t st) {
+template <typename T> void attention_backward_flash_simt(T* dqkv, float* rowdot, const T* dout, const T* qkv, const T* out, const float* lse,
+                                                        int B, int S, int H, int d, cudaStream_t st) {
   if (B * S == 0) return;
   const Geo g = geo(S, H, d);
   k_rowdot<T><<<dim3(blocks_for(S, 128), B * H), 128, 0, st>>>(rowdot, dout, out, g);
@@ -341,6 +342,27 @@ template <typename T> void attention_backward_flash(T* dqkv, float* rowdot, cons
   else if (d <= 64) flash_backward_d<T, 64>(dqkv, rowdot, dout, qkv, lse, B, g, st);
   else if (d <= 128) flash_backward_d<T, 128>(dqkv, rowdot, dout, qkv, lse, B, g, st);
   else fail(EXIT_CONFIG, "flash attention: head dimension " + std::to_string(d) + " > 128 (use runtime.attention \"plain\")");
+}
+
+// bf16 with a head dim the tensor-core kernels cover: attention_mma.cu; otherwise the SIMT kernels.
+template <typename T> void attention_forward_flash(T* out, float* lse, const T* qkv, int B, int S, int H, int d, cudaStream_t st) {
+  if constexpr (std::is_same<T, bf16>::value) {
+    if (flash_mma_supports(d)) { attention_forward_mma(out, lse, qkv, B, S, H, d, st); return; }
+  }
+  attention_forward_flash_simt<T>(out, lse, qkv, B, S, H, d, st);
+}
+template <typename T> void attention_backward_flash(T* dqkv, float* rowdot, const T* dout, const T* qkv, const T* out, const float* lse, int B,
+                                                   int S, int H, int d, cudaStream_t st) {
+  if constexpr (std::is_same<T, bf16>::value) {
+    if (flash_mma_supports(d) && B * S > 0) {
+      const Geo g = geo(S, H, d);
+      k_rowdot<T><<<dim3(blocks_for(S, 128), B * H), 128, 0, st>>>(rowdot, dout, out, g);
+      CUDA_LAUNCH();
+      attention_backward_mma(dqkv, rowdot, dout, qkv, lse, B, S, H, d, st);
+      return;
+    }
+  }
+  attention_backward_flash_simt<T>(dqkv, rowdot, dout, qkv, out, lse, B, S, H, d, st);
 }
 
 template <typename T> void attention_forward_plain(T* out, float* lse, float* P, const T* qkv, int B, int S, int H, int d, cudaStream_t st) {

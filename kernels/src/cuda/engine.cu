@@ -74,6 +74,10 @@ class CudaEngine final : public Engine {
   void mm(bool ta, bool tb, int M, int N, int K, const TA* A, int lda, const TB* B, int ldb, TC* C, int ldc, bool acc) {
     blas_->gemm(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, acc);
   }
+  template <typename TA, typename TB, typename TC>
+  void mm_batch(bool ta, bool tb, const std::vector<Blas::Desc>& ds, bool acc) {
+    blas_->gemm_batch(ta, tb, ds, DTypeOf<TA>::value, DTypeOf<TB>::value, DTypeOf<TC>::value, acc);
+  }
   // T view of an fp32 gradient (a copy in bf16 mode, the buffer itself in fp32 mode)
   const T* as_t(const float* x, DeviceBuffer<T>& buf, size_t n) {
     if constexpr (kF32) { (void)buf; (void)n; return x; }
@@ -234,15 +238,16 @@ void CudaEngine<T>::moe_forward(LayerBufs& a, const Off& o, float* xout, int T_,
   T* act = b.act.ensure((size_t)Tk * f);
   T* y = b.y.ensure((size_t)Tk * h);
   permute_rows<T>(xg, a.xn2.get(), b.rowTok.get(), Tk, h, st_);
+  std::vector<Blas::Desc> fc1, fc2;
   for (int e = 0; e < E; e++) {
     const int r0 = b.hOffsets[e], n = b.hCounts[e];
-    if (n) mm(false, true, n, 2 * f, h, xg + (size_t)r0 * h, h, w(o.efc1) + (size_t)e * 2 * f * h, h, h1 + (size_t)r0 * 2 * f, 2 * f, false);
+    if (!n) continue;
+    fc1.push_back({n, 2 * f, h, xg + (size_t)r0 * h, h, w(o.efc1) + (size_t)e * 2 * f * h, h, h1 + (size_t)r0 * 2 * f, 2 * f});
+    fc2.push_back({n, h, f, act + (size_t)r0 * f, f, w(o.efc2) + (size_t)e * h * f, f, y + (size_t)r0 * h, h});
   }
+  mm_batch<T, T, T>(false, true, fc1, false);
   swiglu_forward<T>(act, h1, Tk, f, st_);
-  for (int e = 0; e < E; e++) {
-    const int r0 = b.hOffsets[e], n = b.hCounts[e];
-    if (n) mm(false, true, n, h, f, act + (size_t)r0 * f, f, w(o.efc2) + (size_t)e * h * f, f, y + (size_t)r0 * h, h, false);
-  }
+  mm_batch<T, T, T>(false, true, fc2, false);
   const float* shared = nullptr;
   if (s > 0) {
     T* sh1 = b.sh1.ensure((size_t)T_ * 2 * s);
@@ -275,19 +280,20 @@ void CudaEngine<T>::moe_backward(LayerBufs& a, const Off& o, const T* dresT, int
   T* dact = dact_.ensure((size_t)Tk * f);
   T* dh1 = dh1_.ensure((size_t)Tk * 2 * f);
   T* dxg = dxg_.ensure((size_t)Tk * h);
+  std::vector<Blas::Desc> dAct, gW2, gW1, dX;
   for (int e = 0; e < E; e++) {
     const int r0 = b.hOffsets[e], n = b.hCounts[e];
     if (!n) continue;
-    mm(false, false, n, f, h, dy + (size_t)r0 * h, h, w(o.efc2) + (size_t)e * h * f, f, dact + (size_t)r0 * f, f, false);
-    mm(true, false, h, f, n, dy + (size_t)r0 * h, h, b.act.get() + (size_t)r0 * f, f, g(o.efc2) + (size_t)e * h * f, f, true);
+    dAct.push_back({n, f, h, dy + (size_t)r0 * h, h, w(o.efc2) + (size_t)e * h * f, f, dact + (size_t)r0 * f, f});
+    gW2.push_back({h, f, n, dy + (size_t)r0 * h, h, b.act.get() + (size_t)r0 * f, f, g(o.efc2) + (size_t)e * h * f, f});
+    gW1.push_back({2 * f, h, n, dh1 + (size_t)r0 * 2 * f, 2 * f, b.xg.get() + (size_t)r0 * h, h, g(o.efc1) + (size_t)e * 2 * f * h, h});
+    dX.push_back({n, h, 2 * f, dh1 + (size_t)r0 * 2 * f, 2 * f, w(o.efc1) + (size_t)e * 2 * f * h, h, dxg + (size_t)r0 * h, h});
   }
+  mm_batch<T, T, T>(false, false, dAct, false);
+  mm_batch<T, T, float>(true, false, gW2, true);
   swiglu_backward<T>(dh1, dact, b.h1.get(), Tk, f, st_);
-  for (int e = 0; e < E; e++) {
-    const int r0 = b.hOffsets[e], n = b.hCounts[e];
-    if (!n) continue;
-    mm(true, false, 2 * f, h, n, dh1 + (size_t)r0 * 2 * f, 2 * f, b.xg.get() + (size_t)r0 * h, h, g(o.efc1) + (size_t)e * 2 * f * h, h, true);
-    mm(false, false, n, h, 2 * f, dh1 + (size_t)r0 * 2 * f, 2 * f, w(o.efc1) + (size_t)e * 2 * f * h, h, dxg + (size_t)r0 * h, h, false);
-  }
+  mm_batch<T, T, float>(true, false, gW1, true);
+  mm_batch<T, T, T>(false, false, dX, false);
   unpermute_add<T>(dxn, dxg, b.tokRow.get(), T_, k, h, st_);
   const float auxc = (float)(lossScale * mc_.auxLossCoeff * E / ((double)T_ * T_ * k));
   const float zc = (float)(lossScale * mc_.zLossCoeff * 2.0 / T_);

@@ -3,6 +3,7 @@
 #include "cuda/gemm.h"
 #include "cuda/common.cuh"
 #include <dlfcn.h>
+#include <algorithm>
 #include <glob.h>
 #include <cstdlib>
 #include <mutex>
@@ -28,6 +29,10 @@ struct Api {
   const char* (*statusString)(cublasStatus) = nullptr;
   cublasStatus (*gemmEx)(cublasHandle, int, int, int, int, int, const void*, const void*, int, int, const void*, int, int,
                          const void*, void*, int, int, int, int) = nullptr;
+  // cublasGemmGroupedBatchedEx: per-group arrays on the host, pointer arrays on the device
+  cublasStatus (*groupedEx)(cublasHandle, const int*, const int*, const int*, const int*, const int*, const void*, const void* const*, int,
+                            const int*, const void* const*, int, const int*, const void*, void* const*, int, const int*, int, const int*,
+                            int) = nullptr;
 };
 Api g_api;
 std::mutex g_mu;
@@ -66,6 +71,7 @@ std::string try_load(const std::string& path) {
   bool ok = sym(lib, "cublasCreate_v2", a.create) && sym(lib, "cublasDestroy_v2", a.destroy) &&
             sym(lib, "cublasSetStream_v2", a.setStream) && sym(lib, "cublasGemmEx", a.gemmEx);
   sym(lib, "cublasGetStatusString", a.statusString);
+  sym(lib, "cublasGemmGroupedBatchedEx", a.groupedEx);  // optional (cuBLAS >= 12.5)
   if (!ok) { dlclose(lib); return path + ": lacks cublasCreate_v2 / cublasSetStream_v2 / cublasGemmEx"; }
   g_api = a;
   return "";
@@ -106,7 +112,46 @@ Blas::Blas(cudaStream_t stream) : stream_(stream) {
   check(g_api.create(&handle_), "cublasCreate");
   check(g_api.setStream(handle_, stream_), "cublasSetStream");
 }
-Blas::~Blas() { if (handle_) g_api.destroy(handle_); }
+Blas::~Blas() {
+  if (handle_) g_api.destroy(handle_);
+  if (ptrs_) cudaFree(ptrs_);
+}
+
+void Blas::gemm_batch(bool ta, bool tb, const std::vector<Desc>& all, DType at, DType bt, DType ct, bool accumulate) {
+  std::vector<Desc> ds;
+  for (const Desc& d : all)
+    if (d.M > 0 && d.N > 0 && (d.K > 0 || !accumulate)) ds.push_back(d);
+  const unsigned combo = 1u << ((at == DType::BF16) * 4 + (bt == DType::BF16) * 2 + (ct == DType::BF16));
+  static const bool disabled = [] { const char* e = getenv("FLAME_CUBLAS_GROUPED"); return e && std::string(e) == "0"; }();
+  const bool tryGrouped = g_api.groupedEx && !disabled && at == DType::BF16 && bt == DType::BF16 && !(groupedRejected_ & combo) &&
+                          ds.size() > 1 && std::all_of(ds.begin(), ds.end(), [](const Desc& d) { return d.K > 0; });
+  if (tryGrouped) {
+    const size_t n = ds.size();
+    std::vector<int> opA(n, tb ? OP_T : OP_N), opB(n, ta ? OP_T : OP_N), m(n), nn(n), k(n), lda(n), ldb(n), ldc(n), size(n, 1);
+    std::vector<float> alpha(n, 1.0f), beta(n, accumulate ? 1.0f : 0.0f);
+    std::vector<const void*> ptrs(3 * n);
+    for (size_t i = 0; i < n; i++) {  // row-major -> column-major: swap the operands, as in gemm()
+      m[i] = ds[i].N; nn[i] = ds[i].M; k[i] = ds[i].K;
+      ptrs[i] = ds[i].B; lda[i] = ds[i].ldb;
+      ptrs[n + i] = ds[i].A; ldb[i] = ds[i].lda;
+      ptrs[2 * n + i] = ds[i].C; ldc[i] = ds[i].ldc;
+    }
+    if (3 * n > ptrsCap_) {
+      if (ptrs_) CUDA_CHECK(cudaFree(ptrs_));
+      ptrs_ = nullptr; ptrsCap_ = 0;
+      CUDA_CHECK(cudaMalloc((void**)&ptrs_, 3 * n * sizeof(void*)));
+      ptrsCap_ = 3 * n;
+    }
+    CUDA_CHECK(cudaMemcpyAsync(ptrs_, ptrs.data(), 3 * n * sizeof(void*), cudaMemcpyHostToDevice, stream_));
+    cublasStatus s = g_api.groupedEx(handle_, opA.data(), opB.data(), m.data(), nn.data(), k.data(), alpha.data(), (const void* const*)ptrs_,
+                                     dtype(bt), lda.data(), (const void* const*)(ptrs_ + n), dtype(at), ldb.data(), beta.data(), ptrs_ + 2 * n,
+                                     dtype(ct), ldc.data(), (int)n, size.data(), COMPUTE_32F);
+    if (s == 0) { groupedUsed_ = true; return; }
+    if (s != 7 && s != 15) check(s, "cublasGemmGroupedBatchedEx");  // other than INVALID_VALUE / NOT_SUPPORTED: a real failure
+    groupedRejected_ |= combo;  // this combination is not supported: use the loop from now on
+  }
+  for (const Desc& d : ds) gemm(ta, tb, d.M, d.N, d.K, d.A, at, d.lda, d.B, bt, d.ldb, d.C, ct, d.ldc, accumulate);
+}
 
 void Blas::gemm(bool ta, bool tb, int M, int N, int K, const void* A, DType at, int lda, const void* B, DType bt, int ldb, void* C,
                 DType ct, int ldc, bool accumulate) {

@@ -11,6 +11,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <string>
+#include <vector>
 
 namespace flame { namespace cuda {
 
@@ -37,9 +38,21 @@ class Blas {
     gemm(ta, tb, M, N, K, A, DTypeOf<TA>::value, lda, B, DTypeOf<TB>::value, ldb, C, DTypeOf<TC>::value, ldc, acc);
   }
 
+  // Many independent GEMMs of one transpose / type combination (one per routed expert): a single
+  // cublasGemmGroupedBatchedEx call (cuBLAS >= 12.5) with bf16 operands, else, and for fp32 or
+  // combinations that cuBLAS rejects (then remembered), one cublasGemmEx per entry. Empty entries
+  // are skipped. FLAME_CUBLAS_GROUPED=0 forces the loop.
+  struct Desc { int M, N, K; const void* A; int lda; const void* B; int ldb; void* C; int ldc; };
+  void gemm_batch(bool transA, bool transB, const std::vector<Desc>& ds, DType at, DType bt, DType ct, bool accumulate);
+  bool grouped_used() const { return groupedUsed_; }
+
  private:
   void* handle_ = nullptr;
   cudaStream_t stream_;
+  void** ptrs_ = nullptr;  // device array of A, B, C pointers for the grouped call
+  size_t ptrsCap_ = 0;
+  bool groupedUsed_ = false;
+  unsigned groupedRejected_ = 0;  // bit per (A, B, C) type combination that cuBLAS refused
 };
 
 }}  // namespace flame::cuda

@@ -71,6 +71,16 @@ void sumsq(double* out, double* partial, const float* g, size_t n, cudaStream_t 
 template <typename T> void attention_forward_flash(T* out, float* lse, const T* qkv, int B, int S, int H, int d, cudaStream_t st);
 template <typename T> void attention_backward_flash(T* dqkv, float* rowdot, const T* dout, const T* qkv, const T* out, const float* lse, int B,
                                                    int S, int H, int d, cudaStream_t st);
+// flash dispatches: bf16 with head dim 16 / 32 / 64 / 128 runs on tensor cores (attention_mma.cu,
+// mma.sync), everything else on the SIMT kernels (attention.cuh), which can also be called directly.
+template <typename T> void attention_forward_flash_simt(T* out, float* lse, const T* qkv, int B, int S, int H, int d, cudaStream_t st);
+template <typename T> void attention_backward_flash_simt(T* dqkv, float* rowdot, const T* dout, const T* qkv, const T* out, const float* lse,
+                                                        int B, int S, int H, int d, cudaStream_t st);
+bool flash_mma_supports(int d);
+void attention_forward_mma(bf16* out, float* lse, const bf16* qkv, int B, int S, int H, int d, cudaStream_t st);
+// rowdot [B,H,S] = <dO_i, O_i> must be computed already (attention_backward_flash does it).
+void attention_backward_mma(bf16* dqkv, const float* rowdot, const bf16* dout, const bf16* qkv, const float* lse, int B, int S, int H, int d,
+                            cudaStream_t st);
 // Plain: materialises P (and dP) [B,H,S,S] in the scratch `P` (2 * B*H*S*S floats).
 template <typename T> void attention_forward_plain(T* out, float* lse, float* P, const T* qkv, int B, int S, int H, int d, cudaStream_t st);
 template <typename T> void attention_backward_plain(T* dqkv, float* P, const T* dout, const T* qkv, int B, int S, int H, int d, cudaStream_t st);
