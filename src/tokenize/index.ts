@@ -3,7 +3,7 @@ export { BadInputError, type BadInputReason, ShardIoError, TokenizerLoadError } 
 export { isZstdFile, type ZstdDecoder } from "./jsonlSource.ts"
 export { type ParallelOptions, type ShardJob, type ShardResult, tokenizeShardsInParallel } from "./parallel.ts"
 export { TokenBuffer } from "./TokenBuffer.ts"
-export { ByteLevelBpe, type LoadOptions, loadTokenizer, tokenizerFromJson } from "./Tokenizer.ts"
+export { ByteLevelBpe, type Implementation, type LoadOptions, loadTokenizer, tokenizerFromJson } from "./Tokenizer.ts"
 export {
   BadLines,
   megatronOutputPrefix,

@@ -147,6 +147,24 @@ describe.each(IMPLEMENTATIONS)("tokenizer.json variants (%s encoder)", (implemen
     await expectSame("added-normalized", json)
   })
 
+  it("added tokens of one byte, of several UTF-8 bytes and sharing prefixes", async () => {
+    const json = fixtureJson()
+    const model = json.model as { vocab: Record<string, number> }
+    const added = json.added_tokens as Array<Record<string, unknown>>
+    let next = Math.max(...Object.values(model.vocab), ...added.map((t) => t.id as number)) + 1
+    const token = (content: string, normalized: boolean) => ({
+      id: model.vocab[content] ?? next++,
+      content,
+      single_word: false,
+      lstrip: false,
+      rstrip: false,
+      normalized,
+      special: false
+    })
+    added.push(token("~", false), token("th", true), token("the", true), token("café", true), token("🙂x", false))
+    await expectSame("added-mixed", json)
+  })
+
   it("an NFKC normalizer, pre-tokenizer without the regex", async () => {
     const json = fixtureJson()
     json.normalizer = { type: "Sequence", normalizers: [{ type: "NFKC" }] }
