@@ -24,12 +24,13 @@ import { gcCommand, pinCommand, unpinCommand } from "./GcCommand.ts"
 import { jobCommand } from "./JobCommand.ts"
 import { formatBytes, lineageTree } from "./LineageView.ts"
 import { PipelineRegistry } from "./PipelineRegistry.ts"
+import { reportCommand } from "./ReportCommand.ts"
 
 /** Every service a command needs, for one workspace. */
-export const servicesLayer = (
+export const servicesLayer = <E = never>(
   workspace: string,
   reporter: Layer.Layer<Reporter> = Reporter.silent,
-  executor: Layer.Layer<Executor, never, Lineage | Workspace | Reporter> = Executor.local()
+  executor: Layer.Layer<Executor, E, Lineage | Workspace | Reporter> = Executor.local()
 ) => {
   const base = Layer.provideMerge(Lineage.Default, Workspace.layer(workspace))
   const hasher = Layer.provideMerge(ContentHasher.Default, base)
@@ -347,7 +348,8 @@ export const command = Command.make("flame-pipe").pipe(
     auditCommand,
     gcCommand,
     pinCommand,
-    unpinCommand
+    unpinCommand,
+    reportCommand
   ])
 )
 

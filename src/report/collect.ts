@@ -18,6 +18,7 @@ export interface CollectTarget {
   readonly stageId: string
   readonly kind: string
   readonly executionId: string
+  readonly stale?: string
 }
 
 export interface CollectOptions {
@@ -130,6 +131,7 @@ export const collectRecords = (
     return {
       stageId: target.stageId,
       kind: target.kind,
+      ...(target.stale === undefined ? {} : { stale: target.stale }),
       execution: {
         id: execution.id,
         runId: execution.runId,

@@ -57,6 +57,7 @@ h3 { font-size: 15px; margin: 18px 0 6px; }
 figure { margin: 0 0 18px; background: #fff; border: 1px solid #e3e6ea; border-radius: 6px; padding: 8px 12px; }
 figcaption, .caption { color: #5b6470; font-size: 13px; }
 .sources { color: #8a929c; }
+.stale { color: #8a5300; background: #fff6e0; border: 1px solid #f0d9a0; border-radius: 4px; padding: 4px 8px; }
 .scroll { overflow-x: auto; max-height: 520px; overflow-y: auto; border: 1px solid #e3e6ea; border-radius: 6px; background: #fff; }
 table { border-collapse: collapse; font-size: 12.5px; width: 100%; }
 th, td { padding: 4px 8px; border-bottom: 1px solid #eef0f2; text-align: left; white-space: nowrap; }
@@ -81,6 +82,12 @@ const bootstrap = `
 })();
 `
 
+const staleNote = (report: Report): string => {
+  const stale = report.data.records.filter((r) => r.stale !== undefined).length
+  return stale === 0 ? "" : `<p class="stale">${stale} of the ${report.data.records.length} executions reported are ` +
+    `from stages that are stale now: results of their latest successful run (the Lineage section says why).</p>`
+}
+
 export const renderHtml = (report: Report): string => {
   const { data, sections } = report
   const figures = Object.fromEntries(sections.flatMap((s) => s.figures.map((f) => [f.id, f.option])))
@@ -92,6 +99,7 @@ export const renderHtml = (report: Report): string => {
 <p>Pipeline <b>${escape(data.pipeline)}</b>${
     data.preset ? `, preset <b>${escape(data.preset)}</b>` : ""
   }; ${data.records.length} executions; generated ${escape(data.generatedAt)}.</p>
+${staleNote(report)}
 <nav>${sections.map((s) => `<a href="#${escape(s.id)}">${escape(s.title)}</a>`).join("")}</nav></header>
 <main>${sections.map(renderSection).join("\n")}</main>
 <script>/* Apache ECharts ${escape(echartsVersion())}, Apache License 2.0 */

@@ -31,6 +31,11 @@ export interface InputRef extends ArtifactRef {
 export interface StageRecord {
   readonly stageId: string
   readonly kind: string
+  /**
+   * Undefined when the execution is the stage's current one (its fingerprint matches the pipeline as
+   * resolved now); otherwise why the stage is stale: the record is its latest successful execution.
+   */
+  readonly stale?: string
   readonly execution: {
     readonly id: string
     readonly runId: string

@@ -13,6 +13,7 @@ export const lineageSection: SectionBuilder = {
   build: (data, previous) => {
     const byStage = new Map<string, StageRecord>(data.records.map((r) => [r.stageId, r]))
     const items = previous.flatMap((s) => [...s.figures, ...s.tables].map((item) => ({ section: s.title, item })))
+    const stale = data.records.filter((r) => r.stale !== undefined).length
     const produced: Table = {
       id: "lineage-figures",
       title: "What produced each figure and table",
@@ -51,12 +52,13 @@ export const lineageSection: SectionBuilder = {
     const executions: Table = {
       id: "lineage-executions",
       title: "Executions covered",
-      columns: ["stage", "kind", "execution", "status", "started", "duration", "worker", "commit", "host"],
+      caption: "A stale stage is reported from its latest successful execution; `current` says why it is not current.",
+      columns: ["stage", "kind", "execution", "current", "started", "duration", "worker", "commit", "host"],
       rows: data.records.map((r) => [
         r.stageId,
         r.kind,
         short(r.execution.id),
-        r.execution.status,
+        r.stale === undefined ? "yes" : `no: ${r.stale}`,
         when(r.execution.startedAt),
         duration(r.execution.durationMs),
         short(r.execution.workerHash, 12),
@@ -79,7 +81,8 @@ export const lineageSection: SectionBuilder = {
       title: "Lineage",
       intro:
         `Pipeline ${data.pipeline}${data.preset ? ` (preset ${data.preset})` : ""}, workspace ${data.workspace}; ` +
-        `${data.records.length} execution(s).`,
+        `${data.records.length} execution(s)` +
+        (stale > 0 ? `, ${stale} of them from stages that are stale now (their latest successful execution).` : "."),
       figures: [],
       tables: data.missing.length > 0 ? [produced, executions, missing] : [produced, executions]
     }

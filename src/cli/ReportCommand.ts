@@ -1,0 +1,108 @@
+/**
+ * `flame-pipe report <pipeline>`: one self-contained HTML report of what the pipeline has produced in a
+ * workspace (training curves, evaluations, the scaling-law fit, routing analyses, lineage).
+ */
+import { Args, Command, Options } from "@effect/cli"
+import { Console, Effect, Layer, Option } from "effect"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { detectGpus } from "../engine/Environment.ts"
+import { Lineage } from "../lineage/Lineage.ts"
+import { resolve } from "../Pipeline.ts"
+import { renderHtml, writeReport } from "../report/html.ts"
+import { pipelineReport } from "../report/pipelineReport.ts"
+import { ArtifactStore } from "../store/ArtifactStore.ts"
+import { ContentHasher } from "../store/ContentHasher.ts"
+import { Workspace } from "../workspace/Workspace.ts"
+import { PipelineRegistry } from "./PipelineRegistry.ts"
+
+const reportLayer = (workspace: string) =>
+  Layer.provideMerge(
+    ArtifactStore.Default,
+    Layer.provideMerge(ContentHasher.Default, Layer.provideMerge(Lineage.Default, Workspace.layer(workspace)))
+  )
+
+const entries = (list: ReadonlyArray<string>): Record<string, string> =>
+  Object.fromEntries(list.map((entry) => {
+    const eq = entry.indexOf("=")
+    return eq < 0 ? [entry, "true"] : [entry.slice(0, eq), entry.slice(eq + 1)]
+  }))
+
+export const reportCommand = Command.make(
+  "report",
+  {
+    pipeline: Args.text({ name: "pipeline" }).pipe(
+      Args.withDescription("a pipeline name (see pipelines/) or the path of a pipeline module")
+    ),
+    workspace: Options.directory("workspace").pipe(
+      Options.withDefault("runs"),
+      Options.withDescription("where artifacts, logs and lineage.sqlite live")
+    ),
+    preset: Options.text("preset").pipe(Options.optional, Options.withDescription("the pipeline's preset")),
+    set: Options.text("set").pipe(Options.repeated, Options.withDescription("as for run: --set stage.key=value")),
+    config: Options.text("config").pipe(Options.repeated, Options.withDescription("as for run: --config key=value")),
+    gpus: Options.text("gpus").pipe(
+      Options.withDefault("auto"),
+      Options.withDescription("as for run: decides which backend the stages' fingerprints assume")
+    ),
+    output: Options.file("output").pipe(
+      Options.withAlias("o"),
+      Options.optional,
+      Options.withDescription("the HTML file to write (default: <workspace>/reports/<pipeline>-<preset>.html)")
+    ),
+    title: Options.text("title").pipe(Options.optional, Options.withDescription("the report's title")),
+    currentOnly: Options.boolean("current-only").pipe(
+      Options.withDescription("leave out stale stages instead of reporting their latest successful execution")
+    ),
+    json: Options.boolean("json").pipe(Options.withDescription("print what was written as JSON on stdout"))
+  },
+  (args) =>
+    Effect.gen(function*() {
+      const gpus = args.gpus === "auto"
+        ? detectGpus().length
+        : args.gpus === "none" || args.gpus === ""
+        ? 0
+        : args.gpus.split(",").length
+      const definition = yield* (yield* PipelineRegistry).load(args.pipeline)
+      const pipeline = yield* resolve(definition, {
+        preset: Option.getOrUndefined(args.preset),
+        overrides: args.set,
+        config: entries(args.config),
+        executor: { gpus }
+      })
+      const report = yield* pipelineReport(pipeline, {
+        currentOnly: args.currentOnly,
+        ...(Option.isSome(args.title) ? { title: args.title.value } : {})
+      }).pipe(Effect.provide(reportLayer(args.workspace)))
+      const html = renderHtml(report)
+      const file = Option.getOrElse(
+        args.output,
+        () =>
+          path.join(
+            args.workspace,
+            "reports",
+            `${pipeline.name.replace(/[^A-Za-z0-9._-]+/g, "_")}-${pipeline.preset}.html`
+          )
+      )
+      yield* Effect.sync(() => {
+        fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true })
+        writeReport(file, html)
+      })
+      const summary = {
+        file: path.resolve(file),
+        bytes: Buffer.byteLength(html),
+        executions: report.data.records.length,
+        stale: report.data.records.filter((r) => r.stale !== undefined).length,
+        missing: report.data.missing.length,
+        sections: report.sections.map((s) => ({ id: s.id, figures: s.figures.length, tables: s.tables.length }))
+      }
+      if (args.json) return yield* Console.log(JSON.stringify(summary, null, 2))
+      const figures = summary.sections.reduce((n, s) => n + s.figures, 0)
+      yield* Console.log(
+        `wrote ${summary.file} (${(summary.bytes / 2 ** 20).toFixed(1)} MiB): ${figures} figures in ` +
+          `${summary.sections.length} sections from ${summary.executions} executions` +
+          (summary.stale > 0 ? `; ${summary.stale} of them stale (reported from their latest success)` : "") +
+          (summary.missing > 0 ? `; ${summary.missing} stages never succeeded` : "")
+      )
+    })
+).pipe(Command.withDescription("write a self-contained HTML report of a pipeline's results in a workspace"))
