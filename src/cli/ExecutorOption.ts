@@ -6,6 +6,7 @@ import { Options } from "@effect/cli"
 import { Effect, Either, Layer } from "effect"
 import * as os from "node:os"
 import * as path from "node:path"
+import type { StageFailed } from "../domain/Errors.ts"
 import type { Reporter } from "../engine/Reporter.ts"
 import { Executor } from "../executor/Executor.ts"
 import type { Lineage } from "../lineage/Lineage.ts"
@@ -31,7 +32,7 @@ export interface ChosenExecutor {
   readonly layer: (
     preset: string,
     overrides: ReadonlyArray<string>
-  ) => Layer.Layer<Executor, never, Lineage | Workspace | Reporter>
+  ) => Layer.Layer<Executor, StageFailed, Lineage | Workspace | Reporter>
 }
 
 export const chooseExecutor = (
@@ -60,26 +61,25 @@ export const chooseExecutor = (
     )
     const gpus = settings.gpusPerNode === "auto" ? yield* client.gpusPerNode(settings.partition) : settings.gpusPerNode
     // The job resolves the pipeline itself, possibly from another working directory; a module path is
-    // bundled with the CLI first, so that jobs start in a fraction of a second.
+    // bundled with the CLI first (only by `run`, when the executor is built), so that jobs start fast.
     const pipeline = isModulePath(options.pipeline) ? path.resolve(options.pipeline) : options.pipeline
     const node = settings.node ?? process.execPath
     const jobCommand = isModulePath(pipeline) && process.env.FLAME_PIPE_FROM_SOURCES !== "1" ?
-      [node, yield* buildJobBundle(pipeline), "job", pipeline] :
-      [node, fromRoot("bin", "flame-pipe.js"), "job", pipeline]
+      Effect.map(buildJobBundle(pipeline), (bundle) => [node, bundle, "job", pipeline]) :
+      Effect.succeed([node, fromRoot("bin", "flame-pipe.js"), "job", pipeline])
     return {
       gpus,
       defaultJobs: 1000,
       layer: (preset, overrides) =>
-        SlurmExecutor.layer({
-          pipeline,
-          preset,
-          overrides,
-          config: options.config,
-          settings,
-          gpusPerNode: gpus,
-          jobCommand
-        }).pipe(
-          Layer.provide(SlurmClient.Default)
-        )
+        Layer.unwrapEffect(Effect.map(jobCommand, (command) =>
+          SlurmExecutor.layer({
+            pipeline,
+            preset,
+            overrides,
+            config: options.config,
+            settings,
+            gpusPerNode: gpus,
+            jobCommand: command
+          }).pipe(Layer.provide(SlurmClient.Default))))
     } satisfies ChosenExecutor
   }).pipe(Effect.provide(SlurmClient.Default))

@@ -5,8 +5,11 @@
  */
 import { Context, Effect, Layer } from "effect"
 import type { StageFailed, WorkerFailed } from "../domain/Errors.ts"
-import type { ExecutionRow } from "../lineage/Lineage.ts"
+import type { Reporter } from "../engine/Reporter.ts"
+import type { ExecutionRow, Lineage } from "../lineage/Lineage.ts"
 import type { ResolvedStage } from "../Pipeline.ts"
+import { cancelOrphanedJobs } from "../slurm/Orphans.ts"
+import { SlurmClient } from "../slurm/SlurmClient.ts"
 import type { ExecutorInfo, StageContext } from "../Stage.ts"
 
 export interface ExecutionRequest {
@@ -35,12 +38,19 @@ export interface ExecutorShape {
 export class Executor extends Context.Tag("flame-pipe/Executor")<Executor, ExecutorShape>() {
   /** Stage bodies run in this process; their child workers are this machine's processes. */
   static readonly local = (info: ExecutorInfo = { gpus: 0 }) =>
-    Layer.succeed(Executor, {
-      name: "local",
-      info,
-      localSlots: true,
-      // Orphaned local workers are killed by their recorded pid in the engine itself.
-      recover: () => Effect.void,
-      execute: ({ ctx, stage }) => stage.definition.run(ctx)
-    })
+    Layer.effect(
+      Executor,
+      Effect.map(Effect.context<Lineage | Reporter>(), (context) => ({
+        name: "local" as const,
+        info,
+        localSlots: true,
+        // Orphaned local workers are killed by their recorded pid in the engine; jobs a killed run left
+        // on a cluster are cancelled before this run reuses their staging directories.
+        recover: (abandoned) =>
+          abandoned.some((e) => e.executor === "slurm") ?
+            cancelOrphanedJobs(abandoned).pipe(Effect.provide(context), Effect.provide(SlurmClient.Default)) :
+            Effect.void,
+        execute: ({ ctx, stage }) => stage.definition.run(ctx)
+      }))
+    )
 }

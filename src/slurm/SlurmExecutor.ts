@@ -36,6 +36,7 @@ import { newCursor, readEvents } from "./Events.ts"
 import { makeJobRecords } from "./JobRecords.ts"
 import type { BatchJob } from "./JobScript.ts"
 import { batchScript } from "./JobScript.ts"
+import { cancelOrphanedJobs } from "./Orphans.ts"
 import type { JobInfo } from "./Output.ts"
 import { settingsForStage } from "./Settings.ts"
 import { SlurmClient } from "./SlurmClient.ts"
@@ -501,21 +502,9 @@ const make = (invocation: SlurmInvocation) =>
         }
       })
 
+    const context = yield* Effect.context<Lineage | Reporter | SlurmClient>()
     const recover = (abandoned: ReadonlyArray<{ readonly id: string; readonly executor: string }>) =>
-      Effect.gen(function*() {
-        const ids = abandoned.filter((e) => e.executor === "slurm").map((e) => e.id)
-        const jobs = yield* records.unfinished(ids)
-        if (jobs.length === 0) return
-        yield* client.cancel(jobs.map((j) => j.jobId))
-        for (const job of jobs) {
-          yield* records.update(job.executionId, job.jobId, {
-            state: "CANCELLED",
-            reason: "the run that submitted it was killed",
-            endedAt: Date.now()
-          })
-        }
-        reporter.info(`slurm: cancelled ${jobs.length} job(s) left behind by a run that was killed`)
-      }).pipe(Effect.catchAll((error) => warnOnce(`cleaning up after a killed run: ${error.message}`)))
+      Effect.provide(cancelOrphanedJobs(abandoned), context)
 
     return Executor.of({
       name: "slurm",

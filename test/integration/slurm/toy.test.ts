@@ -136,4 +136,25 @@ describeSlurm("toy pipeline on Slurm", () => {
       state: "CANCELLED"
     })
   })
+
+  it("jobs left by a killed run are cancelled by the next run, which then redoes their stages", async () => {
+    const ws = tempWorkspace("fp-slurm-killed-")
+    const args = ["run", "toy", "--workspace", ws, ...slurm, "--set", "sum.sleepMs=300"]
+    const child = execa(process.execPath, [bin, ...args], { cwd: root, reject: false })
+    const sum = await waitFor(async () => {
+      const job = slurmJobsSoFar(ws).find((j) => j.stage === "sum")
+      return job && (await queueStates()).get(job.jobId) === "RUNNING" ? job : undefined
+    }, "the sum job to run")
+    child.kill("SIGKILL")
+    await child
+    expect((await queueStates()).get(sum.jobId)).toBe("RUNNING")
+    const rerun = await runJson(["toy", "--workspace", ws, ...slurm, "--set", "sum.sleepMs=0"])
+    expect(rerun.result.stderr).toContain("slurm: cancelled 1 job(s) left behind by a run that was killed")
+    expect(rerun.summary?.status).toBe("succeeded")
+    expect(slurmJobs(ws).find((j) => j.jobId === sum.jobId)).toMatchObject({
+      state: "CANCELLED",
+      executionStatus: "interrupted"
+    })
+    await waitFor(async () => (await queueStates()).get(sum.jobId) === "CANCELLED", "the orphaned job to end")
+  })
 })
