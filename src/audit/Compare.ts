@@ -43,7 +43,9 @@ const within = (a: number | null, b: number | null, bound: number): { ok: boolea
   if (a === null || b === null) return { ok: a === b, difference: null }
   if (Number.isNaN(a) || Number.isNaN(b)) return { ok: Number.isNaN(a) && Number.isNaN(b), difference: null }
   const difference = Math.abs(a - b)
-  return { ok: difference <= bound, difference }
+  // Inclusive, up to the rounding of the subtraction itself (0.52 - 0.5 is a hair above 0.02).
+  const slack = 4 * Number.EPSILON * Math.max(1, Math.abs(a), Math.abs(b))
+  return { ok: difference <= bound + slack, difference }
 }
 
 /** One comparison per result number each metric name matches; a name that matches nothing fails. */

@@ -173,10 +173,12 @@ export const planCollection = (
     b.bytes - a.bytes
   )
   units.sort((a, b) => b.bytes - a.bytes || (a.path < b.path ? -1 : 1))
+  markOnly.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : a.id < b.id ? -1 : 1))
   return { units, markOnly, kept: { artifacts: keptPaths.length, bytes: keptBytes, reasons } }
 }
 
-interface Journal {
+/** What a gc in progress records before it moves anything (`.gc/<id>/journal.json`). */
+export interface Journal {
   readonly id: string
   readonly createdAt: number
   readonly units: ReadonlyArray<
@@ -185,7 +187,7 @@ interface Journal {
   readonly markOnly: ReadonlyArray<string>
 }
 
-const gcRoot = (ws: WorkspacePaths) => path.join(ws.root, ".gc")
+export const gcRoot = (ws: WorkspacePaths) => path.join(ws.root, ".gc")
 
 const writeAtomically = (file: string, content: string) => {
   const tmp = `${file}.tmp`
