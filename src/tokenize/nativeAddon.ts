@@ -1,12 +1,13 @@
 /**
  * The native encoder (native/tokenizer: C++ through Node-API), built by `npm install` into
- * native/tokenizer/build/flame_tokenizer.node. When it is missing, fails to load or was built for
- * another interface version, the TypeScript encoder is used instead (same ids, slower);
- * FLAME_TOKENIZER=js forces that. Loaded by absolute path from the project root, so the sources,
- * the bundled CLI and worker threads all find the same file.
+ * native/tokenizer/build/flame_tokenizer.node. When it is missing, fails to load, was built for
+ * another interface version or is older than its sources, the TypeScript encoder is used instead
+ * (same ids, slower); FLAME_TOKENIZER=js forces that. Loaded by absolute path from the project
+ * root, so the sources, the bundled CLI and worker threads all find the same file.
  */
 import * as fs from "node:fs"
 import { createRequire } from "node:module"
+import * as path from "node:path"
 import { fromRoot } from "../ProjectRoot.ts"
 
 /** Must equal kApiVersion in native/tokenizer/src/addon.cpp. */
@@ -64,12 +65,33 @@ export type NativeAddonStatus =
   | { readonly _tag: "Loaded"; readonly addon: NativeTokenizerAddon; readonly path: string }
   | { readonly _tag: "Unavailable"; readonly reason: string }
 
+/** The newest modification time of the addon's sources, or 0 where they are not around. */
+const newestSource = (): number => {
+  const dir = fromRoot("native", "tokenizer")
+  try {
+    const files = [
+      path.join(dir, "Makefile"),
+      ...fs.readdirSync(path.join(dir, "src")).map((f) => path.join(dir, "src", f))
+    ]
+    return Math.max(...files.map((f) => fs.statSync(f).mtimeMs))
+  } catch {
+    return 0
+  }
+}
+
 const load = (): NativeAddonStatus => {
   if (process.env.FLAME_TOKENIZER === "js") return { _tag: "Unavailable", reason: "FLAME_TOKENIZER=js" }
   if (!fs.existsSync(nativeAddonPath)) {
     return {
       _tag: "Unavailable",
       reason: `${nativeAddonPath} is not built (npm run build:tokenizer; see native/tokenizer/README.md)`
+    }
+  }
+  // An addon older than its sources may encode differently from them: not worth the risk.
+  if (fs.statSync(nativeAddonPath).mtimeMs < newestSource()) {
+    return {
+      _tag: "Unavailable",
+      reason: `${nativeAddonPath} is older than its sources (rebuild with npm run build:tokenizer)`
     }
   }
   let addon: NativeTokenizerAddon

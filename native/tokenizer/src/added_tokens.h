@@ -5,11 +5,33 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <string>
 #include <utility>
 #include <vector>
 
 namespace flametok {
+
+// The first i >= from with s[i] == a and s[i + 1] == b, or n.
+inline size_t find_pair(const uint8_t* s, size_t i, size_t n, uint8_t a, uint8_t b) {
+#if defined(__SSE2__)
+  const __m128i va = _mm_set1_epi8(char(a));
+  const __m128i vb = _mm_set1_epi8(char(b));
+  while (i + 17 <= n) {
+    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i));
+    const __m128i y = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i + 1));
+    const int mask = _mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(x, va), _mm_cmpeq_epi8(y, vb)));
+    if (mask != 0) return i + size_t(__builtin_ctz(unsigned(mask)));
+    i += 16;
+  }
+#endif
+  for (; i + 1 < n; i++) {
+    if (s[i] == a && s[i + 1] == b) return i;
+  }
+  return n;
+}
 
 class AddedTokens {
  public:
@@ -33,9 +55,14 @@ class AddedTokens {
     first_byte_[first] = true;
     if (content.size() == 1) {
       one_byte_[first] = true;
+      one_byte_tokens_ = true;
     } else {
       const unsigned pair = (unsigned(first) << 8) | static_cast<unsigned char>(content[1]);
-      pairs_[pair >> 6] |= uint64_t(1) << (pair & 63);
+      if ((pairs_[pair >> 6] >> (pair & 63) & 1) == 0) {
+        pairs_[pair >> 6] |= uint64_t(1) << (pair & 63);
+        distinct_pairs_++;
+        last_pair_ = pair;
+      }
     }
     firsts_ = 0;
     for (int b = 0; b < 256; b++) {
@@ -51,7 +78,11 @@ class AddedTokens {
   // The next match in s[from, n): its start, length and id; false when there is none.
   bool next(const uint8_t* s, size_t from, size_t n, size_t& start, size_t& length, uint32_t& id) const {
     for (size_t i = from; i < n; i++) {
-      if (firsts_ == 1) {
+      if (!one_byte_tokens_ && distinct_pairs_ == 1) {
+        // All tokens start with the same two bytes ("<|" of special tokens, "  " of space runs).
+        i = find_pair(s, i, n, uint8_t(last_pair_ >> 8), uint8_t(last_pair_));
+        if (i == n) return false;
+      } else if (firsts_ == 1) {
         // One first byte (the usual "<" of special tokens, or " " of space runs): memchr finds it.
         const void* hit = std::memchr(s + i, single_first_, n - i);
         if (hit == nullptr) return false;
@@ -104,6 +135,9 @@ class AddedTokens {
   uint64_t pairs_[65536 / 64];   // some token starts with these two bytes
   int firsts_ = 0;               // distinct first bytes
   int single_first_ = 0;         // the first byte, when there is only one
+  bool one_byte_tokens_ = false;
+  int distinct_pairs_ = 0;       // distinct first two bytes of the longer tokens
+  unsigned last_pair_ = 0;       // the first two bytes, when they are the same for all
 };
 
 }  // namespace flametok

@@ -4,14 +4,11 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { describe, expect, it } from "vitest"
 import { makeRng } from "../../../scripts/corpus/prng.ts"
-import { nativeAddonPath } from "../../../src/tokenize/nativeAddon.ts"
 import { loadTokenizer } from "../../../src/tokenize/Tokenizer.ts"
 import { tokenizeShard } from "../../../src/tokenize/tokenizeShard.ts"
 import type { OnBadLine } from "../../../src/tokenize/tokenizeShard.ts"
 import { adversarialDocuments } from "./adversarial.ts"
 import { FIXTURE, loadFixture, NATIVE_REQUIRED, nativeStatus } from "./implementations.ts"
-
-const ROOT = path.join(import.meta.dirname, "..", "..", "..")
 
 describe("the native encoder", () => {
   it.runIf(NATIVE_REQUIRED)(
@@ -22,16 +19,6 @@ describe("the native encoder", () => {
       expect(tokenizer.implementation).toBe("native")
     }
   )
-
-  it.runIf(nativeStatus._tag === "Loaded")("is not older than its sources (else: npm run build:tokenizer)", () => {
-    const built = fs.statSync(nativeAddonPath).mtimeMs
-    const dir = path.join(ROOT, "native", "tokenizer")
-    const sources = [
-      path.join(dir, "Makefile"),
-      ...fs.readdirSync(path.join(dir, "src")).map((f) => path.join(dir, "src", f))
-    ]
-    expect(sources.filter((f) => fs.statSync(f).mtimeMs > built)).toEqual([])
-  })
 })
 
 const tokenizers = { js: loadFixture("js"), native: nativeStatus._tag === "Loaded" ? loadFixture("native") : undefined }
