@@ -307,10 +307,18 @@ const sortFindings = (findings: ReadonlyArray<Finding>): ReadonlyArray<Finding> 
     severityOrder[a.severity] - severityOrder[b.severity] || (a.stage < b.stage ? -1 : a.stage > b.stage ? 1 : 0)
   )
 
-/** The latest recorded audit of a pipeline (for the HTML report); none when there is none or it does not decode. */
-export const latestAudit = (pipeline: string) =>
+/** The latest recorded audit of a pipeline and preset (for the HTML report); none when it was never audited. */
+export const latestAudit = (pipeline: string, preset: string) =>
   Effect.map(Lineage, (lineage) => {
-    const row = lineage.db.select({ report: schema.audits.report }).from(schema.audits)
-      .where(eq(schema.audits.pipeline, pipeline)).orderBy(desc(schema.audits.startedAt)).limit(1).get()
-    return row === undefined ? Option.none() : Schema.decodeUnknownOption(AuditReport)(row.report)
+    const rows = lineage.db.select({ report: schema.audits.report }).from(schema.audits)
+      .where(eq(schema.audits.pipeline, pipeline)).orderBy(desc(schema.audits.startedAt)).limit(50).all()
+    for (const row of rows) {
+      const decoded = Schema.decodeUnknownOption(AuditReport)(row.report)
+      if (
+        Option.isSome(decoded) && decoded.value.target.kind === "pipeline" && decoded.value.target.preset === preset
+      ) {
+        return decoded
+      }
+    }
+    return Option.none<AuditReport>()
   })

@@ -6,11 +6,14 @@ import { Args, Command, Options } from "@effect/cli"
 import { Console, Effect, Layer, Option } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import { latestAudit } from "../audit/Audit.ts"
+import { auditSection } from "../audit/reportSection.ts"
 import { detectGpus } from "../engine/Environment.ts"
 import { Lineage } from "../lineage/Lineage.ts"
 import { resolve } from "../Pipeline.ts"
 import { renderHtml, writeReport } from "../report/html.ts"
 import { pipelineReport } from "../report/pipelineReport.ts"
+import { withSections } from "../report/sections/index.ts"
 import { ArtifactStore } from "../store/ArtifactStore.ts"
 import { ContentHasher } from "../store/ContentHasher.ts"
 import { Workspace } from "../workspace/Workspace.ts"
@@ -70,10 +73,12 @@ export const reportCommand = Command.make(
         config: entries(args.config),
         executor: { gpus }
       })
-      const report = yield* pipelineReport(pipeline, {
-        currentOnly: args.currentOnly,
-        ...(Option.isSome(args.title) ? { title: args.title.value } : {})
-      }).pipe(Effect.provide(reportLayer(args.workspace)))
+      const report = yield* Effect.flatMap(latestAudit(pipeline.name, pipeline.preset), (audit) =>
+        pipelineReport(pipeline, {
+          currentOnly: args.currentOnly,
+          sections: withSections([auditSection(Option.getOrUndefined(audit))]),
+          ...(Option.isSome(args.title) ? { title: args.title.value } : {})
+        })).pipe(Effect.provide(reportLayer(args.workspace)))
       const html = renderHtml(report)
       const file = Option.getOrElse(
         args.output,
@@ -92,7 +97,9 @@ export const reportCommand = Command.make(
         file: path.resolve(file),
         bytes: Buffer.byteLength(html),
         executions: report.data.records.length,
-        stale: report.data.records.filter((r) => r.stale !== undefined).length,
+        stale: report.data.records.filter((r) =>
+          r.stale !== undefined
+        ).length,
         missing: report.data.missing.length,
         sections: report.sections.map((s) => ({ id: s.id, figures: s.figures.length, tables: s.tables.length }))
       }
