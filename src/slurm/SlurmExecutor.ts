@@ -15,7 +15,7 @@
  *   maxResubmits), as the same execution.
  * - Interruption (Ctrl-C) cancels the run's jobs with scancel and waits until Slurm reports them gone.
  */
-import { Deferred, Duration, Effect, Either, FiberId, Layer, Queue, RateLimiter, Schema } from "effect"
+import { Cause, Deferred, Duration, Effect, Either, FiberId, Layer, Queue, RateLimiter, Schema } from "effect"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -252,7 +252,18 @@ const make = (invocation: SlurmInvocation) =>
           if (group && group.length < settings.arrayMax) group.push(p)
           else groups.set(group ? `${key}#${crypto.randomUUID()}` : key, [p])
         }
-        for (const group of groups.values()) yield* limiter(submitGroup(group))
+        for (const group of groups.values()) {
+          // Whatever goes wrong with one submission fails its stages, never the submitter.
+          yield* limiter(submitGroup(group)).pipe(
+            Effect.catchAllCause((cause) =>
+              Effect.forEach(group, (p) =>
+                p.current ? Effect.void : Deferred.fail(
+                  p.tracked,
+                  new StageFailed({ stage: p.request.stage.id, reason: `submission failed: ${Cause.pretty(cause)}` })
+                ), { discard: true })
+            )
+          )
+        }
       })
     )
 
@@ -433,7 +444,11 @@ const make = (invocation: SlurmInvocation) =>
     const poller = Effect.forever(
       Effect.zipRight(
         Effect.sleep(Duration.seconds(settings.poll)),
-        pollOnce.pipe(Effect.catchAll((error) => warnOnce(`following jobs: ${error.message}`)))
+        pollOnce.pipe(
+          Effect.catchAllCause((cause) =>
+            warnOnce(`following jobs: ${Cause.isFailType(cause) ? cause.error.message : Cause.pretty(cause)}`)
+          )
+        )
       )
     )
 
