@@ -137,10 +137,20 @@ class ShardProcessor {
     this.bytesIn += chunk.length
     let data = chunk
     if (this.carry !== undefined) {
-      data = new Uint8Array(this.carry.length + chunk.length)
-      data.set(this.carry)
-      data.set(chunk, this.carry.length)
+      // Only the line that straddles the chunks is joined; the rest is read where it lies.
+      const first = chunk.indexOf(NEWLINE)
+      const head = first < 0 ? chunk : chunk.subarray(0, first + 1)
+      const joined = new Uint8Array(this.carry.length + head.length)
+      joined.set(this.carry)
+      joined.set(head, this.carry.length)
       this.carry = undefined
+      if (first < 0) {
+        this.carry = joined
+        return undefined
+      }
+      const error = this.block(joined)
+      if (error !== undefined) return error
+      data = chunk.subarray(first + 1)
     }
     const last = data.lastIndexOf(NEWLINE)
     if (last < 0) {

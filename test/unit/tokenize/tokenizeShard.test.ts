@@ -5,8 +5,10 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { Tokenizer } from "tokenizers"
 import { describe, expect, it } from "vitest"
+import { corpusShardJsonl } from "../../../scripts/make-corpus.ts"
 import { readIndexedDataset } from "../../../src/data/IndexedDataset.ts"
 import type { BadInputError } from "../../../src/tokenize/errors.ts"
+import { TokenBuffer } from "../../../src/tokenize/TokenBuffer.ts"
 import type { ByteLevelBpe } from "../../../src/tokenize/Tokenizer.ts"
 import { tokenizeShard, type TokenizeShardOptions } from "../../../src/tokenize/tokenizeShard.ts"
 import { adversarialDocuments } from "./adversarial.ts"
@@ -94,6 +96,33 @@ describe.each(IMPLEMENTATIONS)("tokenizeShard (%s encoder)", (implementation) =>
       for (const o of outputs) expect(o.equals(outputs[0] as Buffer)).toBe(true)
     }
   )
+
+  it("reads lines across read chunks, one longer than a chunk, as the documents they are", async () => {
+    const dir = tmp()
+    const input = path.join(dir, "big.jsonl")
+    const texts = [0, 1, 2, 3].flatMap((i) =>
+      corpusShardJsonl(i).trimEnd().split("\n").map((l) => JSON.parse(l).text as string)
+    )
+    // About 11 MB: three 4 MiB reads, lines straddling their ends, one 6 MB line spanning two.
+    const docs = [...texts, ...texts.slice(0, 1000), [...texts, ...texts].join(" "), ...texts, ...texts.slice(0, 400)]
+    fs.writeFileSync(input, docs.map((d) => line(d)).join("\n") + "\n")
+    expect(fs.statSync(input).size).toBeGreaterThan(2 * (1 << 22))
+    const stats = Either.getOrThrow(await run(input, path.join(dir, "o")))
+    expect(stats.documents).toBe(docs.length)
+    const ds = await Effect.runPromise(readIndexedDataset(path.join(dir, "o")))
+    const expected = new TokenBuffer(1 << 20)
+    for (const d of docs) {
+      const before = expected.length
+      tokenizer.encodeInto(d, expected)
+      if (expected.length > before) expected.push(tokenizer.eodId)
+    }
+    expect(ds.tokens.length).toBe(expected.length)
+    expect(
+      Buffer.from(ds.tokens.buffer, ds.tokens.byteOffset, ds.tokens.byteLength).equals(
+        Buffer.from(Uint16Array.from(expected.ids.subarray(0, expected.length)).buffer)
+      )
+    ).toBe(true)
+  })
 
   it("tolerates CRLF, a last line without newline, extra fields and Python's NaN", async () => {
     const dir = tmp()
