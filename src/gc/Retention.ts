@@ -13,8 +13,9 @@
  */
 import { Effect, Either } from "effect"
 import { walkPipeline } from "../audit/PipelineState.ts"
-import { resolveRecordedRun } from "../audit/RecordedRun.ts"
+import { parseRunArgv, resolveRecordedRun } from "../audit/RecordedRun.ts"
 import type { Records } from "../audit/Records.ts"
+import { isModulePath } from "../cli/PipelineRegistry.ts"
 import type { ExecutionRow, RunRow } from "../lineage/Lineage.ts"
 
 export interface Roots {
@@ -75,16 +76,27 @@ export const findRoots = (records: Records, options: { readonly lockHeld: boolea
       const before = latest.endedAt ?? Date.now()
       const stageIdsOfGroup = new Set<string>()
       for (const run of runs) for (const e of ofRun(run.id)) stageIdsOfGroup.add(e.stageId)
-      const keepAllOf = (stageId: string, why: string) => {
+      /** Keeps every execution of a stage up to the run; says whether there was any. */
+      const keepAllOf = (stageId: string, why: string): boolean => {
+        let any = false
         for (const e of records.executionsByStage.get(stageId) ?? []) {
-          if (e.status === "succeeded" && e.startedAt <= before) keep(e.id, `${label}: kept whole, ${why}`)
+          if (e.status === "succeeded" && e.startedAt <= before) {
+            keep(e.id, `${label}: kept whole, ${why}`)
+            any = true
+          }
         }
+        return any
       }
       const pipeline = yield* Effect.either(resolveRecordedRun(latest, records))
       if (Either.isLeft(pipeline)) {
+        const module = parseRunArgv(latest.argv, latest.pipeline).pipeline
+        // The bundled CLI imports only the project's own pipelines; a module is loaded from the sources.
+        const hint = isModulePath(module)
+          ? `; a pipeline module loads when gc runs from the sources: FLAME_PIPE_FROM_SOURCES=1 flame-pipe gc ...`
+          : ""
         warnings.push(
           `${label}: cannot resolve its pipeline now (${pipeline.left.message}); every execution of its ` +
-            `${stageIdsOfGroup.size} stages is kept`
+            `${stageIdsOfGroup.size} stages is kept${hint}`
         )
         for (const stageId of stageIdsOfGroup) keepAllOf(stageId, "its pipeline cannot be resolved")
         continue
@@ -94,9 +106,9 @@ export const findRoots = (records: Records, options: { readonly lockHeld: boolea
       for (const state of states) {
         if (state._tag === "Resolved") {
           keep(state.execution.id, label)
-        } else {
+        } else if (keepAllOf(state.stage.id, `stage ${state.stage.id} could not be matched (${state.reason})`)) {
+          // A stage added to the pipeline since has nothing recorded and needs no warning.
           unmatched++
-          keepAllOf(state.stage.id, `stage ${state.stage.id} could not be matched (${state.reason})`)
         }
       }
       if (unmatched > 0) {
