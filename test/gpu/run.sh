@@ -7,6 +7,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 jobs="${JOBS:-$(nproc)}"
+# libcublas: the worker searches the usual places itself; also ask this python's site-packages
+# (the nvidia-cublas wheel that PyTorch installs) so an unusual layout is found too.
+if [ -z "${FLAME_CUBLAS:-}" ]; then
+  found="$(python3 -c 'import glob, os, sys
+for p in sys.path:
+    for pat in ("nvidia/cu13/lib/libcublas.so.13", "nvidia/cublas/lib/libcublas.so.1[23]"):
+        for f in sorted(glob.glob(os.path.join(p, pat))):
+            print(f); sys.exit()' 2>/dev/null || true)"
+  if [ -n "$found" ]; then export FLAME_CUBLAS="$found"; echo "FLAME_CUBLAS=$found"; fi
+fi
 echo "== build (make -C kernels all cuda, $jobs jobs)"
 make -C kernels -j"$jobs" all cuda
 if command -v nvidia-smi >/dev/null; then nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true; fi
