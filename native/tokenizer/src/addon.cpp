@@ -189,9 +189,19 @@ napi_value create_encoder(napi_env env, napi_callback_info info) {
     auto owned = std::make_unique<Instance>(std::move(config));
     napi_value external;
     Status{env} << napi_create_external(
-        env, owned.get(), [](napi_env, void* data, void*) { delete static_cast<Instance*>(data); }, nullptr,
-        &external);
-    owned.release();
+        env, owned.get(),
+        [](napi_env env, void* data, void*) {
+          auto* self = static_cast<Instance*>(data);
+          int64_t remaining;
+          napi_adjust_external_memory(env, -int64_t(self->encoder.memory_bytes()), &remaining);
+          delete self;
+        },
+        nullptr, &external);
+    Instance* self = owned.release();
+    // The encoder's tables (about 10 MB) are invisible to V8 unless it is told: without this,
+    // garbage encoders would be collected too late.
+    int64_t total;
+    Status{env} << napi_adjust_external_memory(env, int64_t(self->encoder.memory_bytes()), &total);
     Status{env} << napi_type_tag_object(env, external, &kEncoderTag);
     return external;
   });

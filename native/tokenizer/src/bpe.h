@@ -29,6 +29,8 @@ class MergeTable {
     }
   }
 
+  size_t memory_bytes() const { return entries_.size() * sizeof(Entry); }
+
  private:
   struct Entry {
     uint64_t key;

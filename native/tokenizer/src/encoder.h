@@ -51,6 +51,9 @@ class Encoder {
  public:
   explicit Encoder(EncoderConfig config);
 
+  // Memory held by the encoder's tables, roughly.
+  size_t memory_bytes() const { return PieceCache::kBytes + config_.classes.size() + merges_.memory_bytes(); }
+
   // Whether the tokenizer's normalizers leave `s[0, n)` (valid UTF-8) unchanged.
   bool normalization_is_identity(const uint8_t* s, size_t n) const;
 

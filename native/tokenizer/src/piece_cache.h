@@ -74,6 +74,8 @@ class PieceCache {
  public:
   static constexpr size_t kMaxKey = 24;
   static constexpr size_t kMaxIds = 8;
+  static constexpr size_t kSlots = size_t(1) << 17;
+  static constexpr size_t kBytes = kSlots * sizeof(PieceSlot);  // 8 MiB
 
   // The table sits in huge pages where the kernel offers them: random probes over 8 MiB would
   // otherwise miss the TLB about as often as the data cache.
@@ -127,8 +129,6 @@ class PieceCache {
   }
 
  private:
-  static constexpr size_t kSlots = size_t(1) << 17;
-  static constexpr size_t kBytes = kSlots * sizeof(PieceSlot);  // 8 MiB
   static size_t home(uint64_t h) { return size_t(h >> 40) & (kSlots - 1); }
   PieceSlot* slots_ = nullptr;
   size_t entries_ = 0;
