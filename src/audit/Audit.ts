@@ -204,6 +204,20 @@ export const audit = (options: AuditOptions) =>
     const integrity = yield* checkIntegrity(artifacts, records, { root: ws.root, quick: options.quick })
 
     const findings: Array<Finding> = [...scope.findings, ...integrity.findings]
+    // Rows no execution produced cannot be traced at all, whatever the scope (only a hand edit makes them).
+    for (const artifact of records.artifacts.values()) {
+      if (records.executions.has(artifact.executionId)) continue
+      findings.push({
+        check: "lineage",
+        severity: "fail",
+        code: "producer-missing",
+        stage: "(unknown stage)",
+        execution: artifact.executionId,
+        artifact: { id: artifact.id, name: artifact.name, path: artifact.path },
+        message: `artifact ${artifact.path} names execution ${artifact.executionId}, which is not recorded`,
+        files: []
+      })
+    }
     for (const execution of scope.executions) {
       const stage = scope.stages.get(execution.stageId)
       findings.push(...checkExecution(execution, records, stage))
