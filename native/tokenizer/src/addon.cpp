@@ -6,6 +6,7 @@
 #include <node_api.h>
 
 #include <cstring>
+#include <exception>
 #include <memory>
 #include <string>
 #include <utility>
@@ -140,6 +141,8 @@ napi_value guarded(napi_env env, F&& body) {
     napi_throw_type_error(env, nullptr, e.message.c_str());
   } catch (const std::bad_alloc&) {
     napi_throw_error(env, nullptr, "native tokenizer: out of memory");
+  } catch (const std::exception& e) {
+    napi_throw_error(env, nullptr, (std::string("native tokenizer: ") + e.what()).c_str());
   }
   return nullptr;
 }
