@@ -32,7 +32,7 @@ import { mergeDatasetStage, shardName, tokenizeShardStage } from "../stages/toke
 import { checkpointName, train } from "../stages/train.ts"
 import { listShards, tokenizerVocabSize } from "./scaling-suite.ts"
 
-interface Paths {
+export interface Paths {
   readonly corpus: string
   readonly tokenizer: string
 }
@@ -51,7 +51,7 @@ const runsFor = (preset: string, paths: Paths): ReadonlyArray<AblationRun> =>
     : publishedAblationRuns()
 
 /** The suite's data and worker stages, with the same ids and params so that a shared workspace shares them. */
-const dataAndWorker = (paths: Paths): Array<StageNode> => {
+export const dataAndWorker = (paths: Paths): Array<StageNode> => {
   const shards = listShards(paths.corpus)
   return [
     node(source, { id: "source/kernels/src", params: { path: fromRoot("kernels", "src"), kind: "dir", name: "src" } }),
