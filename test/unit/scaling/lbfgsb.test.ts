@@ -28,10 +28,13 @@ interface ScipyResult {
   readonly message: string
 }
 
-const scipyStatus: Record<string, string> = {
-  "CONVERGENCE: NORM OF PROJECTED GRADIENT <= PGTOL": "converged: projected gradient <= pgtol",
-  "CONVERGENCE: RELATIVE REDUCTION OF F <= FACTR*EPSMCH": "converged: relative reduction of f <= factr * eps"
-}
+/** scipy's message for our status (older scipy spells them with underscores: REL_REDUCTION_OF_F_<=_FACTR*EPSMCH). */
+const scipyStatus = (message: string): string =>
+  /PROJ/.test(message)
+    ? "converged: projected gradient <= pgtol"
+    : /REL/.test(message)
+    ? "converged: relative reduction of f <= factr * eps"
+    : message
 
 const scipy = (problems: ReadonlyArray<Problem>): Array<ScipyResult> =>
   JSON.parse(execFileSync("python3", [oracle], { input: JSON.stringify(problems), encoding: "utf8" }))
@@ -111,7 +114,7 @@ describe("L-BFGS-B against scipy.optimize.minimize(method='L-BFGS-B')", () => {
       const want = reference[i]!
       expect(r.iterations, want.message).toBe(want.nit)
       expect(r.evaluations).toBe(want.nfev)
-      expect(r.status).toBe(scipyStatus[want.message])
+      expect(r.status).toBe(scipyStatus(want.message))
       r.x.forEach((v, k) =>
         expect(Math.abs(v - want.x[k]!), `x[${k}]`).toBeLessThanOrEqual(1e-7 * Math.max(1, Math.abs(v)))
       )
