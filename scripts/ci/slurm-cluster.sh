@@ -1,25 +1,31 @@
 #!/usr/bin/env bash
-# A one-node Slurm cluster on this machine, for the Slurm executor's integration tests.
+# A Slurm cluster on this machine, for the Slurm executor's integration tests.
 #
-#   scripts/ci/slurm-cluster.sh start    # install-free: needs Debian's slurmctld slurmd slurm-client munge
+#   scripts/ci/slurm-cluster.sh start    # needs Debian's slurmctld slurmd slurm-client munge
 #   scripts/ci/slurm-cluster.sh stop
 #   scripts/ci/slurm-cluster.sh status
 #
-# The node is declared with the machine's CPUs and memory and placeholder GPUs, so `--gres=gpu:N` is
-# scheduled (and CUDA_VISIBLE_DEVICES set) without GPUs being present. Slurm 22.05's slurmd drops a
-# gpu gres that has no File=, so each placeholder is a character device aliasing /dev/null. Accounting is disabled
-# (accounting_storage/none, so sacct does not work): the executor must follow jobs without it.
-# Runs as root (slurmd must); munged runs as user munge.
+# The tests' node is `hostname -s`, declared with the machine's CPUs and memory and placeholder GPUs,
+# alone in the default partition `ci`: a one-node cluster. So that a multi-node job (srun across
+# nodes, a torchrun rendezvous on the first) can be tested too, a second slurmd runs on the same
+# machine as node `<host>-b` (one CPU, one GPU, sharing the machine's cores); partition `pair` holds
+# both nodes and is used only by jobs that ask for it.
+#
+# Placeholder GPUs get `--gres=gpu:N` scheduled (and CUDA_VISIBLE_DEVICES set) with no GPU present.
+# Slurm 22.05's slurmd drops a gpu gres without File=, so each placeholder is a character device
+# aliasing /dev/null. Accounting is disabled (accounting_storage/none, so sacct does not work): the
+# executor must follow jobs without it. Runs as root (slurmd must); munged runs as user munge.
 set -euo pipefail
 
 GPUS="${FLAME_SLURM_GPUS:-2}"
-PARTITION="${FLAME_SLURM_PARTITION:-ci}"
 CONF_DIR=/etc/slurm
 STATE_DIR=/var/lib/slurm/slurmctld
 SPOOL_DIR=/var/lib/slurm/slurmd
 LOG_DIR=/var/log/slurm
 RUN_DIR=/run/slurm
 GPU_DIR="$RUN_DIR/placeholder-gpus"
+HOST="$(hostname -s)"
+SECOND="${HOST}-b"
 
 die() {
   echo "slurm-cluster: $*" >&2
@@ -45,17 +51,22 @@ start_munge() {
   die "munged did not start (see /var/log/munge/munged.log)"
 }
 
+placeholder_gpu() {
+  # A character device is what slurmd accepts; where mknod is not allowed, a plain file still
+  # registers the count (slurmd logs an error about it).
+  [ -e "$1" ] || mknod "$1" c 1 3 2>/dev/null || touch "$1"
+}
+
 write_config() {
-  local host cpus mem_mb
-  host="$(hostname -s)"
+  local cpus mem_mb
   cpus="$(nproc)"
   # Leave the OS some headroom; jobs ask for memory, so the node must declare it.
   mem_mb=$(($(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 * 9 / 10))
-  install -d "$CONF_DIR" "$STATE_DIR" "$SPOOL_DIR" "$LOG_DIR" "$RUN_DIR"
+  install -d "$CONF_DIR" "$STATE_DIR" "$SPOOL_DIR/$HOST" "$SPOOL_DIR/$SECOND" "$LOG_DIR" "$RUN_DIR" "$GPU_DIR"
   cat >"$CONF_DIR/slurm.conf" <<EOF
-# Written by scripts/ci/slurm-cluster.sh: a one-node test cluster.
+# Written by scripts/ci/slurm-cluster.sh: a test cluster on one machine.
 ClusterName=flamepipe
-SlurmctldHost=${host}
+SlurmctldHost=${HOST}
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
@@ -74,13 +85,13 @@ SelectTypeParameters=CR_Core_Memory
 SlurmdParameters=config_overrides
 ReturnToService=2
 StateSaveLocation=${STATE_DIR}
-SlurmdSpoolDir=${SPOOL_DIR}
+# %n: each slurmd of this machine (one per node name) keeps its own spool, pid and log.
+SlurmdSpoolDir=${SPOOL_DIR}/%n
 SlurmctldPidFile=${RUN_DIR}/slurmctld.pid
-SlurmdPidFile=${RUN_DIR}/slurmd.pid
+SlurmdPidFile=${RUN_DIR}/slurmd-%n.pid
 SlurmctldLogFile=${LOG_DIR}/slurmctld.log
-SlurmdLogFile=${LOG_DIR}/slurmd.log
+SlurmdLogFile=${LOG_DIR}/slurmd-%n.log
 SlurmctldPort=6817
-SlurmdPort=6818
 # Finished jobs stay visible to scontrol for 10 minutes: the executor's fallback when sacct is off.
 MinJobAge=600
 KillWait=10
@@ -88,35 +99,40 @@ InactiveLimit=0
 Waittime=0
 JobRequeue=1
 GresTypes=gpu
-NodeName=${host} CPUs=${cpus} RealMemory=${mem_mb} Gres=gpu:${GPUS} State=UNKNOWN
-PartitionName=${PARTITION} Nodes=${host} Default=YES MaxTime=INFINITE State=UP
+NodeName=${HOST} NodeHostname=${HOST} Port=6818 CPUs=${cpus} RealMemory=${mem_mb} Gres=gpu:${GPUS} State=UNKNOWN
+NodeName=${SECOND} NodeHostname=${HOST} NodeAddr=127.0.0.1 Port=6819 CPUs=1 RealMemory=$((mem_mb / 4)) Gres=gpu:1 State=UNKNOWN
+PartitionName=ci Nodes=${HOST} Default=YES MaxTime=INFINITE State=UP
+PartitionName=pair Nodes=${HOST},${SECOND} MaxTime=INFINITE State=UP
 EOF
-  install -d "$GPU_DIR"
-  for i in $(seq 0 $((GPUS - 1))); do
-    # A character device is what slurmd accepts; where mknod is not allowed, a plain file still
-    # registers the count (slurmd logs an error about it).
-    [ -e "$GPU_DIR/gpu$i" ] || mknod "$GPU_DIR/gpu$i" c 1 3 2>/dev/null || touch "$GPU_DIR/gpu$i"
-  done
+  for i in $(seq 0 "$GPUS"); do placeholder_gpu "$GPU_DIR/gpu$i"; done
   cat >"$CONF_DIR/gres.conf" <<EOF
 # Placeholder GPUs: scheduled like real ones, no hardware behind them.
-NodeName=${host} Name=gpu File=${GPU_DIR}/gpu[0-$((GPUS - 1))]
+NodeName=${HOST} Name=gpu File=${GPU_DIR}/gpu[0-$((GPUS - 1))]
+NodeName=${SECOND} Name=gpu File=${GPU_DIR}/gpu${GPUS}
 EOF
 }
 
 wait_idle() {
-  local host state
-  host="$(hostname -s)"
-  for _ in $(seq 1 120); do
-    state="$(sinfo -h -n "$host" -o %t 2>/dev/null || true)"
-    case "$state" in
-      idle* | mix* | alloc*) return ;;
-      down* | drain*) scontrol update NodeName="$host" State=RESUME >/dev/null 2>&1 || true ;;
-    esac
-    sleep 0.5
+  local state
+  for node in "$HOST" "$SECOND"; do
+    for i in $(seq 1 120); do
+      state="$(sinfo -h -N -n "$node" -o %t 2>/dev/null | head -1 || true)"
+      case "$state" in
+        idle* | mix* | alloc*) break ;;
+        down* | drain*) scontrol update NodeName="$node" State=RESUME >/dev/null 2>&1 || true ;;
+      esac
+      if [ "$i" -eq 120 ]; then
+        sinfo >&2 || true
+        tail -n 30 "$LOG_DIR/slurmctld.log" "$LOG_DIR/slurmd-$node.log" >&2 || true
+        die "node ${node} did not become idle"
+      fi
+      sleep 0.5
+    done
   done
-  sinfo >&2 || true
-  tail -n 30 "$LOG_DIR/slurmctld.log" "$LOG_DIR/slurmd.log" >&2 || true
-  die "node ${host} did not become idle"
+}
+
+slurmd_running() {
+  [ -f "$RUN_DIR/slurmd-$1.pid" ] && kill -0 "$(cat "$RUN_DIR/slurmd-$1.pid")" 2>/dev/null
 }
 
 start() {
@@ -125,14 +141,14 @@ start() {
   write_config
   # Daemons left by an earlier start read the config again.
   if pgrep -x slurmctld >/dev/null; then scontrol reconfigure; else slurmctld; fi
-  if ! pgrep -x slurmd >/dev/null; then slurmd; fi
+  for node in "$HOST" "$SECOND"; do slurmd_running "$node" || slurmd -N "$node"; done
   wait_idle
   sinfo
 }
 
 stop() {
-  for daemon in slurmd slurmctld; do
-    if [ -f "$RUN_DIR/$daemon.pid" ]; then kill "$(cat "$RUN_DIR/$daemon.pid")" 2>/dev/null || true; fi
+  for pidfile in "$RUN_DIR"/slurmd-*.pid "$RUN_DIR/slurmctld.pid"; do
+    if [ -f "$pidfile" ]; then kill "$(cat "$pidfile")" 2>/dev/null || true; fi
   done
 }
 

@@ -68,6 +68,8 @@ interface Tracked {
   readonly cursor: EventsCursor
   state: string
   running: boolean
+  /** Whether the stage started (a `start` event) since Slurm last requeued the job. */
+  startedSinceRequeue: boolean
   restarts: number
   result: { readonly value: unknown } | undefined
   failure: unknown
@@ -210,6 +212,7 @@ const make = (invocation: SlurmInvocation) =>
             cursor: newCursor(),
             state: "PENDING",
             running: false,
+            startedSinceRequeue: false,
             restarts: 0,
             result: undefined,
             failure: undefined,
@@ -288,6 +291,7 @@ const make = (invocation: SlurmInvocation) =>
               // A new attempt: what an earlier one reported no longer stands.
               t.result = undefined
               t.failure = undefined
+              t.startedSinceRequeue = true
               if (event.attempt > t.restarts) {
                 t.restarts = event.attempt
                 yield* update(t, { restarts: t.restarts })
@@ -343,6 +347,10 @@ const make = (invocation: SlurmInvocation) =>
         if (t.failure !== undefined && !lostStates.has(info.state)) {
           return yield* Deferred.succeed(t.done, { _tag: "Failed", error: decodeFailure(stage.id, t.failure) })
         }
+        // A requeued job that failed before its stage started again did not fail the stage: the node
+        // refused to relaunch it (e.g. while the killed attempt was still being cleaned up).
+        const lost = lostStates.has(info.state) ||
+          (t.restarts > 0 && !t.startedSinceRequeue && !t.cancelling && info.state === "FAILED")
         const slurmLines = lastLines(t.slurmOutput, 5)
         const how = info.state === "UNKNOWN" ?
           "is no longer known to Slurm (and sacct is not available) and reported no result" :
@@ -358,9 +366,7 @@ const make = (invocation: SlurmInvocation) =>
         })
         yield* Deferred.succeed(
           t.done,
-          lostStates.has(info.state)
-            ? { _tag: "Lost", jobId: t.jobId, state: info.state, error }
-            : { _tag: "Failed", error }
+          lost ? { _tag: "Lost", jobId: t.jobId, state: info.state, error } : { _tag: "Failed", error }
         )
       })
 
@@ -383,6 +389,7 @@ const make = (invocation: SlurmInvocation) =>
         } else if (t.running && (info.state === "PENDING" || requeuedStates.has(info.state))) {
           // It ran and is back in the queue: Slurm requeued it. Same job id; nothing to submit.
           t.running = false
+          t.startedSinceRequeue = false
           const detail = yield* client.show(t.jobId).pipe(Effect.orElseSucceed(() => undefined))
           t.restarts = Math.max(t.restarts + 1, detail?.restarts ?? 0)
           yield* update(t, { state: info.state, reason: info.reason, restarts: t.restarts })

@@ -2,8 +2,8 @@
  * What the Slurm tests share: whether they run, the cluster check, the CLI arguments that select the
  * executor, and lineage queries.
  *
- * The tests run when FLAME_SLURM_TESTS=1, which .ci/run sets after starting the one-node cluster
- * (scripts/ci/slurm-cluster.sh). With it set and no cluster answering they fail, naming the problem;
+ * The tests run when FLAME_SLURM_TESTS=1, which .ci/run sets after starting the test cluster
+ * (scripts/ci/slurm-cluster.sh: one node in the default partition, a second one for multi-node jobs). With it set and no cluster answering they fail, naming the problem;
  * without it (a developer machine without Slurm) they are skipped.
  */
 import Database from "better-sqlite3"

@@ -130,9 +130,12 @@ describeSlurm("Megatron backend on Slurm (test doubles for torchrun and pretrain
       return tracker && fs.existsSync(tracker) && Number(fs.readFileSync(tracker, "utf8")) >= 10
     }, "the first checkpoint")
     await execa("scontrol", ["requeue", job.jobId])
-    // Slurm holds a requeued job back for a while; the test releases it at once.
+    // Slurm holds a requeued job back for a couple of minutes, so that the killed attempt is gone from
+    // its node before it starts again; the test releases it once that attempt has reported its end.
     await waitFor(async () => (await queueStates()).get(job.jobId) === "PENDING", "the job to be pending again")
-    await execa("scontrol", ["update", `JobId=${job.jobId}`, "StartTime=now"])
+    const events = path.join(ws, path.dirname(job.script), "task-0.events.jsonl")
+    await waitFor(() => fs.readFileSync(events, "utf8").includes(`"t":"interrupted"`), "the killed attempt to end")
+    await execa("scontrol", ["update", `JobId=${job.jobId}`, "StartTime=now+3"])
     const result = await child
     expect(result.exitCode, String(result.stderr).slice(-3000)).toBe(0)
     const summary = JSON.parse(String(result.stdout)) as { status: string; failed: number }
@@ -155,6 +158,50 @@ describeSlurm("Megatron backend on Slurm (test doubles for torchrun and pretrain
     expect(trainLog(ws)).toMatch(
       new RegExp(`successfully loaded checkpoint from \\S+ \\[ t 1/1, p 1/1 \\] at iteration ${trained.startIteration}`)
     )
+  })
+
+  it("a two-node job: srun starts one torchrun per node, their ranks meet on the job's first node", async () => {
+    // Partition `pair` holds the test node and a second slurmd on the same machine (scripts/ci/slurm-cluster.sh).
+    const { result, summary } = await runJson([
+      pipeline,
+      "--workspace",
+      ws,
+      ...slurm,
+      "--config",
+      "slurm.stage.train/*.partition=pair",
+      "--set",
+      "train/tiny.megatron.nodes=2",
+      "--set",
+      "train/tiny.megatron.gpusPerNode=1"
+    ])
+    expect(result.exitCode, result.stderr.slice(-3000)).toBe(0)
+    expect(summary?.executed).toBe(1)
+    const job = slurmJobs(ws).filter((j) => j.stage === "train/tiny").pop()!
+    expect(job.state).toBe("COMPLETED")
+    expect(job.nodeList?.split(",")).toHaveLength(2)
+    const script = fs.readFileSync(path.join(ws, job.script), "utf8")
+    for (const directive of ["--partition=pair", "--nodes=2", "--ntasks-per-node=1", "--gres=gpu:1", "--mem=1024M"]) {
+      expect(script).toContain(`#SBATCH ${directive}`)
+    }
+    const log = fs.readFileSync(
+      path.join(
+        ws,
+        "logs",
+        "train",
+        "tiny",
+        fs.readdirSync(path.join(ws, "logs", "train", "tiny")).find(
+          (f) => fs.readFileSync(path.join(ws, "logs", "train", "tiny", f), "utf8").includes("--nodes=2")
+        )!
+      ),
+      "utf8"
+    )
+    // The doubles check --nnodes, --node_rank and the rendezvous host against each node's SLURM_* variables.
+    const first = job.nodeList!.split(",")[0]!
+    expect(log).toMatch(new RegExp(`--rdzv-endpoint ${first}:\\d+`))
+    expect(log).toContain(`world size 2, master ${first}:`)
+    const final = path.join(ws, "artifacts", "train", "tiny")
+    const fp = fs.readdirSync(final).find((d) => fs.existsSync(path.join(final, d, "iter_0000030", "mp_rank_00_001")))
+    expect(fp).toBeDefined()
   })
 
   it("a job Slurm cannot place fails at submission with sbatch's reason", async () => {

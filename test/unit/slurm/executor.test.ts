@@ -300,6 +300,18 @@ describe("Slurm executor", () => {
     expect(cluster.submissions[1]!.script).toContain("task-0.json")
   })
 
+  it("submits again a requeued job that failed before its stage started again (the node refused to relaunch it)", async () => {
+    const { cluster, value } = await run(
+      [
+        () => [{ state: "RUNNING", events: [start] }, { state: "PENDING" }, { state: "FAILED", exitCode: 1 }],
+        () => [{ state: "RUNNING", events: [start, result({ count: 3 })] }, { state: "COMPLETED", exitCode: 0 }]
+      ],
+      ({ request }) => Effect.flatMap(request("generate"), execute)
+    )
+    expect(value).toEqual({ count: 3 })
+    expect(cluster.submissions).toHaveLength(2)
+  })
+
   it("gives up on a job preempted more often than maxResubmits allows", async () => {
     const preempted = () => [{ state: "RUNNING", events: [start] }, { state: "PREEMPTED" }]
     const { value } = await run(

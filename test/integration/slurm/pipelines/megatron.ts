@@ -61,6 +61,7 @@ export default Pipeline.define({
           nodes: 1,
           gpusPerNode: 2,
           expertParallel: 2,
+          memoryMb: 1024,
           logInterval: 1,
           tokenizerModel: fromRoot("fixtures", "tokenizer"),
           env: preset === "slow" ? { FAKE_PRETRAIN_ITER_MS: "150" } : {}
