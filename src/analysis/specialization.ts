@@ -22,14 +22,41 @@ export const accumulateSpecialization = (
   numExperts: number,
   vocabSize: number,
   routed: Uint32Array,
-  occurrences: Float64Array | undefined
+  occurrences: Uint32Array | undefined
 ): number => {
+  if (topK === 6 && numExperts === 64) {
+    return accumulateSpecialization6x64(ids, tokenIds, tokens, vocabSize, routed, occurrences)
+  }
   for (let t = 0, base = 0; t < tokens; t++, base += topK) {
     const token = tokenIds[t]!
     if (token >>> 0 >= vocabSize) return t
     if (occurrences !== undefined) occurrences[token]!++
     const row = token * numExperts
     for (let j = 0; j < topK; j++) routed[row + ids[base + j]!]!++
+  }
+  return -1
+}
+
+/** FLAME-MoE's top-6 of 64, unrolled. */
+const accumulateSpecialization6x64 = (
+  ids: Uint8Array,
+  tokenIds: Int32Array,
+  tokens: number,
+  vocabSize: number,
+  routed: Uint32Array,
+  occurrences: Uint32Array | undefined
+): number => {
+  for (let t = 0, base = 0; t < tokens; t++, base += 6) {
+    const token = tokenIds[t]!
+    if (token >>> 0 >= vocabSize) return t
+    if (occurrences !== undefined) occurrences[token]!++
+    const row = token << 6
+    routed[row + ids[base]!]!++
+    routed[row + ids[base + 1]!]!++
+    routed[row + ids[base + 2]!]!++
+    routed[row + ids[base + 3]!]!++
+    routed[row + ids[base + 4]!]!++
+    routed[row + ids[base + 5]!]!++
   }
   return -1
 }
@@ -77,7 +104,7 @@ export interface SpecializationInput {
 /** Summary of one layer's counts. */
 export const summarizeLayer = (
   layer: number,
-  counts: { readonly routed: Uint32Array; readonly occurrences: Float64Array },
+  counts: { readonly routed: Uint32Array; readonly occurrences: ArrayLike<number> },
   numExperts: number,
   vocabSize: number,
   minOccurrences: number,
@@ -122,7 +149,7 @@ export const expertSpecialization = (input: SpecializationInput): Specialization
     const chunk = Math.max(1, Math.min(input.chunkTokens ?? DEFAULT_CHUNK_TOKENS, h.numTokens))
     const ids = new Uint8Array(chunk * h.topK)
     const tokenIds = new Int32Array(chunk)
-    const occurrences = new Float64Array(V)
+    const occurrences = new Uint32Array(V)
     const routed = new Uint32Array(V * E)
     const perLayer: Array<SpecializationSummary["perLayer"][number]> = []
     let writer: SpecializationCountsWriter | undefined
@@ -193,7 +220,7 @@ export const expertSpecialization = (input: SpecializationInput): Specialization
     }
   })
 
-const presentTokens = (occurrences: Float64Array): Uint32Array => {
+const presentTokens = (occurrences: Uint32Array): Uint32Array => {
   const out: Array<number> = []
   for (let token = 0; token < occurrences.length; token++) if (occurrences[token]! > 0) out.push(token)
   return Uint32Array.from(out)

@@ -40,7 +40,7 @@ export class SpecializationCountsWriter {
     private readonly numExperts: number,
     vocabSize: number,
     private readonly tokenIds: Uint32Array,
-    occurrencesByToken: Float64Array
+    occurrencesByToken: ArrayLike<number>
   ) {
     this.tmp = `${file}.tmp-${process.pid}`
     this.fd = fs.openSync(this.tmp, "w")

@@ -1,0 +1,135 @@
+/**
+ * Routing analyses: the TypeScript typed-array loops (src/analysis) against a plain Python rendering of
+ * the same definitions (loops over tokens, routing_python.py) and a vectorised numpy one
+ * (routing_numpy.py), on the same synthetic traces, one core each (BLAS threads pinned to 1). Prints
+ * process CPU time per routed token (token x layer x trace read) and the ratios, in one run.
+ *
+ *   npx tsx bench/analysis/bench.ts [--tokens 4194304] [--layers 2] [--python-tokens 65536] [--repeat 3]
+ *
+ * Traces are written to bench/out/analysis/ (kept between runs for the same sizes).
+ */
+import { execFileSync } from "node:child_process"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { expertCoactivation } from "../../src/analysis/coactivation.ts"
+import { loadBalance } from "../../src/analysis/loadBalance.ts"
+import { routerSaturation } from "../../src/analysis/saturation.ts"
+import { expertSpecialization } from "../../src/analysis/specialization.ts"
+import { writeSyntheticTraces } from "./synthetic.ts"
+
+const arg = (name: string, fallback: number) => {
+  const i = process.argv.indexOf(`--${name}`)
+  return i >= 0 ? Number(process.argv[i + 1]) : fallback
+}
+const tokens = arg("tokens", 1 << 22)
+const layers = arg("layers", 2)
+const pythonTokens = Math.min(tokens, arg("python-tokens", 1 << 16))
+const repeat = arg("repeat", 3)
+const vocabSize = 50304
+const here = import.meta.dirname
+const out = path.join(here, "..", "out", "analysis")
+fs.mkdirSync(out, { recursive: true })
+const options = { numTokens: tokens, vocabSize, numExperts: 64, topK: 6, numLayers: layers, seqLength: 2048, seed: 1 }
+const tag = `${tokens}x${layers}`
+const final = path.join(out, `final-${tag}.bin`)
+const early = path.join(out, `early-${tag}.bin`)
+if (!fs.existsSync(final) || !fs.existsSync(early)) {
+  console.log(`writing synthetic traces: ${tokens} tokens x ${layers} layers, top-6 of 64 experts ...`)
+  writeSyntheticTraces(options, { final, earlier: [{ file: early, change: 0.4 }] })
+}
+
+/** Best process CPU seconds over `repeat` runs (the first also warms the JIT). */
+const cpu = (f: () => void): number => {
+  let best = Infinity
+  for (let i = 0; i < repeat; i++) {
+    const t0 = process.cpuUsage()
+    f()
+    const d = process.cpuUsage(t0)
+    best = Math.min(best, (d.user + d.system) / 1e6)
+  }
+  return best
+}
+
+const checkpoints = [{ step: 1, file: early }, { step: 2, file: final }]
+// Routed tokens each analysis processes: saturation and load balance read both traces, the others the final.
+const work = {
+  saturation: 2 * tokens * layers,
+  load: 2 * tokens * layers,
+  coactivation: tokens * layers,
+  specialization: tokens * layers
+}
+const ts = {
+  saturation: cpu(() => routerSaturation({ scale: "bench", checkpoints, ks: [6, 4, 2, 1] })),
+  load: cpu(() => loadBalance({ scale: "bench", checkpoints })),
+  coactivation: cpu(() => expertCoactivation({ scale: "bench", step: 2, file: final })),
+  specialization: cpu(() =>
+    expertSpecialization({
+      scale: "bench",
+      step: 2,
+      file: final,
+      vocabSize,
+      minOccurrences: 10,
+      topTokens: 10,
+      countsFile: path.join(out, "specialization.counts")
+    })
+  )
+}
+
+const singleThread = { ...process.env, OPENBLAS_NUM_THREADS: "1", OMP_NUM_THREADS: "1", MKL_NUM_THREADS: "1" }
+const numpy = JSON.parse(
+  execFileSync("python3", [
+    path.join(here, "routing_numpy.py"),
+    "--final",
+    final,
+    "--checkpoint",
+    early,
+    "--vocab",
+    String(vocabSize),
+    "--times",
+    "--summary-only"
+  ], { encoding: "utf8", env: singleThread, maxBuffer: 1 << 26 })
+) as { times: Record<keyof typeof work, number> }
+const plain = JSON.parse(
+  execFileSync("python3", [
+    path.join(here, "routing_python.py"),
+    "--final",
+    final,
+    "--checkpoint",
+    early,
+    "--tokens",
+    String(pythonTokens),
+    "--vocab",
+    String(vocabSize)
+  ], { encoding: "utf8", env: singleThread, cwd: here, maxBuffer: 1 << 26 })
+) as { tokens: number; times: Record<keyof typeof work, number> }
+
+const ns = (seconds: number, routed: number) => (seconds * 1e9) / routed
+const rows = (Object.keys(work) as Array<keyof typeof work>).map((name) => {
+  const t = ns(ts[name], work[name])
+  const v = ns(numpy.times[name], work[name])
+  const p = ns(plain.times[name], (work[name] / tokens) * plain.tokens)
+  return { name, t, v, p }
+})
+const pad = (s: string, n: number) => s.padStart(n)
+console.log(
+  `\nrouting analyses, ${tokens} tokens x ${layers} layers (top-6 of 64 experts, vocab ${vocabSize}); ` +
+    `plain Python on the first ${plain.tokens} tokens; CPU time per routed token, one core\n`
+)
+console.log(
+  `${"analysis".padEnd(16)}${pad("TS ns", 10)}${pad("plain Py ns", 14)}${pad("ratio", 9)}${pad("numpy ns", 11)}${
+    pad("ratio", 9)
+  }`
+)
+for (const r of rows) {
+  console.log(
+    `${r.name.padEnd(16)}${pad(r.t.toFixed(1), 10)}${pad(r.p.toFixed(0), 14)}${pad(`${(r.p / r.t).toFixed(0)}x`, 9)}${
+      pad(r.v.toFixed(1), 11)
+    }${pad(`${(r.v / r.t).toFixed(1)}x`, 9)}`
+  )
+}
+const total = (k: "t" | "v" | "p") => rows.reduce((s, r) => s + r[k], 0)
+console.log(
+  `${"all four".padEnd(16)}${pad(total("t").toFixed(1), 10)}${pad(total("p").toFixed(0), 14)}${
+    pad(`${(total("p") / total("t")).toFixed(0)}x`, 9)
+  }${pad(total("v").toFixed(1), 11)}${pad(`${(total("v") / total("t")).toFixed(1)}x`, 9)}`
+)
