@@ -128,19 +128,18 @@ export const routerSaturation = (input: SaturationInput): SaturationResult => {
     for (let start = 0; start < h.numTokens; start += chunk) {
       const n = Math.min(chunk, h.numTokens - start)
       finalReader.readTokens(start, n, finalTokens)
+      const finalBytes = new Uint8Array(finalTokens.buffer, 0, n * 4)
       for (const r of readers) {
         if (r === finalReader) continue
         r.readTokens(start, n, tokens)
-        for (let i = 0; i < n; i++) {
-          if (tokens[i] !== finalTokens[i]) {
-            throw new TraceMismatch({
-              file: r.header.file,
-              reference: h.file,
-              field: "tokens",
-              reason: `token ${start + i} is ${tokens[i]} vs ${finalTokens[i]} (traces of different text)`
-            })
-          }
-        }
+        if (Buffer.compare(new Uint8Array(tokens.buffer, 0, n * 4), finalBytes) === 0) continue
+        const i = tokens.findIndex((t, i) => i < n && t !== finalTokens[i])
+        throw new TraceMismatch({
+          file: r.header.file,
+          reference: h.file,
+          field: "tokens",
+          reason: `token ${start + i} is ${tokens[i]} vs ${finalTokens[i]} (traces of different text)`
+        })
       }
       for (let layer = 0; layer < h.numLayers; layer++) {
         finalReader.readExperts(layer, start, n, finalIds)

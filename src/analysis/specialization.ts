@@ -116,9 +116,11 @@ export const summarizeLayer = (
   let tokenMaxSum = 0
   for (let token = 0; token < vocabSize; token++) {
     const occ = counts.occurrences[token]!
+    // A token that never occurs has an all-zero row: most of the vocabulary, in a trace.
+    if (occ === 0) continue
     const row = token * numExperts
     for (let e = 0; e < numExperts; e++) slots[e]! += counts.routed[row + e]!
-    if (occ === 0 || occ < minOccurrences) continue
+    if (occ < minOccurrences) continue
     eligible++
     let tokenMax = 0
     for (let e = 0; e < numExperts; e++) {
@@ -126,7 +128,10 @@ export const summarizeLayer = (
       if (routed === 0) continue
       const score = routed / occ
       if (score > tokenMax) tokenMax = score
-      insertTop(tops[e]!, { token, routed, occurrences: occ, score }, topTokens)
+      const top = tops[e]!
+      // Most candidates lose to a full list's last entry: compare before building one.
+      if (top.length === topTokens && score < top[topTokens - 1]!.score) continue
+      insertTop(top, { token, routed, occurrences: occ, score }, topTokens)
     }
     tokenMaxSum += tokenMax
   }
