@@ -58,7 +58,7 @@ export const writeTrace = (
         for (const p of given) fs.writeSync(fd, bytes(p))
       } else {
         // Slots are in descending probability; a made-up 1/(j+2) for slot j keeps that true.
-        const step = Math.max(shape.topK, (1 << 20) - ((1 << 20) % shape.topK))
+        const step = Math.min(slots, Math.max(shape.topK, (1 << 20) - ((1 << 20) % shape.topK)))
         const block = Float32Array.from({ length: step }, (_, i) => 1 / ((i % shape.topK) + 2))
         for (let at = 0; at < slots; at += step) fs.writeSync(fd, bytes(block.subarray(0, Math.min(step, slots - at))))
       }
