@@ -66,6 +66,11 @@ export interface ReportData {
   readonly records: ReadonlyArray<StageRecord>
   /** Stages of the pipeline that have no current output to report on, and why. */
   readonly missing: ReadonlyArray<{ readonly stageId: string; readonly kind: string; readonly reason: string }>
+  /**
+   * Data a caller adds for its own section builders, by key (e.g. an audit's verdicts): builders only
+   * see ReportData, so what they need beyond the executions' records travels here.
+   */
+  readonly extras?: Readonly<Record<string, unknown>>
 }
 
 /** A figure: an ECharts option (JSON only: no functions) and the stages whose outputs it plots. */

@@ -22,6 +22,8 @@ export const pipelineReport = (
     readonly title?: string
     readonly sections?: ReadonlyArray<SectionBuilder>
     readonly currentOnly?: boolean
+    /** Passed to the section builders as ReportData.extras. */
+    readonly extras?: Readonly<Record<string, unknown>>
   } = {}
 ) =>
   Effect.gen(function*() {
@@ -67,6 +69,7 @@ export const pipelineReport = (
           generatedAt: new Date().toISOString(),
           workspace: ws.root,
           records,
+          ...(options.extras === undefined ? {} : { extras: options.extras }),
           missing: entries.filter((e) => !reported.has(e.stage)).map((e) => ({
             stageId: e.stage,
             kind: e.kind,

@@ -5,6 +5,20 @@
 
 export type Point = readonly [number, number | null]
 
+/** ECharts' default palette, for series that must share a colour (a budget's points and its curves). */
+export const palette = [
+  "#5470c6",
+  "#91cc75",
+  "#fac858",
+  "#ee6666",
+  "#73c0de",
+  "#3ba272",
+  "#fc8452",
+  "#9a60b4",
+  "#ea7ccc"
+]
+export const colorOf = (i: number): string => palette[i % palette.length]!
+
 /** At most `max` points of a curve, evenly strided, always keeping the last one. */
 export const downsample = (points: ReadonlyArray<Point>, max = 1500): Array<Point> => {
   if (points.length <= max) return [...points]
@@ -19,7 +33,7 @@ export const baseOption = (legend: boolean): Record<string, unknown> => ({
   animation: false,
   grid: { left: 70, right: 30, top: legend ? 60 : 30, bottom: 55, containLabel: false },
   tooltip: { trigger: "item", confine: true },
-  ...(legend ? { legend: { type: "scroll", top: 5 } } : {}),
+  ...(legend ? { legend: { type: "scroll", top: 5, left: 10, right: 110 } } : {}),
   toolbox: {
     feature: { saveAsImage: { title: "PNG" }, dataZoom: { title: { zoom: "zoom", back: "reset" } } },
     right: 10

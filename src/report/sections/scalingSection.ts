@@ -9,7 +9,7 @@ import { ReportError } from "../errors.ts"
 import type { Figure, SectionBuilder, Table } from "../model.ts"
 import { recordsOfKind } from "../model.ts"
 import type { Point } from "./chart.ts"
-import { baseOption, fmt, line, logAxis, scatter, valueAxis } from "./chart.ts"
+import { baseOption, colorOf, fmt, line, logAxis, scatter, valueAxis } from "./chart.ts"
 
 const decodeFit = Schema.decodeUnknownEither(ScalingFitResult)
 
@@ -41,7 +41,7 @@ export const scalingSection: SectionBuilder = {
         title: "Iso-FLOP curves",
         caption: "Observed validation loss against active parameters, one colour per budget; lines: L(N, C / 6N) " +
           "of the log-parameter fit (solid) and the raw-parameter fit (dashed) at each budget's compute; " +
-          "diamonds: the fits' compute-optimal N*(C).",
+          "diamonds (log fit) and triangles (raw fit): compute-optimal N*(C) at each budget.",
         sources,
         height: 460,
         option: {
@@ -49,27 +49,32 @@ export const scalingSection: SectionBuilder = {
           xAxis: logAxis("active parameters N"),
           yAxis: valueAxis("validation loss"),
           series: [
-            ...observed.map(({ budget, runs }) =>
-              scatter(`C ${budgetName(budget.flopsBudget)}`, runs.map((r): Point => [r.activeParams, r.loss]))
+            // A budget's points and its two curves share a name, hence one colour and one legend toggle.
+            ...observed.map(({ budget, runs }, i) =>
+              scatter(`C ${budgetName(budget.flopsBudget)}`, runs.map((r): Point => [r.activeParams, r.loss]), {
+                itemStyle: { color: colorOf(i) }
+              })
             ),
             ...fit.fits.flatMap((f) =>
               f.isoFlop.map((curve, i) =>
                 line(
-                  `${f.method} fit, C ${budgetName(fit.budgets[i]!.flopsBudget)}`,
+                  `C ${budgetName(fit.budgets[i]!.flopsBudget)}`,
                   curve.points.map((q): Point => [q.activeParams, q.loss]),
-                  { lineStyle: { type: f.method === "raw" ? "dashed" : "solid", width: 1.5 } }
+                  { lineStyle: { type: f.method === "raw" ? "dashed" : "solid", width: 1.5, color: colorOf(i) } }
                 )
               )
             ),
-            ...fit.fits.map((f) =>
-              scatter(
-                `N* (${f.method} fit)`,
-                f.computeOptimal.filter((o) => Number.isFinite(o.activeParams)).map((
-                  o
-                ): Point => [o.activeParams, o.loss]),
-                { symbol: "diamond", symbolSize: 12 }
+            ...fit.fits.map((f) => ({
+              name: `N* (${f.method} fit)`,
+              type: "scatter",
+              symbol: f.method === "raw" ? "triangle" : "diamond",
+              symbolSize: 13,
+              data: f.computeOptimal.flatMap((o, i) =>
+                Number.isFinite(o.activeParams)
+                  ? [{ value: [o.activeParams, o.loss], itemStyle: { color: colorOf(i) } }]
+                  : []
               )
-            )
+            }))
           ]
         }
       })
