@@ -18,7 +18,10 @@ import { StageFailed } from "../../src/domain/Errors.ts"
 import type { StageContext, StageNode } from "../../src/Stage.ts"
 import { define, node, ref } from "../../src/Stage.ts"
 
-const Steps = Schema.NonEmptyArray(Schema.Int.pipe(Schema.nonNegative()))
+/** Checkpoint steps in training order: the last one is the final checkpoint the others are compared with. */
+const Steps = Schema.NonEmptyArray(Schema.Int.pipe(Schema.nonNegative())).pipe(
+  Schema.filter((steps) => steps.every((s, i) => i === 0 || s > steps[i - 1]!) || "steps must be strictly increasing")
+)
 
 export const traceInputName = (step: number): string => `step${step}`
 
