@@ -6,7 +6,7 @@ import Database from "better-sqlite3"
 import { execa } from "execa"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { beforeAll, describe, expect, it } from "vitest"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import type { AuditReport } from "../../../src/domain/Audit.ts"
 import type { GcPlan } from "../../../src/domain/Gc.ts"
 import { bin, root, tempWorkspace } from "../../support/cli.ts"
@@ -75,6 +75,12 @@ describe("audit and gc on the tiny suite", () => {
     expect(first.exitCode, first.stderr.slice(-3000)).toBe(0)
     stages = (JSON.parse(first.stdout) as { stages: Array<unknown> }).stages.length
   }, 600_000)
+
+  // The workspace holds some 100 MB of checkpoints: leave nothing behind.
+  afterAll(() => {
+    fs.rmSync(ws, { recursive: true, force: true })
+    fs.rmSync(kernels, { recursive: true, force: true })
+  })
 
   it("audits clean, re-executing a seeded sample and a training stage bit for bit", async () => {
     // Seed 10 samples tokenization, an evaluation and a routing analysis (the unit tests cover the sampling).

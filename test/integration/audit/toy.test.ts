@@ -8,7 +8,7 @@ import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { beforeAll, describe, expect, it } from "vitest"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import type { GcPlan } from "../../../src/domain/Gc.ts"
 import { cli, runJson, tempWorkspace } from "../../support/cli.ts"
 
@@ -52,6 +52,8 @@ const writeLock = (pid: number) =>
   )
 
 describe("gc on the toy pipeline", () => {
+  afterAll(() => fs.rmSync(ws, { recursive: true, force: true }))
+
   beforeAll(async () => {
     for (const args of [toy, [...toy, "--set", "generate.count=50"], toy]) {
       const { result } = await runJson(args)
