@@ -136,6 +136,7 @@ describe("reports", () => {
     expect(result.stderr).toContain("nothing of this pipeline has run")
     expect(result.stderr).toContain("flame-pipe run ablation --preset tiny")
     expect(fs.existsSync(path.join(empty, "reports"))).toBe(false)
+    fs.rmSync(empty, { recursive: true, force: true })
   })
 
   it("a second run of the ablation executes nothing", async () => {
