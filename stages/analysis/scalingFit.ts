@@ -68,17 +68,7 @@ export const scalingFit = define({
         try: () => fs.writeFileSync(ctx.output("fit.json"), JSON.stringify(out, null, 2) + "\n"),
         catch: (e) => new StageFailed({ stage: ctx.stageId, reason: `cannot write fit.json: ${String(e)}` })
       })
-      for (const fit of out.fits) {
-        const q = fit.params
-        yield* ctx.log(
-          `${fit.method}: objective ${fit.objective.toExponential(4)}, E ${q.E.toPrecision(5)} A ${
-            q.A.toPrecision(5)
-          } ` +
-            `alpha ${q.alpha.toPrecision(4)} B ${q.B.toPrecision(5)} beta ${
-              q.beta.toPrecision(4)
-            } (from ${fit.startsTried} starts)`
-        )
-      }
+      for (const fit of out.fits) yield* ctx.log(describeFit(fit))
       return {
         runs: out.runs.length,
         objectives: Object.fromEntries(out.fits.map((f) => [f.method, f.objective])),
@@ -86,6 +76,14 @@ export const scalingFit = define({
       }
     })
 })
+
+const describeFit = (fit: FitSummary): string => {
+  const q = fit.params
+  const constants = [`E ${q.E.toPrecision(5)}`, `A ${q.A.toPrecision(5)}`, `alpha ${q.alpha.toPrecision(4)}`]
+    .concat([`B ${q.B.toPrecision(5)}`, `beta ${q.beta.toPrecision(4)}`])
+  return `${fit.method}: objective ${fit.objective.toExponential(4)}, ${constants.join(" ")} ` +
+    `(best of ${fit.startsTried} starts, ${fit.startsConverged} converged)`
+}
 
 /** The whole fit from the stage's params and its `point:<id>` inputs (val.json files). */
 export const fitAll = (
