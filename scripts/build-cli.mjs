@@ -26,7 +26,7 @@ const newestSource = () => {
 
 export const isStale = () => {
   try {
-    return fs.statSync(bundlePath).mtimeMs < newestSource()
+    return Math.min(fs.statSync(bundlePath).mtimeMs, fs.statSync(shardWorkerPath).mtimeMs) < newestSource()
   } catch {
     return true
   }
@@ -50,12 +50,21 @@ const pipelinesPlugin = {
   }
 }
 
+/** The tokenizer's worker-thread entry, bundled beside the CLI (src/tokenize/parallel.ts looks for it there). */
+export const shardWorkerPath = path.join(root, "dist", "shard-worker.mjs")
+
 export const buildCli = async () => {
   const esbuild = await import("esbuild")
-  const tmp = `${bundlePath}.${process.pid}.tmp`
   fs.mkdirSync(path.dirname(bundlePath), { recursive: true })
+  // The worker first: a CLI bundle never runs without the worker bundle it expects.
+  await bundle(esbuild, path.join(root, "src", "tokenize", "shardWorker.ts"), shardWorkerPath, [])
+  await bundle(esbuild, path.join(root, "src", "bin.bundled.ts"), bundlePath, [pipelinesPlugin])
+}
+
+const bundle = async (esbuild, entry, outfile, plugins) => {
+  const tmp = `${outfile}.${process.pid}.tmp`
   await esbuild.build({
-    entryPoints: [path.join(root, "src", "bin.bundled.ts")],
+    entryPoints: [entry],
     bundle: true,
     platform: "node",
     format: "esm",
@@ -68,12 +77,12 @@ export const buildCli = async () => {
       js:
         "import { createRequire as __flameRequire } from 'node:module'; const require = __flameRequire(import.meta.url);"
     },
-    plugins: [pipelinesPlugin],
+    plugins,
     logLevel: "error",
     legalComments: "none"
   })
   // Readers never see a half-written bundle.
-  fs.renameSync(tmp, bundlePath)
+  fs.renameSync(tmp, outfile)
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {

@@ -8,8 +8,8 @@ import * as path from "node:path"
 import { mergeIndexedDatasets } from "../src/data/IndexedDataset.ts"
 import { StageFailed } from "../src/domain/Errors.ts"
 import { define } from "../src/Stage.ts"
-import { loadTokenizer } from "../src/tokenize/Tokenizer.ts"
-import { megatronOutputPrefix, OnBadLine, ShardStats, tokenizeShard } from "../src/tokenize/tokenizeShard.ts"
+import { tokenizeOnWorker } from "../src/tokenize/parallel.ts"
+import { megatronOutputPrefix, OnBadLine, ShardStats } from "../src/tokenize/tokenizeShard.ts"
 
 /** Shard file name without its .jsonl[.zst|.zstd] suffix: `shard_00.jsonl.zstd` -> `shard_00`. */
 export const shardName = (file: string): string => path.basename(file).replace(/\.jsonl(\.zstd?|\.zst)?$/, "")
@@ -36,12 +36,11 @@ export const tokenizeShardStage = define({
   result: ShardStats,
   run: (ctx) =>
     Effect.gen(function*() {
-      const tokenizer = yield* loadTokenizer(ctx.inputs.tokenizer!).pipe(Effect.mapError(failed(ctx.stageId)))
       const dir = ctx.output("dataset")
       fs.mkdirSync(dir, { recursive: true })
-      const stats = yield* tokenizeShard({
+      // On a worker thread: the executor runs several shards' stages at once, each on its own core.
+      const { stats } = yield* tokenizeOnWorker({ tokenizerPath: ctx.inputs.tokenizer! }, {
         input: ctx.inputs.shard!,
-        tokenizer,
         outputPrefix: megatronOutputPrefix(path.join(dir, ctx.params.name), ctx.params.textKey),
         onBadLine: ctx.params.onBadLine,
         textKey: ctx.params.textKey

@@ -1,9 +1,10 @@
 /**
- * Tokenizes several shards at once on worker threads (tokenization is CPU-bound JavaScript, so
- * concurrent fibers on one thread would not overlap). Each worker loads the tokenizer once.
- * Stops at the first failing shard; shards already finished keep their (complete) outputs.
+ * Tokenizes shards on worker threads (tokenization is CPU-bound and synchronous, so concurrent
+ * fibers on one thread would not overlap). Each worker loads the tokenizer once and is reused.
+ * A failing shard stops the others; shards already finished keep their (complete) outputs.
  */
 import { Effect } from "effect"
+import * as fs from "node:fs"
 import { createRequire } from "node:module"
 import * as os from "node:os"
 import { pathToFileURL } from "node:url"
@@ -26,10 +27,7 @@ export interface ParallelOptions {
   readonly eodToken?: string
   /** Worker threads; defaults to the number of CPUs, at most one per job. */
   readonly concurrency?: number
-  /**
-   * The worker entry. Defaults to shardWorker.ts next to this module (run through tsx); a bundled
-   * build must point this at its own bundled copy of the worker.
-   */
+  /** The worker entry: by default the bundled dist/shard-worker.mjs beside the CLI bundle, else shardWorker.ts. */
   readonly workerModule?: URL
 }
 
@@ -95,55 +93,83 @@ const startWorker = (url: URL, setup: WorkerSetup): Worker => {
   return new Worker(bootstrap, { eval: true, workerData: setup })
 }
 
-const defaultWorker = (): URL => new URL("./shardWorker.ts", import.meta.url)
+/** The bundled CLI ships its own bundled worker beside it (dist/shard-worker.mjs); sources use shardWorker.ts. */
+const defaultWorker = (): URL => {
+  const bundled = new URL("./shard-worker.mjs", import.meta.url)
+  return fs.existsSync(bundled) ? bundled : new URL("./shardWorker.ts", import.meta.url)
+}
 
+/**
+ * Worker threads kept between shards, per tokenizer: the tokenizer is loaded once per thread, and a
+ * pipeline's tokenize stages (one per shard, run concurrently by the executor) each borrow a thread,
+ * so shards are tokenized on as many cores as the executor gives them. Idle threads do not keep the
+ * process alive.
+ */
+class ShardPool {
+  private readonly idle = new Map<string, Array<Worker>>()
+
+  run(setup: WorkerSetup, job: ShardJob, workerUrl: URL): Effect.Effect<ShardResult, ShardError> {
+    const key = JSON.stringify([workerUrl.href, setup.tokenizerPath, setup.eodToken ?? null])
+    return Effect.async<ShardResult, ShardError>((resume) => {
+      const worker = this.idle.get(key)?.pop() ?? startWorker(workerUrl, setup)
+      worker.ref()
+      let settled = false
+      const done = (effect: Effect.Effect<ShardResult, ShardError>, reusable: boolean) => {
+        if (settled) return
+        settled = true
+        worker.off("message", onMessage)
+        worker.off("error", onError)
+        if (reusable && (this.idle.get(key)?.length ?? 0) < os.availableParallelism()) {
+          worker.unref()
+          this.idle.set(key, [...(this.idle.get(key) ?? []), worker])
+        } else void worker.terminate()
+        resume(effect)
+      }
+      const onMessage = (reply: WorkerReply) => {
+        if ("stats" in reply) {
+          const { cpuSeconds, implementation, seconds, stats } = reply
+          return done(Effect.succeed({ job, stats, seconds, cpuSeconds, implementation }), true)
+        }
+        if ("error" in reply) {
+          return done(Effect.fail(reviveError(reply.error)), reply.error._tag !== "TokenizerLoadError")
+        }
+        done(Effect.die(new Error(`shard worker defect: ${reply.defect}`)), false)
+      }
+      const onError = (e: Error) => done(Effect.die(e), false)
+      worker.on("message", onMessage)
+      worker.on("error", onError)
+      worker.postMessage({ index: 0, job } satisfies WorkerRequest)
+      // Interrupted mid-shard: the thread goes (its partial output is in a staging area nobody promotes).
+      return Effect.sync(() => {
+        if (settled) return
+        settled = true
+        worker.off("message", onMessage)
+        worker.off("error", onError)
+        void worker.terminate()
+      })
+    })
+  }
+}
+
+const pool = new ShardPool()
+
+/** Tokenizes one shard on a pooled worker thread, off the caller's thread. */
+export const tokenizeOnWorker = (
+  options: { readonly tokenizerPath: string; readonly eodToken?: string; readonly workerModule?: URL },
+  job: ShardJob
+): Effect.Effect<ShardResult, ShardError> =>
+  pool.run(
+    options.eodToken === undefined
+      ? { tokenizerPath: options.tokenizerPath }
+      : { tokenizerPath: options.tokenizerPath, eodToken: options.eodToken },
+    job,
+    options.workerModule ?? defaultWorker()
+  )
+
+/** Several shards on up to `concurrency` threads; the first failure stops the rest. */
 export const tokenizeShardsInParallel = (
   options: ParallelOptions
 ): Effect.Effect<ReadonlyArray<ShardResult>, ShardError> =>
-  Effect.async<ReadonlyArray<ShardResult>, ShardError>((resume) => {
-    const jobs = options.jobs
-    if (jobs.length === 0) return resume(Effect.succeed([]))
-    const workerUrl = options.workerModule ?? defaultWorker()
-    const count = Math.max(1, Math.min(options.concurrency ?? os.availableParallelism(), jobs.length))
-    const setup: WorkerSetup = options.eodToken === undefined
-      ? { tokenizerPath: options.tokenizerPath }
-      : { tokenizerPath: options.tokenizerPath, eodToken: options.eodToken }
-    const results: Array<ShardResult | undefined> = new Array(jobs.length)
-    const workers: Array<Worker> = []
-    let next = 0
-    let remaining = jobs.length
-    let finished = false
-    const finish = (effect: Effect.Effect<ReadonlyArray<ShardResult>, ShardError>): void => {
-      if (finished) return
-      finished = true
-      for (const w of workers) void w.terminate()
-      resume(effect)
-    }
-    const feed = (w: Worker): void => {
-      if (next < jobs.length) {
-        const request: WorkerRequest = { index: next, job: jobs[next] as ShardJob }
-        next++
-        w.postMessage(request)
-      }
-    }
-    for (let i = 0; i < count; i++) {
-      const w = startWorker(workerUrl, setup)
-      workers.push(w)
-      w.on("message", (reply: WorkerReply) => {
-        if ("stats" in reply) {
-          const { cpuSeconds, implementation, seconds, stats } = reply
-          results[reply.index] = { job: jobs[reply.index] as ShardJob, stats, seconds, cpuSeconds, implementation }
-          if (--remaining === 0) return finish(Effect.succeed(results as Array<ShardResult>))
-          return feed(w)
-        }
-        if ("error" in reply) return finish(Effect.fail(reviveError(reply.error)))
-        finish(Effect.die(new Error(`shard worker defect: ${reply.defect}`)))
-      })
-      w.on("error", (e) => finish(Effect.die(e)))
-      feed(w)
-    }
-    return Effect.sync(() => {
-      finished = true
-      for (const w of workers) void w.terminate()
-    })
+  Effect.forEach(options.jobs, (job) => tokenizeOnWorker(options, job), {
+    concurrency: Math.max(1, Math.min(options.concurrency ?? os.availableParallelism(), options.jobs.length))
   })
