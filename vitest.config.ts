@@ -15,8 +15,8 @@ export default defineConfig({
         test: {
           name: "integration",
           include: ["test/integration/**/*.test.ts"],
-          testTimeout: 600_000,
-          hookTimeout: 600_000,
+          testTimeout: 1_200_000,
+          hookTimeout: 1_200_000,
           // The machines have two cores; integration tests spawn CPU-heavy workers.
           poolOptions: { forks: { singleFork: true } },
           pool: "forks"

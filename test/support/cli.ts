@@ -12,11 +12,17 @@ export const bin = path.join(root, "bin", "flame-pipe.js")
 
 export const tempWorkspace = (prefix = "fp-test-") => fs.mkdtempSync(path.join(os.tmpdir(), prefix))
 
+/**
+ * A whole suite run takes 2-3 minutes on an idle 2-core machine; the bound is a backstop against a
+ * hung CLI, not a benchmark, so it leaves room for a loaded machine.
+ */
+const CLI_TIMEOUT_MS = 900_000
+
 export const cli = (args: ReadonlyArray<string>, options: { readonly timeout?: number } = {}) =>
   execa(process.execPath, [bin, ...args], {
     cwd: root,
     reject: false,
-    timeout: options.timeout ?? 300_000,
+    timeout: options.timeout ?? CLI_TIMEOUT_MS,
     env: { FORCE_COLOR: "0", NO_COLOR: "1" }
   })
 
