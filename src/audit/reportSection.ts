@@ -1,18 +1,23 @@
 /**
- * The HTML report's audit section: the latest recorded audit of the pipeline (its verdict, what failed,
- * each re-execution and what it compared, and how the environment differs), or nothing when the
- * pipeline was never audited. Placed before the lineage section, which then lists its sources too.
+ * The HTML report's audit section: the latest recorded audit of the pipeline, passed in as
+ * ReportData.extras.audit (its verdict, what failed, each re-execution and what it compared, and how
+ * the environment differs), or nothing when the pipeline was never audited.
  */
+import { Option, Schema } from "effect"
 import { formatBytes } from "../cli/LineageView.ts"
-import type { AuditReport } from "../domain/Audit.ts"
+import { AuditReport } from "../domain/Audit.ts"
 import type { SectionBuilder, Table } from "../report/model.ts"
 
 const when = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z")
 const seconds = (ms: number | null) => (ms === null ? "-" : `${(ms / 1000).toFixed(1)} s`)
 
-export const auditSection = (audit: AuditReport | undefined): SectionBuilder => ({
+/** The key of ReportData.extras the audit travels under. */
+export const auditExtra = "audit"
+
+export const auditSection: SectionBuilder = {
   id: "audit",
-  build: () => {
+  build: (data) => {
+    const audit = Option.getOrUndefined(Schema.decodeUnknownOption(AuditReport)(data.extras?.[auditExtra]))
     if (audit === undefined) return undefined
     const s = audit.summary
     const verdict: Table = {
@@ -109,4 +114,4 @@ export const auditSection = (audit: AuditReport | undefined): SectionBuilder => 
       tables: [verdict, ...[findings, reexecutions, environment].filter((t) => t.rows.length > 0)]
     }
   }
-})
+}

@@ -7,7 +7,7 @@ import { Console, Effect, Layer, Option } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { latestAudit } from "../audit/Audit.ts"
-import { auditSection } from "../audit/reportSection.ts"
+import { auditExtra, auditSection } from "../audit/reportSection.ts"
 import { detectGpus } from "../engine/Environment.ts"
 import { Lineage } from "../lineage/Lineage.ts"
 import { resolve } from "../Pipeline.ts"
@@ -76,7 +76,8 @@ export const reportCommand = Command.make(
       const report = yield* Effect.flatMap(latestAudit(pipeline.name, pipeline.preset), (audit) =>
         pipelineReport(pipeline, {
           currentOnly: args.currentOnly,
-          sections: withSections([auditSection(Option.getOrUndefined(audit))]),
+          sections: withSections([auditSection]),
+          extras: Option.isSome(audit) ? { [auditExtra]: audit.value } : {},
           ...(Option.isSome(args.title) ? { title: args.title.value } : {})
         })).pipe(Effect.provide(reportLayer(args.workspace)))
       const html = renderHtml(report)

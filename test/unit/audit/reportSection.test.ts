@@ -67,11 +67,12 @@ const audit = (status: AuditReport["status"]): AuditReport => ({
 
 describe("the report's audit section", () => {
   it("is left out when the pipeline was never audited", () => {
-    expect(auditSection(undefined).build(data, [])).toBeUndefined()
+    expect(auditSection.build(data, [])).toBeUndefined()
+    expect(auditSection.build({ ...data, extras: { audit: { not: "an audit" } } }, [])).toBeUndefined()
   })
 
   it("shows the verdict, the failures, each re-execution and the environment differences", () => {
-    const section = auditSection(audit("failed")).build(data, [])!
+    const section = auditSection.build({ ...data, extras: { audit: audit("failed") } }, [])!
     expect(section.intro).toContain("FAILED with 1 failure")
     expect(section.tables.map((t) => t.id)).toEqual([
       "audit-summary",
