@@ -4,9 +4,12 @@
  * (routing_numpy.py), on the same synthetic traces, one core each (BLAS threads pinned to 1). Prints
  * process CPU time per routed token (token x layer x trace read) and the ratios, in one run.
  *
- *   npx tsx bench/analysis/bench.ts [--tokens 4194304] [--layers 2] [--python-tokens 65536] [--repeat 3]
+ *   npx tsx bench/analysis/bench.ts [--tokens 4194304] [--layers 2] [--python-tokens 32768] [--repeat 3] [--no-peers]
  *
- * Traces are written to bench/out/analysis/ (kept between runs for the same sizes).
+ * Traces are written to bench/out/analysis/ (kept between runs for the same sizes). --no-peers times the
+ * TypeScript side alone, for traces too large for the numpy rendering's whole-array temporaries (its
+ * co-activation one-hot matrix is tokens x 64 doubles); the peak RSS printed shows the chunked readers'
+ * memory does not grow with the trace.
  */
 import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
@@ -23,7 +26,8 @@ const arg = (name: string, fallback: number) => {
 }
 const tokens = arg("tokens", 1 << 22)
 const layers = arg("layers", 2)
-const pythonTokens = Math.min(tokens, arg("python-tokens", 1 << 16))
+const pythonTokens = Math.min(tokens, arg("python-tokens", 1 << 15))
+const peers = !process.argv.includes("--no-peers")
 const repeat = arg("repeat", 3)
 const vocabSize = 50304
 const here = import.meta.dirname
@@ -73,6 +77,22 @@ const ts = {
       countsFile: path.join(out, "specialization.counts")
     })
   )
+}
+
+const rssAfterTs = process.resourceUsage().maxRSS / 1024
+if (!peers) {
+  console.log(
+    `\nrouting analyses, ${tokens} tokens x ${layers} layers; CPU time per routed token, one core (TS only)\n`
+  )
+  for (const name of Object.keys(work) as Array<keyof typeof work>) {
+    console.log(
+      `${name.padEnd(16)}${((ts[name] * 1e9) / work[name]).toFixed(1).padStart(8)} ns  ${ts[name].toFixed(2)} s`
+    )
+  }
+  console.log(
+    `peak RSS ${rssAfterTs.toFixed(0)} MiB (traces: ${(2 * fs.statSync(final).size / 2 ** 30).toFixed(1)} GiB)`
+  )
+  process.exit(0)
 }
 
 const singleThread = { ...process.env, OPENBLAS_NUM_THREADS: "1", OMP_NUM_THREADS: "1", MKL_NUM_THREADS: "1" }
@@ -132,4 +152,7 @@ console.log(
   `${"all four".padEnd(16)}${pad(total("t").toFixed(1), 10)}${pad(total("p").toFixed(0), 14)}${
     pad(`${(total("p") / total("t")).toFixed(0)}x`, 9)
   }${pad(total("v").toFixed(1), 11)}${pad(`${(total("v") / total("t")).toFixed(1)}x`, 9)}`
+)
+console.log(
+  `TS peak RSS ${rssAfterTs.toFixed(0)} MiB (traces: ${(2 * fs.statSync(final).size / 2 ** 20).toFixed(0)} MiB)`
 )
