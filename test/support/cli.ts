@@ -6,11 +6,30 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
+import { afterAll, onTestFinished } from "vitest"
 
 export const root = fileURLToPath(new URL("../..", import.meta.url))
 export const bin = path.join(root, "bin", "flame-pipe.js")
 
-export const tempWorkspace = (prefix = "fp-test-") => fs.mkdtempSync(path.join(os.tmpdir(), prefix))
+/**
+ * A fresh workspace that is removed when the test (or, made outside a test, the file's tests) ends: a
+ * tiny-suite workspace holds several GB of checkpoints. FLAME_KEEP_TEST_WORKSPACES=1 keeps them; a
+ * failed test keeps its own.
+ */
+export const tempWorkspace = (prefix = "fp-test-") => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix))
+  if (process.env.FLAME_KEEP_TEST_WORKSPACES === "1") return dir
+  const remove = () => fs.rmSync(dir, { recursive: true, force: true })
+  try {
+    onTestFinished(({ task }) => {
+      if (task.result?.state !== "fail") remove()
+    })
+  } catch {
+    // Not inside a test: at collection time, so the file's (or describe block's) hooks apply.
+    afterAll(remove)
+  }
+  return dir
+}
 
 /**
  * A whole suite run takes 2-3 minutes on an idle 2-core machine; the bound is a backstop against a
