@@ -21,12 +21,12 @@ import * as Pipeline from "../src/Pipeline.ts"
 import { fromRoot } from "../src/ProjectRoot.ts"
 import type { AblationRun } from "../src/scaling/ablationRuns.ts"
 import { defaultTinyAblationOptions, publishedAblationRuns, tinyAblationRuns } from "../src/scaling/ablationRuns.ts"
-import type { StageNode } from "../src/Stage.ts"
+import type { ExecutorInfo, StageNode } from "../src/Stage.ts"
 import { node, ref } from "../src/Stage.ts"
 import { reportNode } from "../stages/analysis/report.ts"
 import { pointInputName, scalingFit } from "../stages/analysis/scalingFit.ts"
 import { validationLoss } from "../stages/analysis/validationLoss.ts"
-import { compileKernels } from "../stages/kernels.ts"
+import { compileKernels, workerOutput } from "../stages/kernels.ts"
 import { source } from "../stages/source.ts"
 import { mergeDatasetStage, shardName, tokenizeShardStage } from "../stages/tokenize.ts"
 import { checkpointName, train } from "../stages/train.ts"
@@ -51,7 +51,7 @@ const runsFor = (preset: string, paths: Paths): ReadonlyArray<AblationRun> =>
     : publishedAblationRuns()
 
 /** The suite's data and worker stages, with the same ids and params so that a shared workspace shares them. */
-export const dataAndWorker = (paths: Paths): Array<StageNode> => {
+export const dataAndWorker = (paths: Paths, executor: ExecutorInfo): Array<StageNode> => {
   const shards = listShards(paths.corpus)
   return [
     node(source, { id: "source/kernels/src", params: { path: fromRoot("kernels", "src"), kind: "dir", name: "src" } }),
@@ -59,6 +59,7 @@ export const dataAndWorker = (paths: Paths): Array<StageNode> => {
     node(source, { id: "source/tokenizer", params: { path: paths.tokenizer, name: "tokenizer.json" } }),
     node(compileKernels, {
       id: "compile-kernels",
+      params: { cuda: executor.gpus > 0 },
       inputs: { sources: ref("source/kernels/src", "src"), makefile: ref("source/kernels/Makefile", "Makefile") }
     }),
     ...shards.flatMap((file) => {
@@ -82,12 +83,16 @@ export const dataAndWorker = (paths: Paths): Array<StageNode> => {
 export const trainId = (run: AblationRun) => `ablation/train/${run.id}`
 export const valLossId = (run: AblationRun) => `ablation/val-loss/${run.id}`
 
-const build = (preset: string, config: Readonly<Record<string, string>>): ReadonlyArray<StageNode> => {
+const build = (
+  preset: string,
+  config: Readonly<Record<string, string>>,
+  executor: ExecutorInfo
+): ReadonlyArray<StageNode> => {
   const paths = pathsFor(preset, config)
   const tiny = preset === "tiny"
-  const nodes = dataAndWorker(paths)
+  const nodes = dataAndWorker(paths, executor)
   const dataset = ref("tokenize/merge", "dataset")
-  const worker = ref("compile-kernels", "flame-worker")
+  const worker = ref("compile-kernels", workerOutput(executor))
   const runs = runsFor(preset, paths)
   for (const run of runs) {
     const model = {
@@ -190,5 +195,5 @@ export default Pipeline.define({
         })
       }
     }),
-  build: ({ config, preset }) => build(preset, config)
+  build: ({ config, executor, preset }) => build(preset, config, executor)
 })

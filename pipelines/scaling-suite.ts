@@ -27,13 +27,13 @@ import type { TinyOptions } from "../src/flame/tinyPreset.ts"
 import { defaultTinyOptions, tinyScales } from "../src/flame/tinyPreset.ts"
 import * as Pipeline from "../src/Pipeline.ts"
 import { fromRoot } from "../src/ProjectRoot.ts"
-import type { StageNode } from "../src/Stage.ts"
+import type { ExecutorInfo, StageNode } from "../src/Stage.ts"
 import { node, ref } from "../src/Stage.ts"
 import { reportNode } from "../stages/analysis/report.ts"
 import { routingAnalysisNodes } from "../stages/analysis/routing.ts"
 import { evalRequests, evaluate } from "../stages/eval.ts"
 import type { ModelParams } from "../stages/flame/model.ts"
-import { compileKernels } from "../stages/kernels.ts"
+import { compileKernels, workerOutput } from "../stages/kernels.ts"
 import { source } from "../stages/source.ts"
 import { suiteTable } from "../stages/suiteTable.ts"
 import { mergeDatasetStage, shardName, tokenizeShardStage } from "../stages/tokenize.ts"
@@ -159,7 +159,11 @@ const pathsFor = (preset: string, config: Readonly<Record<string, string>>): Pat
     }
     : { corpus: config.corpus ?? "", tokenizer: config.tokenizer ?? "", tasks: config.tasks ?? "" }
 
-const build = (preset: string, config: Readonly<Record<string, string>>): ReadonlyArray<StageNode> => {
+const build = (
+  preset: string,
+  config: Readonly<Record<string, string>>,
+  executor: ExecutorInfo
+): ReadonlyArray<StageNode> => {
   const paths = pathsFor(preset, config)
   const shards = listShards(paths.corpus)
   const suite = preset === "tiny" ? tinySuite(paths.tokenizer) : fullSuite()
@@ -176,13 +180,14 @@ const build = (preset: string, config: Readonly<Record<string, string>>): Readon
     }),
     node(compileKernels, {
       id: "compile-kernels",
+      params: { cuda: executor.gpus > 0 },
       inputs: {
         sources: ref("source/kernels/src", "src"),
         makefile: ref("source/kernels/Makefile", "Makefile")
       }
     })
   ]
-  const worker = ref("compile-kernels", "flame-worker")
+  const worker = ref("compile-kernels", workerOutput(executor))
   shards.forEach((file) => {
     const name = shardName(file)
     nodes.push(
@@ -301,5 +306,5 @@ export default Pipeline.define({
         })
       }
     }),
-  build: ({ config, preset }) => build(preset, config)
+  build: ({ config, executor, preset }) => build(preset, config, executor)
 })

@@ -9,6 +9,7 @@ import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { StageFailed } from "../src/domain/Errors.ts"
+import type { ExecutorInfo } from "../src/Stage.ts"
 import { define } from "../src/Stage.ts"
 import { logTail } from "../src/worker/runWorker.ts"
 
@@ -23,16 +24,40 @@ export const compilerVersion = (compiler: string): string => {
   }
 }
 
+/** The worker binary GPU stages run: the CUDA build where the executor has GPUs (it runs the CPU backend too). */
+export const workerOutput = (executor: ExecutorInfo): "flame-worker" | "flame-worker-cuda" =>
+  executor.gpus > 0 ? "flame-worker-cuda" : "flame-worker"
+
+const nvccRelease = (nvcc: string): string => {
+  try {
+    const out = execFileSync(nvcc, ["--version"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] })
+    return out.split("\n").find((l) => l.includes("release"))?.trim() ?? out.trim()
+  } catch {
+    return "unavailable"
+  }
+}
+
 export const compileKernels = define({
   kind: "compile-kernels",
-  version: "1",
+  version: "2",
   params: Schema.Struct({
     compiler: Schema.optionalWith(Schema.String, { default: () => "g++" }),
     /** Filled in from `<compiler> --version` before fingerprinting: a compiler upgrade rebuilds. */
-    compilerVersion: Schema.optionalWith(Schema.String, { default: () => "" })
+    compilerVersion: Schema.optionalWith(Schema.String, { default: () => "" }),
+    /** Also build flame-worker-cuda (the worker with the CUDA backend linked in) with nvcc. */
+    cuda: Schema.optionalWith(Schema.Boolean, { default: () => false }),
+    nvcc: Schema.optionalWith(Schema.String, { default: () => "nvcc" }),
+    /** `nvcc --version`, settled like compilerVersion; empty when cuda is off. */
+    nvccVersion: Schema.optionalWith(Schema.String, { default: () => "" })
   }),
-  settle: (params) => ({ ...params, compilerVersion: compilerVersion(params.compiler) }),
-  outputs: () => ({ "flame-worker": "file" }),
+  settle: (params) => ({
+    ...params,
+    compilerVersion: compilerVersion(params.compiler),
+    // nvcc prints its banner first; the release line is the one that identifies it.
+    nvccVersion: params.cuda ? nvccRelease(params.nvcc) : ""
+  }),
+  outputs: (p): Record<string, "file"> =>
+    p.cuda ? { "flame-worker": "file", "flame-worker-cuda": "file" } : { "flame-worker": "file" },
   result: Schema.Struct({ bytes: Schema.Number }),
   resources: () => ({ cpus: 2 }),
   run: (ctx) =>
@@ -41,6 +66,13 @@ export const compileKernels = define({
         return yield* new StageFailed({
           stage: ctx.stageId,
           reason: `compiler '${ctx.params.compiler}' not found (Debian: apt-get install g++ make)`
+        })
+      }
+      if (ctx.params.cuda && ctx.params.nvccVersion === "unavailable") {
+        return yield* new StageFailed({
+          stage: ctx.stageId,
+          reason: `the CUDA backend needs nvcc ('${ctx.params.nvcc}' not found; install the CUDA toolkit or ` +
+            `set compile-kernels.nvcc=/path/to/nvcc)`
         })
       }
       const tree = path.join(ctx.workDir, "kernels")
@@ -53,8 +85,11 @@ export const compileKernels = define({
         },
         catch: (e) => new StageFailed({ stage: ctx.stageId, reason: `cannot lay out the sources: ${String(e)}` })
       })
+      const targets = ctx.params.cuda
+        ? ["build/flame-worker", "build/flame-worker-cuda", `NVCC=${ctx.params.nvcc}`]
+        : ["build/flame-worker"]
       const build = yield* Effect.promise(() =>
-        execa("make", ["-C", tree, `-j${ctx.cpus}`, `CXX=${ctx.params.compiler}`, "build/flame-worker"], {
+        execa("make", ["-C", tree, `-j${ctx.cpus}`, `CXX=${ctx.params.compiler}`, ...targets], {
           reject: false,
           stdio: ["ignore", { file: ctx.logPath, append: true }, { file: ctx.logPath, append: true }]
         })
@@ -65,12 +100,16 @@ export const compileKernels = define({
           reason: `make failed (exit ${build.exitCode}):\n${logTail(ctx.logPath, 15).join("\n")}`
         })
       }
-      const binary = ctx.output("flame-worker")
-      fs.copyFileSync(path.join(tree, "build", "flame-worker"), binary)
-      fs.chmodSync(binary, 0o755)
+      let bytes = 0
+      for (const name of Object.keys(compileKernels.outputs(ctx.params))) {
+        const binary = ctx.output(name)
+        fs.copyFileSync(path.join(tree, "build", name), binary)
+        fs.chmodSync(binary, 0o755)
+        bytes += fs.statSync(binary).size
+      }
       // Object files are not outputs; dropping them keeps the promoted artifact small.
       fs.rmSync(tree, { recursive: true, force: true })
-      return { bytes: fs.statSync(binary).size }
+      return { bytes }
     }),
   reproducibility: { _tag: "bitwise" }
 })

@@ -26,7 +26,7 @@ const paths = {
 }
 
 const build = (): ReadonlyArray<StageNode> => {
-  const nodes = dataAndWorker(paths)
+  const nodes = dataAndWorker(paths, { gpus: 0 })
   nodes.push(
     node(evalRequests, {
       id: "eval/requests",

@@ -77,6 +77,14 @@ describe("scaling-suite presets", () => {
       expect(ids(pipeline).filter((s) => s.startsWith(`trace/${scale}/`)), scale).toHaveLength(10)
     }
     expect(ids(pipeline)).toContain("eval/flame-moe-1.7b/11000")
+    // With GPUs the worker is built with its CUDA backend, and that binary is what GPU stages run.
+    const kernels = pipeline.byId.get("compile-kernels")!
+    expect(kernels.encodedParams.cuda).toBe(true)
+    expect(Object.keys(kernels.outputs).sort()).toEqual(["flame-worker", "flame-worker-cuda"])
+    expect(pipeline.byId.get("train/flame-moe-1.7b")!.inputs.worker).toEqual({
+      stage: "compile-kernels",
+      output: "flame-worker-cuda"
+    })
   })
 
   it("tiny: the same seven-scale graph on the CPU backend", () => {
@@ -89,6 +97,7 @@ describe("scaling-suite presets", () => {
     expect(shape(tiny.right)).toEqual(shape(full.right))
     const train = tiny.right.byId.get("train/flame-moe-38m-tiny")!.encodedParams as Record<string, unknown>
     expect(train.backend).toBe("cpu")
+    expect(Object.keys(tiny.right.byId.get("compile-kernels")!.outputs)).toEqual(["flame-worker"])
     expect(train.model).toMatchObject({ numExperts: 64, topK: 6 })
   })
 })
