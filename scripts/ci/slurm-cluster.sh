@@ -94,7 +94,8 @@ SlurmdLogFile=${LOG_DIR}/slurmd-%n.log
 SlurmctldPort=6817
 # Finished jobs stay visible to scontrol for 10 minutes: the executor's fallback when sacct is off.
 MinJobAge=600
-KillWait=10
+# SIGTERM to SIGKILL when a job is cancelled or requeued; the stages stop their workers within it.
+KillWait=5
 InactiveLimit=0
 Waittime=0
 JobRequeue=1

@@ -38,7 +38,9 @@ const chunks = <A>(items: ReadonlyArray<A>, size = CHUNK): Array<ReadonlyArray<A
 const exec = (file: string, args: ReadonlyArray<string>): Effect.Effect<CommandOutput, SlurmCommandFailed> =>
   Effect.tryPromise({
     try: async () => {
-      const result = await execa(file, [...args], { reject: false, timeout: 60_000, stdin: "ignore" })
+      // cleanup: false keeps execa from installing signal-exit's handlers, which re-raise a Ctrl-C that
+      // arrives while a command runs and so would kill the engine before it cancels its jobs.
+      const result = await execa(file, [...args], { reject: false, timeout: 60_000, stdin: "ignore", cleanup: false })
       if (result.failed && result.exitCode === undefined) {
         throw new Error(result.code === "ENOENT" ? `${file} not found (is Slurm installed here?)` : result.shortMessage)
       }
