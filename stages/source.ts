@@ -3,14 +3,19 @@
  * sources) brought into the store, so that everything downstream has lineage back to it. Its content
  * hash is part of the fingerprint: editing the original reruns what depends on it.
  *
- * Files are hard-linked when the workspace is on the same file system (multi-GB shards cost
- * nothing), copied otherwise.
+ * Small files (the kernel sources, a tokenizer) are copied — cloned where the file system can — so
+ * editing the original in place never changes what the store recorded. Large files (multi-GB corpus
+ * shards, which nobody edits in place) are hard-linked when the workspace is on the same file
+ * system, so importing them costs nothing; should one be edited anyway, the store sees its recorded
+ * hash no longer matches and the stage reruns.
  */
 import { Effect, Schema } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { StageFailed } from "../src/domain/Errors.ts"
 import { define } from "../src/Stage.ts"
+
+const LINK_AT_BYTES = 64 * 1024 * 1024
 
 const linkOrCopy = (from: string, to: string): number => {
   const st = fs.statSync(from)
@@ -20,11 +25,15 @@ const linkOrCopy = (from: string, to: string): number => {
     for (const entry of fs.readdirSync(from).sort()) files += linkOrCopy(path.join(from, entry), path.join(to, entry))
     return files
   }
-  try {
-    fs.linkSync(from, to)
-  } catch {
-    fs.copyFileSync(from, to)
+  if (st.size >= LINK_AT_BYTES) {
+    try {
+      fs.linkSync(from, to)
+      return 1
+    } catch {
+      // Another file system: copy.
+    }
   }
+  fs.copyFileSync(from, to, fs.constants.COPYFILE_FICLONE)
   return 1
 }
 
