@@ -106,10 +106,11 @@ describeSlurm("toy pipeline on Slurm", () => {
     child.kill("SIGINT")
     const ended = await child
     const job = slurmJobs(ws).find((j) => j.jobId === sum.jobId)!
-    expect(job, `exit ${ended.exitCode} ${ended.signal}: ${String(ended.all ?? ended.stderr).slice(-2000)}`).toMatchObject({
-      executionStatus: "interrupted",
-      state: "CANCELLED"
-    })
+    expect(job, `exit ${ended.exitCode} ${ended.signal}: ${String(ended.all ?? ended.stderr).slice(-2000)}`)
+      .toMatchObject({
+        executionStatus: "interrupted",
+        state: "CANCELLED"
+      })
     expect(runRow(ws).status).toBe("interrupted")
     expect((await queueStates()).get(sum.jobId)).toBe("CANCELLED")
     // Its staging directory is gone with it, and a new run redoes only what did not finish.
