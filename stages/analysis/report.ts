@@ -25,12 +25,19 @@ export const ReportParams = Schema.Struct({
   kinds: Schema.Record({ key: Schema.String, value: Schema.String })
 })
 
-/** The workspace a stage runs in: the nearest directory above its staging area holding lineage.sqlite. */
+/**
+ * The workspace whose lineage describes the inputs: the nearest directory above an input (they live in
+ * `<workspace>/artifacts/`) or, failing that, above the staging area, that holds lineage.sqlite. Looking
+ * from the inputs first keeps working when an audit re-executes the stage in a scratch workspace.
+ */
 const workspaceOf = (ctx: StageContext<unknown>): string => {
-  for (let dir = path.dirname(ctx.workDir); dir !== path.dirname(dir); dir = path.dirname(dir)) {
-    if (fs.existsSync(path.join(dir, "lineage.sqlite")) && fs.existsSync(path.join(dir, "staging"))) return dir
+  const holds = (dir: string) => fs.existsSync(path.join(dir, "lineage.sqlite"))
+  for (const start of [...Object.values(ctx.inputs), ctx.workDir]) {
+    for (let dir = path.dirname(start); dir !== path.dirname(dir); dir = path.dirname(dir)) {
+      if (holds(dir)) return dir
+    }
   }
-  throw new Error(`no workspace (lineage.sqlite) above ${ctx.workDir}`)
+  throw new Error(`no workspace (lineage.sqlite) above ${ctx.workDir} or the inputs`)
 }
 
 export const report = define({
