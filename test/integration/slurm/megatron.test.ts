@@ -131,11 +131,22 @@ describeSlurm("Megatron backend on Slurm (test doubles for torchrun and pretrain
     }, "the first checkpoint")
     await execa("scontrol", ["requeue", job.jobId])
     // Slurm holds a requeued job back for a couple of minutes, so that the killed attempt is gone from
-    // its node before it starts again; the test releases it once that attempt has reported its end.
+    // its node before it starts again; the test releases it once that attempt's job process has ended.
     await waitFor(async () => (await queueStates()).get(job.jobId) === "PENDING", "the job to be pending again")
-    const events = path.join(ws, path.dirname(job.script), "task-0.events.jsonl")
-    await waitFor(() => fs.readFileSync(events, "utf8").includes(`"t":"interrupted"`), "the killed attempt to end")
-    await execa("scontrol", ["update", `JobId=${job.jobId}`, "StartTime=now+3"])
+    const events = fs.readFileSync(path.join(ws, path.dirname(job.script), "task-0.events.jsonl"), "utf8")
+    const { pid } = JSON.parse(events.split("\n")[0]!) as { pid: number }
+    const alive = () => {
+      try {
+        process.kill(pid, 0)
+        return true
+      } catch {
+        return false
+      }
+    }
+    await waitFor(() => !alive(), "the killed attempt's job process to end")
+    // A moment for slurmd to finish with the killed attempt; an update schedules the job at once.
+    await new Promise((resolve) => setTimeout(resolve, 1000))
+    await execa("scontrol", ["update", `JobId=${job.jobId}`, "StartTime=now"])
     const result = await child
     expect(result.exitCode, String(result.stderr).slice(-3000)).toBe(0)
     const summary = JSON.parse(String(result.stdout)) as { status: string; failed: number }
