@@ -6,7 +6,7 @@ import { ValidationError } from "@effect/cli"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import type { Layer } from "effect"
-import { Cause, Console, Effect } from "effect"
+import { Cause, Console, Effect, Exit } from "effect"
 import { cli } from "./cli/Cli.ts"
 import type { PipelineRegistry } from "./cli/PipelineRegistry.ts"
 
@@ -25,5 +25,18 @@ export const main = (registry: Layer.Layer<PipelineRegistry>) =>
     }),
     Effect.provide(registry),
     Effect.provide(NodeContext.layer),
-    (program) => NodeRuntime.runMain(program, { disableErrorReporting: true })
+    (program) =>
+      NodeRuntime.runMain(program, {
+        disableErrorReporting: true,
+        // Ctrl-C / SIGTERM interrupt the whole program from outside, past catchAllCause: exit 130 then,
+        // as shells expect of an interrupted command (the default teardown would exit 0).
+        teardown: (exit, onExit) =>
+          onExit(
+            Exit.isFailure(exit)
+              ? (Cause.isInterruptedOnly(exit.cause) ? 130 : 1)
+              : typeof process.exitCode === "number"
+              ? process.exitCode
+              : 0
+          )
+      })
   )

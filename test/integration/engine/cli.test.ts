@@ -114,6 +114,44 @@ describe("toy pipeline through the CLI", () => {
     after.close()
   })
 
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    it(`on ${signal}, stops the worker's process group, records the run as interrupted and exits 130`, async () => {
+      const ws = tempWorkspace()
+      const child = execa(process.execPath, [bin, "run", "toy", "--workspace", ws, "--set", "sum.sleepMs=100"], {
+        cwd: root,
+        reject: false
+      })
+      const workerPid = () => {
+        if (!fs.existsSync(path.join(ws, "lineage.sqlite"))) return null
+        const db = new Database(path.join(ws, "lineage.sqlite"), { readonly: true })
+        try {
+          const row = db.prepare("select worker_pid as pid from executions where stage_id = 'sum'").get() as
+            | { pid: number | null }
+            | undefined
+          return row?.pid ?? null
+        } catch {
+          return null
+        } finally {
+          db.close()
+        }
+      }
+      await waitFor(() => workerPid() !== null)
+      const pid = workerPid()!
+      child.kill(signal)
+      const ended = await child
+      expect(ended.exitCode, ended.stderr.slice(-2000)).toBe(130)
+      // The worker led its own process group; nothing of it is left.
+      expect(() => process.kill(-pid, 0)).toThrow()
+      const db = new Database(path.join(ws, "lineage.sqlite"), { readonly: true })
+      expect(db.prepare("select status from executions where stage_id = 'sum'").all()).toEqual([
+        { status: "interrupted" }
+      ])
+      expect(db.prepare("select status from runs").all()).toEqual([{ status: "interrupted" }])
+      db.close()
+      expect(artifactFiles(ws, "sum")).toEqual([])
+    })
+  }
+
   it("refuses a second concurrent run on the same workspace, and --wait waits for it", async () => {
     const ws = tempWorkspace()
     const first = execa(process.execPath, [bin, "run", "toy", "--workspace", ws, "--set", "sum.sleepMs=100"], {
