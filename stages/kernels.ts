@@ -4,13 +4,13 @@
  * bytes (a comment, a reformat) reruns only this stage: early cutoff.
  */
 import { Effect, Schema } from "effect"
-import { execa } from "execa"
 import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { StageFailed } from "../src/domain/Errors.ts"
 import type { ExecutorInfo } from "../src/Stage.ts"
 import { define } from "../src/Stage.ts"
+import { runCommand } from "../src/worker/processGroup.ts"
 import { logTail } from "../src/worker/runWorker.ts"
 
 export const compilerVersion = (compiler: string): string => {
@@ -88,16 +88,15 @@ export const compileKernels = define({
       const targets = ctx.params.cuda
         ? ["build/flame-worker", "build/flame-worker-cuda", `NVCC=${ctx.params.nvcc}`]
         : ["build/flame-worker"]
-      const build = yield* Effect.promise(() =>
-        execa("make", ["-C", tree, `-j${ctx.cpus}`, `CXX=${ctx.params.compiler}`, ...targets], {
-          reject: false,
-          stdio: ["ignore", { file: ctx.logPath, append: true }, { file: ctx.logPath, append: true }]
-        })
-      )
+      const build = yield* runCommand("make", ["-C", tree, `-j${ctx.cpus}`, `CXX=${ctx.params.compiler}`, ...targets], {
+        logPath: ctx.logPath
+      })
       if (build.exitCode !== 0) {
         return yield* new StageFailed({
           stage: ctx.stageId,
-          reason: `make failed (exit ${build.exitCode}):\n${logTail(ctx.logPath, 15).join("\n")}`
+          reason: build.startError !== undefined
+            ? `cannot run make: ${build.startError} (Debian: apt-get install make)`
+            : `make failed (exit ${build.exitCode ?? build.signal}):\n${logTail(ctx.logPath, 15).join("\n")}`
         })
       }
       let bytes = 0

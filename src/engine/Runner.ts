@@ -19,6 +19,7 @@ import type { ResolvedPipeline, ResolvedStage } from "../Pipeline.ts"
 import type { StageContext } from "../Stage.ts"
 import { ArtifactStore } from "../store/ArtifactStore.ts"
 import { ContentHasher } from "../store/ContentHasher.ts"
+import { killGroup } from "../worker/processGroup.ts"
 import { stageDir, Workspace } from "../workspace/Workspace.ts"
 import { acquireWorkspaceLock } from "../workspace/WorkspaceLock.ts"
 import { snapshotEnvironment } from "./Environment.ts"
@@ -48,14 +49,6 @@ export interface RunOptions {
 /** Fail-fast: the first failure stops the run, interrupting what is still running. */
 class StopRun extends Data.TaggedError("StopRun")<{ readonly stage: string }> {}
 
-const killGroup = (pid: number) => {
-  try {
-    process.kill(-pid, "SIGKILL")
-  } catch {
-    // Already gone.
-  }
-}
-
 const errorMessage = (cause: Cause.Cause<unknown>): string => {
   const failure = Cause.failureOption(cause)
   if (Option.isSome(failure)) {
@@ -84,7 +77,7 @@ export const run = (pipeline: ResolvedPipeline, options: RunOptions) =>
     // We hold the lock, so anything still marked running belongs to a dead process; its orphaned workers go too.
     const abandonedExecutions = yield* lineage.markAbandoned()
     for (const abandoned of abandonedExecutions) {
-      if (abandoned.workerPid !== null) killGroup(abandoned.workerPid)
+      if (abandoned.workerPid !== null) killGroup(abandoned.workerPid, "SIGKILL")
     }
     yield* executor.recover(abandonedExecutions)
 

@@ -12,19 +12,12 @@ import type { Readable } from "node:stream"
 import { WorkerFailed } from "../domain/Errors.ts"
 import { shellQuote } from "../slurm/JobScript.ts"
 import type { StageContext } from "../Stage.ts"
+import { killGroup, stopGroup } from "../worker/processGroup.ts"
 import { logTail } from "../worker/runWorker.ts"
 import type { LaunchPlan } from "./Launch.ts"
 
 /** Ranks flush and close their files on SIGTERM; a checkpoint being written can take a while. */
 const GRACE_MS = 30_000
-
-const killGroup = (pid: number, signal: NodeJS.Signals) => {
-  try {
-    process.kill(-pid, signal)
-  } catch {
-    // Already gone.
-  }
-}
 
 export const runLauncher = (
   ctx: StageContext<unknown>,
@@ -78,10 +71,6 @@ export const runLauncher = (
       )
     })
     return Effect.promise(async () => {
-      if (child.pid === undefined) return
-      killGroup(child.pid, "SIGTERM")
-      const timer = setTimeout(() => killGroup(child.pid!, "SIGKILL"), GRACE_MS)
-      await finished.catch(() => undefined)
-      clearTimeout(timer)
+      if (child.pid !== undefined) await stopGroup(child.pid, finished, GRACE_MS)
     })
   })

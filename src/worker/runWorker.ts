@@ -15,6 +15,7 @@ import { WorkerFailed } from "../domain/Errors.ts"
 import type { WorkerMessage } from "../domain/WorkerMessage.ts"
 import { decodeWorkerLine } from "../domain/WorkerMessage.ts"
 import type { StageContext } from "../Stage.ts"
+import { killGroup, stopGroup } from "./processGroup.ts"
 
 export interface WorkerSpec {
   readonly file: string
@@ -44,14 +45,6 @@ export const logTail = (file: string, lines = 20): ReadonlyArray<string> => {
     return buffer.toString("utf8").split("\n").filter((l) => l.length > 0).slice(-lines)
   } catch {
     return []
-  }
-}
-
-const killGroup = (pid: number, signal: NodeJS.Signals) => {
-  try {
-    process.kill(-pid, signal)
-  } catch {
-    // Already gone.
   }
 }
 
@@ -148,11 +141,6 @@ export const runWorker = (ctx: StageContext<unknown>, spec: WorkerSpec): Effect.
 
     // Interruption: ask politely, insist after a grace period, and only return once the worker is dead.
     return Effect.promise(async () => {
-      if (child.pid !== undefined) {
-        killGroup(child.pid, "SIGTERM")
-        const timer = setTimeout(() => killGroup(child.pid!, "SIGKILL"), GRACE_MS)
-        await finished.catch(() => undefined)
-        clearTimeout(timer)
-      }
+      if (child.pid !== undefined) await stopGroup(child.pid, finished, GRACE_MS)
     })
   })

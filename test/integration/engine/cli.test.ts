@@ -1,5 +1,6 @@
 import Database from "better-sqlite3"
 import { execa } from "execa"
+import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { describe, expect, it } from "vitest"
@@ -151,6 +152,29 @@ describe("toy pipeline through the CLI", () => {
       expect(artifactFiles(ws, "sum")).toEqual([])
     })
   }
+
+  it("on SIGINT during a plain command (the kernel build), records the interruption and leaves no make behind", async () => {
+    const ws = tempWorkspace()
+    const child = execa(process.execPath, [bin, "run", "scaling-suite", "--preset", "tiny", "--workspace", ws], {
+      cwd: root,
+      reject: false
+    })
+    const makes = () => {
+      const found = spawnSync("pgrep", ["-f", `make -C ${ws}`], { encoding: "utf8" })
+      return found.stdout.split("\n").filter((l) => l.trim() !== "")
+    }
+    await waitFor(() => makes().length > 0, 120_000)
+    child.kill("SIGINT")
+    const ended = await child
+    expect(ended.exitCode, ended.stderr.slice(-2000)).toBe(130)
+    expect(makes()).toEqual([])
+    const db = new Database(path.join(ws, "lineage.sqlite"), { readonly: true })
+    expect(db.prepare("select status from executions where stage_id = 'compile-kernels'").all()).toEqual([
+      { status: "interrupted" }
+    ])
+    expect(db.prepare("select status from runs").all()).toEqual([{ status: "interrupted" }])
+    db.close()
+  })
 
   it("refuses a second concurrent run on the same workspace, and --wait waits for it", async () => {
     const ws = tempWorkspace()
