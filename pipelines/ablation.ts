@@ -12,10 +12,6 @@
  * GPUs; --config corpus=... tokenizer=...); `tiny` keeps the 80-run graph with every model and run
  * shrunk (src/scaling/ablationRuns.ts) to run on 2 CPU cores from the bundled corpus in minutes.
  */
-import { Effect } from "effect"
-import * as fs from "node:fs"
-import * as path from "node:path"
-import { PipelineError } from "../src/domain/Errors.ts"
 import { architecture } from "../src/flame/architecture.ts"
 import * as Pipeline from "../src/Pipeline.ts"
 import { fromRoot } from "../src/ProjectRoot.ts"
@@ -26,11 +22,11 @@ import { node, ref } from "../src/Stage.ts"
 import { reportNode } from "../stages/analysis/report.ts"
 import { pointInputName, scalingFit } from "../stages/analysis/scalingFit.ts"
 import { validationLoss } from "../stages/analysis/validationLoss.ts"
+import { listShards, requireData, tokenizerVocabSize } from "../stages/flame/data.ts"
 import { compileKernels, workerOutput } from "../stages/kernels.ts"
 import { source } from "../stages/source.ts"
 import { mergeDatasetStage, shardName, tokenizeShardStage } from "../stages/tokenize.ts"
 import { checkpointName, train } from "../stages/train.ts"
-import { listShards, tokenizerVocabSize } from "./scaling-suite.ts"
 
 export interface Paths {
   readonly corpus: string
@@ -166,34 +162,6 @@ export default Pipeline.define({
     full: "the published grid: DCLM, pythia's tokenizer, GPUs"
   },
   defaultPreset: "full",
-  preflight: ({ config, executor, preset }) =>
-    Effect.gen(function*() {
-      const paths = pathsFor(preset, config)
-      const missing: Array<string> = []
-      if (paths.corpus === "") {
-        missing.push(
-          "the DCLM corpus: --config corpus=/path/to/dclm (a directory of .jsonl.zstd shards, or dir/prefix*)"
-        )
-      } else if (!fs.existsSync(paths.corpus.includes("*") ? path.dirname(paths.corpus) : paths.corpus)) {
-        missing.push(`the DCLM corpus: ${paths.corpus} does not exist (--config corpus=...)`)
-      } else if (listShards(paths.corpus).length === 0) {
-        missing.push(`the DCLM corpus: no .jsonl, .jsonl.zst or .jsonl.zstd files in ${paths.corpus}`)
-      }
-      if (paths.tokenizer === "") {
-        missing.push("pythia-12b's tokenizer: --config tokenizer=/path/to/tokenizer.json")
-      } else if (!fs.existsSync(paths.tokenizer)) {
-        missing.push(`the tokenizer: ${paths.tokenizer} does not exist (--config tokenizer=...)`)
-      }
-      if (preset === "full" && executor.gpus === 0) {
-        missing.push("GPUs: none detected (nvidia-smi); pass --gpus 0,1,... on a GPU machine")
-      }
-      if (missing.length > 0) {
-        return yield* new PipelineError({
-          pipeline: "ablation",
-          reason: `preset ${preset} cannot run yet; set:\n  - ${missing.join("\n  - ")}\n` +
-            "(or run the tiny preset: flame-pipe run ablation --preset tiny)"
-        })
-      }
-    }),
+  preflight: ({ config, executor, preset }) => requireData("ablation", preset, pathsFor(preset, config), executor),
   build: ({ config, executor, preset }) => build(preset, config, executor)
 })

@@ -16,10 +16,6 @@
  * dimensions, vocabulary, sequence length and steps shrunk to run on 2 CPU cores from the bundled
  * corpus and tokenizer.
  */
-import { Effect } from "effect"
-import * as fs from "node:fs"
-import * as path from "node:path"
-import { PipelineError } from "../src/domain/Errors.ts"
 import { architecture, training } from "../src/flame/architecture.ts"
 import { checkpointSteps } from "../src/flame/checkpoints.ts"
 import { scales } from "../src/flame/scales.ts"
@@ -32,6 +28,7 @@ import { node, ref } from "../src/Stage.ts"
 import { reportNode } from "../stages/analysis/report.ts"
 import { routingAnalysisNodes } from "../stages/analysis/routing.ts"
 import { evalRequests, evaluate } from "../stages/eval.ts"
+import { listShards, requireData, tokenizerVocabSize } from "../stages/flame/data.ts"
 import type { ModelParams } from "../stages/flame/model.ts"
 import { compileKernels, workerOutput } from "../stages/kernels.ts"
 import { source } from "../stages/source.ts"
@@ -58,16 +55,6 @@ interface SuiteScale {
 }
 
 const moeLayersPattern = (numLayers: number) => `[0]*1+[1]*${numLayers - 1}`
-
-/** len(tokenizer) as Megatron's HuggingFaceTokenizer reports it: the highest id, added tokens included, plus one. */
-export const tokenizerVocabSize = (file: string): number => {
-  const json = JSON.parse(fs.readFileSync(file, "utf8")) as {
-    model: { vocab: Record<string, number> }
-    added_tokens?: ReadonlyArray<{ id: number }>
-  }
-  const ids = [...Object.values(json.model.vocab), ...(json.added_tokens ?? []).map((t) => t.id)]
-  return Math.max(...ids) + 1
-}
 
 const tinySuite = (tokenizer: string): ReadonlyArray<SuiteScale> =>
   tinyScales({ ...tinyOptions, vocabSize: tokenizerVocabSize(tokenizer) }).map((t) => ({
@@ -131,18 +118,6 @@ const fullSuite = (): ReadonlyArray<SuiteScale> =>
     evalSteps: checkpointSteps(s).filter((step) => step % s.saveInterval === 0),
     threads: 16
   }))
-
-const SHARD = /\.jsonl(\.zstd?|\.zst)?$/
-
-/** Corpus shards: a directory's jsonl files, or a glob-like `dir/prefix*` pattern. */
-export const listShards = (spec: string): ReadonlyArray<string> => {
-  const star = spec.indexOf("*")
-  const dir = star >= 0 ? path.dirname(spec.slice(0, star + 1)) : spec
-  const pattern = star >= 0
-    ? new RegExp(`^${path.basename(spec).replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*")}$`)
-    : SHARD
-  return fs.readdirSync(dir).filter((f) => pattern.test(f) && SHARD.test(f)).sort().map((f) => path.join(dir, f))
-}
 
 interface Paths {
   readonly corpus: string
@@ -270,41 +245,6 @@ export default Pipeline.define({
     full: "the published configuration: DCLM, pythia's tokenizer, GPUs"
   },
   defaultPreset: "full",
-  preflight: ({ config, executor, preset }) =>
-    Effect.gen(function*() {
-      const paths = pathsFor(preset, config)
-      const missing: Array<string> = []
-      if (paths.corpus === "") {
-        missing.push(
-          "the DCLM corpus: --config corpus=/path/to/dclm (a directory of .jsonl.zstd shards, or dir/prefix*)"
-        )
-      } else if (!fs.existsSync(paths.corpus.includes("*") ? path.dirname(paths.corpus) : paths.corpus)) {
-        missing.push(`the DCLM corpus: ${paths.corpus} does not exist (--config corpus=...)`)
-      } else if (listShards(paths.corpus).length === 0) {
-        missing.push(`the DCLM corpus: no .jsonl, .jsonl.zst or .jsonl.zstd files in ${paths.corpus}`)
-      }
-      if (paths.tokenizer === "") {
-        missing.push("pythia-12b's tokenizer: --config tokenizer=/path/to/tokenizer.json")
-      } else if (!fs.existsSync(paths.tokenizer)) {
-        missing.push(`the tokenizer: ${paths.tokenizer} does not exist (--config tokenizer=...)`)
-      }
-      if (paths.tasks === "") {
-        missing.push(
-          "the evaluation task files: --config tasks=/path/to/tasks (see fixtures/eval/README.md for the layout)"
-        )
-      } else if (!fs.existsSync(paths.tasks)) {
-        missing.push(`the evaluation task files: ${paths.tasks} does not exist (--config tasks=...)`)
-      }
-      if (preset === "full" && executor.gpus === 0) {
-        missing.push("GPUs: none detected (nvidia-smi); pass --gpus 0,1,... on a GPU machine")
-      }
-      if (missing.length > 0) {
-        return yield* new PipelineError({
-          pipeline: "scaling-suite",
-          reason: `preset ${preset} cannot run yet; set:\n  - ${missing.join("\n  - ")}\n` +
-            "(or run the tiny preset: flame-pipe run scaling-suite --preset tiny)"
-        })
-      }
-    }),
+  preflight: ({ config, executor, preset }) => requireData("scaling-suite", preset, pathsFor(preset, config), executor),
   build: ({ config, executor, preset }) => build(preset, config, executor)
 })

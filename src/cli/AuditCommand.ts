@@ -6,11 +6,11 @@ import { Args, Command, Options } from "@effect/cli"
 import { Console, Effect, Layer, Option } from "effect"
 import { audit } from "../audit/Audit.ts"
 import { formatAudit } from "../audit/format.ts"
-import { detectGpus } from "../engine/Environment.ts"
 import { Reporter } from "../engine/Reporter.ts"
 import { Lineage } from "../lineage/Lineage.ts"
 import { ContentHasher } from "../store/ContentHasher.ts"
 import { Workspace } from "../workspace/Workspace.ts"
+import { config, gpus, parseConfig, preset, resolveGpus, set, workspace } from "./CommonOptions.ts"
 
 const auditLayer = (workspace: string, json: boolean) =>
   Layer.mergeAll(
@@ -18,29 +18,17 @@ const auditLayer = (workspace: string, json: boolean) =>
     Reporter.forStream(json ? process.stderr : process.stdout)
   )
 
-const parseEntries = (entries: ReadonlyArray<string>): Record<string, string> =>
-  Object.fromEntries(entries.map((entry) => {
-    const eq = entry.indexOf("=")
-    return eq < 0 ? [entry, "true"] : [entry.slice(0, eq), entry.slice(eq + 1)]
-  }))
-
 export const auditCommand = Command.make(
   "audit",
   {
     target: Args.text({ name: "target" }).pipe(
       Args.withDescription("a pipeline (name or module path), a stage id or an execution id")
     ),
-    workspace: Options.directory("workspace").pipe(
-      Options.withDefault("runs"),
-      Options.withDescription("where artifacts, logs and lineage.sqlite live")
-    ),
-    preset: Options.text("preset").pipe(Options.optional, Options.withDescription("the pipeline's preset")),
-    set: Options.text("set").pipe(Options.repeated, Options.withDescription("as for run: --set stage.key=value")),
-    config: Options.text("config").pipe(Options.repeated, Options.withDescription("as for run: --config key=value")),
-    gpus: Options.text("gpus").pipe(
-      Options.withDefault("auto"),
-      Options.withDescription("GPU ids re-executions may use (e.g. 0,1), 'none', or 'auto'")
-    ),
+    workspace,
+    preset,
+    set,
+    config,
+    gpus: gpus("GPUs re-executions may use"),
     json: Options.boolean("json").pipe(Options.withDescription("print the typed audit report as JSON on stdout")),
     quick: Options.boolean("quick").pipe(
       Options.withDescription("trust the stat cache for files whose inode, size and mtime are unchanged")
@@ -71,17 +59,12 @@ export const auditCommand = Command.make(
   },
   (args) =>
     Effect.gen(function*() {
-      const gpus = args.gpus === "auto"
-        ? detectGpus().map((g) => g.index)
-        : args.gpus === "none" || args.gpus === ""
-        ? []
-        : args.gpus.split(",")
       const report = yield* audit({
         target: args.target,
         preset: Option.getOrUndefined(args.preset),
         overrides: args.set,
-        config: parseEntries(args.config),
-        gpus,
+        config: parseConfig(args.config),
+        gpus: resolveGpus(args.gpus),
         quick: args.quick,
         stages: args.stages.flatMap((s) => s.split(",")).map((s) => s.trim()).filter((s) => s !== ""),
         sample: Math.max(0, args.sample),

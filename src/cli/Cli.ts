@@ -6,7 +6,6 @@ import { Console, Effect, Layer, Option } from "effect"
 import * as os from "node:os"
 import { describeReason } from "../domain/Plan.ts"
 import type { RunSummary } from "../domain/Run.ts"
-import { detectGpus } from "../engine/Environment.ts"
 import { plan } from "../engine/Planner.ts"
 import { formatMs, Reporter } from "../engine/Reporter.ts"
 import { run } from "../engine/Runner.ts"
@@ -18,6 +17,17 @@ import { ArtifactStore } from "../store/ArtifactStore.ts"
 import { ContentHasher } from "../store/ContentHasher.ts"
 import { Workspace } from "../workspace/Workspace.ts"
 import { auditCommand } from "./AuditCommand.ts"
+import {
+  config,
+  gpus as gpusOption,
+  json,
+  parseConfig,
+  pipelineArg,
+  preset,
+  resolveGpus,
+  set,
+  workspace
+} from "./CommonOptions.ts"
 import { toDot, toMermaid } from "./Dag.ts"
 import { chooseExecutor, executorOption } from "./ExecutorOption.ts"
 import { gcCommand, pinCommand, unpinCommand } from "./GcCommand.ts"
@@ -37,39 +47,7 @@ export const servicesLayer = <E = never>(
   return Layer.provideMerge(executor, Layer.mergeAll(Layer.provideMerge(ArtifactStore.Default, hasher), reporter))
 }
 
-const pipelineArg = Args.text({ name: "pipeline" }).pipe(
-  Args.withDescription("a pipeline name (see pipelines/) or the path of a pipeline module")
-)
-const workspace = Options.directory("workspace").pipe(
-  Options.withDefault("runs"),
-  Options.withDescription("where artifacts, logs and lineage.sqlite live")
-)
-const preset = Options.text("preset").pipe(Options.optional, Options.withDescription("a named parameter set"))
-const set = Options.text("set").pipe(
-  Options.repeated,
-  Options.withDescription("override a param: --set stage.key=value (value parsed as JSON when it parses)")
-)
-const json = Options.boolean("json").pipe(Options.withDescription("machine-readable output on stdout"))
-const gpus = Options.text("gpus").pipe(
-  Options.withDefault("auto"),
-  Options.withDescription("GPU ids to hand out (e.g. 0,1), 'none', or 'auto' to detect with nvidia-smi")
-)
-
-const resolveGpus = (spec: string): ReadonlyArray<string> =>
-  spec === "auto" ? detectGpus().map((g) => g.index) : spec === "none" || spec === "" ? [] : spec.split(",")
-
-const config = Options.text("config").pipe(
-  Options.repeated,
-  Options.withDescription(
-    "a pipeline setting: --config key=value (e.g. corpus=/data/dclm, tokenizer=/data/tokenizer.json)"
-  )
-)
-
-const parseConfig = (entries: ReadonlyArray<string>): Record<string, string> =>
-  Object.fromEntries(entries.map((entry) => {
-    const eq = entry.indexOf("=")
-    return eq < 0 ? [entry, "true"] : [entry.slice(0, eq), entry.slice(eq + 1)]
-  }))
+const gpus = gpusOption("GPUs to hand out to stages")
 
 const resolvePipeline = (
   name: string,

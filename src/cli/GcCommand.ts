@@ -8,12 +8,8 @@ import { gc } from "../gc/Gc.ts"
 import { listPins, pin, unpin } from "../gc/Pins.ts"
 import { Lineage } from "../lineage/Lineage.ts"
 import { Workspace } from "../workspace/Workspace.ts"
+import { json, workspace } from "./CommonOptions.ts"
 
-const workspace = Options.directory("workspace").pipe(
-  Options.withDefault("runs"),
-  Options.withDescription("where artifacts, logs and lineage.sqlite live")
-)
-const json = Options.boolean("json").pipe(Options.withDescription("machine-readable output on stdout"))
 const lineageLayer = (dir: string) => Layer.provideMerge(Lineage.Default, Workspace.layer(dir))
 const target = Args.text({ name: "target" }).pipe(
   Args.withDescription("a stage id (its latest succeeded execution), an execution id, or an artifact (id, hash, path)")

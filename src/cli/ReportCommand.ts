@@ -2,13 +2,12 @@
  * `flame-pipe report <pipeline>`: one self-contained HTML report of what the pipeline has produced in a
  * workspace (training curves, evaluations, the scaling-law fit, routing analyses, lineage).
  */
-import { Args, Command, Options } from "@effect/cli"
+import { Command, Options } from "@effect/cli"
 import { Console, Effect, Layer, Option } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { latestAudit } from "../audit/Audit.ts"
 import { auditExtra, auditSection } from "../audit/reportSection.ts"
-import { detectGpus } from "../engine/Environment.ts"
 import { Lineage } from "../lineage/Lineage.ts"
 import { resolve } from "../Pipeline.ts"
 import { renderHtml, writeReport } from "../report/html.ts"
@@ -17,6 +16,7 @@ import { withSections } from "../report/sections/index.ts"
 import { ArtifactStore } from "../store/ArtifactStore.ts"
 import { ContentHasher } from "../store/ContentHasher.ts"
 import { Workspace } from "../workspace/Workspace.ts"
+import { config, gpus, parseConfig, pipelineArg, preset, resolveGpus, set, workspace } from "./CommonOptions.ts"
 import { PipelineRegistry } from "./PipelineRegistry.ts"
 
 const reportLayer = (workspace: string) =>
@@ -25,29 +25,15 @@ const reportLayer = (workspace: string) =>
     Layer.provideMerge(ContentHasher.Default, Layer.provideMerge(Lineage.Default, Workspace.layer(workspace)))
   )
 
-const entries = (list: ReadonlyArray<string>): Record<string, string> =>
-  Object.fromEntries(list.map((entry) => {
-    const eq = entry.indexOf("=")
-    return eq < 0 ? [entry, "true"] : [entry.slice(0, eq), entry.slice(eq + 1)]
-  }))
-
 export const reportCommand = Command.make(
   "report",
   {
-    pipeline: Args.text({ name: "pipeline" }).pipe(
-      Args.withDescription("a pipeline name (see pipelines/) or the path of a pipeline module")
-    ),
-    workspace: Options.directory("workspace").pipe(
-      Options.withDefault("runs"),
-      Options.withDescription("where artifacts, logs and lineage.sqlite live")
-    ),
-    preset: Options.text("preset").pipe(Options.optional, Options.withDescription("the pipeline's preset")),
-    set: Options.text("set").pipe(Options.repeated, Options.withDescription("as for run: --set stage.key=value")),
-    config: Options.text("config").pipe(Options.repeated, Options.withDescription("as for run: --config key=value")),
-    gpus: Options.text("gpus").pipe(
-      Options.withDefault("auto"),
-      Options.withDescription("as for run: decides which backend the stages' fingerprints assume")
-    ),
+    pipeline: pipelineArg,
+    workspace,
+    preset,
+    set,
+    config,
+    gpus: gpus("as for run, to settle which backend the stages' fingerprints assume"),
     output: Options.file("output").pipe(
       Options.withAlias("o"),
       Options.optional,
@@ -61,17 +47,12 @@ export const reportCommand = Command.make(
   },
   (args) =>
     Effect.gen(function*() {
-      const gpus = args.gpus === "auto"
-        ? detectGpus().length
-        : args.gpus === "none" || args.gpus === ""
-        ? 0
-        : args.gpus.split(",").length
       const definition = yield* (yield* PipelineRegistry).load(args.pipeline)
       const pipeline = yield* resolve(definition, {
         preset: Option.getOrUndefined(args.preset),
         overrides: args.set,
-        config: entries(args.config),
-        executor: { gpus }
+        config: parseConfig(args.config),
+        executor: { gpus: resolveGpus(args.gpus).length }
       })
       const report = yield* Effect.flatMap(latestAudit(pipeline.name, pipeline.preset), (audit) =>
         pipelineReport(pipeline, {

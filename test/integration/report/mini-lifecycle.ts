@@ -5,7 +5,6 @@
  * and with the ablation, so a workspace that ran the ablation compiles and tokenizes nothing again).
  */
 import { dataAndWorker } from "../../../pipelines/ablation.ts"
-import { tokenizerVocabSize } from "../../../pipelines/scaling-suite.ts"
 import { architecture, training } from "../../../src/flame/architecture.ts"
 import { checkpointSteps } from "../../../src/flame/checkpoints.ts"
 import { defaultTinyOptions, tinyScales } from "../../../src/flame/tinyPreset.ts"
@@ -16,6 +15,7 @@ import { node, ref } from "../../../src/Stage.ts"
 import { reportNode } from "../../../stages/analysis/report.ts"
 import { routingAnalysisNodes } from "../../../stages/analysis/routing.ts"
 import { evalRequests, evaluate } from "../../../stages/eval.ts"
+import { tokenizerVocabSize } from "../../../stages/flame/data.ts"
 import { source } from "../../../stages/source.ts"
 import { trace } from "../../../stages/trace.ts"
 import { checkpointName, train } from "../../../stages/train.ts"
