@@ -11,6 +11,7 @@ import { expertSpecialization } from "../../../src/analysis/specialization.ts"
 import { readSpecializationCounts } from "../../../src/analysis/specializationCounts.ts"
 import { readTraceHeader } from "../../../src/analysis/TraceFile.ts"
 import { writeTrace } from "../../../src/analysis/traceWriter.ts"
+import { pythonWith } from "../../support/python.ts"
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fp-routing-"))
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }))
@@ -128,7 +129,7 @@ describe.each([{ topK: 6, numExperts: 64 }, { topK: 4, numExperts: 48 }])(
 
     const numpy = JSON.parse(
       execFileSync(
-        "python3",
+        pythonWith("numpy"),
         [
           oracle,
           ...["--final", final, "--checkpoint", early, "--checkpoint", middle, "--vocab", "300"],

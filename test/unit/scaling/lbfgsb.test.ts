@@ -5,6 +5,7 @@ import { logObjective, logVector, rawObjective, rawVector } from "../../../src/s
 import type { Objective } from "../../../src/scaling/lbfgsb.ts"
 import { minimize } from "../../../src/scaling/lbfgsb.ts"
 import { moreThuente } from "../../../src/scaling/lineSearch.ts"
+import { pythonWith } from "../../support/python.ts"
 import { syntheticRuns } from "./syntheticRuns.ts"
 
 const oracle = path.join(import.meta.dirname, "scipy_oracle.py")
@@ -37,7 +38,9 @@ const scipyStatus = (message: string): string =>
     : message
 
 const scipy = (problems: ReadonlyArray<Problem>): Array<ScipyResult> =>
-  JSON.parse(execFileSync("python3", [oracle], { input: JSON.stringify(problems), encoding: "utf8" }))
+  JSON.parse(
+    execFileSync(pythonWith("numpy", "scipy.optimize"), [oracle], { input: JSON.stringify(problems), encoding: "utf8" })
+  )
 
 const rosenbrock: Objective = (x, g) => {
   let f = 0

@@ -12,9 +12,9 @@ import {
   mergeIndexedDatasets,
   readIndexedDataset
 } from "../../../src/data/IndexedDataset.ts"
+import { pythonWith } from "../../support/python.ts"
 
 const PY_WRITER = path.join(import.meta.dirname, "megatron_idx.py")
-const hasNumpy = spawnSync("python3", ["-c", "import numpy"], { stdio: "ignore" }).status === 0
 
 const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), "idx-"))
 
@@ -36,7 +36,7 @@ const write = (prefix: string, dtype: "uint16" | "int32", docs: Array<Array<numb
 const pythonWrite = (prefix: string, dtype: string, docs: Array<Array<number>>): void => {
   const spec = path.join(path.dirname(prefix), "spec.json")
   fs.writeFileSync(spec, JSON.stringify({ prefix, dtype, documents: docs }))
-  const r = spawnSync("python3", [PY_WRITER, spec], { encoding: "utf8" })
+  const r = spawnSync(pythonWith("numpy"), [PY_WRITER, spec], { encoding: "utf8" })
   expect(r.status, r.stderr).toBe(0)
 }
 
@@ -48,7 +48,7 @@ describe("IndexedDataset", () => {
     expect(dtypeForVocabSize(128256)).toBe("int32")
   })
 
-  it.skipIf(!hasNumpy)("writes the same bytes as an independent numpy writer", () => {
+  it("writes the same bytes as an independent numpy writer", () => {
     for (const [dtype, maxId] of [["uint16", 50277], ["int32", 200000]] as const) {
       const dir = tmp()
       const docs = randomDocs(dtype === "uint16" ? 1 : 2, 500, maxId)
@@ -111,7 +111,7 @@ describe("IndexedDataset", () => {
     expect(await fail()).toMatch(/cannot stat|cannot read/)
   })
 
-  it.skipIf(!hasNumpy)("merges like merge_datasets.py: document indices offset by the sequences before", async () => {
+  it("merges like merge_datasets.py: document indices offset by the sequences before", async () => {
     const dir = tmp()
     const parts = [randomDocs(3, 50, 60000), [[], [7]], randomDocs(4, 70, 60000)]
     parts.forEach((docs, i) => write(path.join(dir, `p${i}`), "uint16", docs))
