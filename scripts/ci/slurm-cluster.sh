@@ -141,16 +141,25 @@ start() {
   start_munge
   write_config
   # Daemons left by an earlier start read the config again.
-  if pgrep -x slurmctld >/dev/null; then scontrol reconfigure; else slurmctld; fi
+  if ! pgrep -x slurmctld >/dev/null || ! scontrol reconfigure 2>/dev/null; then slurmctld; fi
   for node in "$HOST" "$SECOND"; do slurmd_running "$node" || slurmd -N "$node"; done
   wait_idle
   sinfo
 }
 
 stop() {
+  local pids=()
   for pidfile in "$RUN_DIR"/slurmd-*.pid "$RUN_DIR/slurmctld.pid"; do
-    if [ -f "$pidfile" ]; then kill "$(cat "$pidfile")" 2>/dev/null || true; fi
+    if [ -f "$pidfile" ]; then pids+=("$(cat "$pidfile")"); fi
   done
+  [ ${#pids[@]} -gt 0 ] || return 0
+  kill "${pids[@]}" 2>/dev/null || true
+  # Gone before we return, so that a start right after does not find a dying controller.
+  for _ in $(seq 1 100); do
+    kill -0 "${pids[@]}" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  die "the Slurm daemons did not stop: ${pids[*]}"
 }
 
 case "${1:-start}" in
