@@ -125,19 +125,29 @@ export class StatCache {
   }
 
   /**
-   * A directory was renamed (staging -> artifacts): its files keep device, inode, size and mtime, so
-   * their cached hashes stay valid under the new paths.
+   * `from` was renamed to `to` (staging -> artifacts): its files keep device, inode, size and mtime,
+   * so their cached hashes stay valid under the new paths. Walks what was moved rather than the
+   * whole cache, so promoting a stage costs its own files, not the workspace's.
    */
   moved(from: string, to: string): void {
-    const prefix = from + path.sep
-    for (const [file, row] of [...this.rows]) {
-      if (file !== from && !file.startsWith(prefix)) continue
-      const moved = { ...row, path: to + file.slice(from.length) }
-      this.rows.delete(file)
-      this.dirty.delete(file)
-      this.rows.set(moved.path, moved)
-      this.dirty.set(moved.path, moved)
+    const carry = (oldPath: string, newPath: string) => {
+      const row = this.rows.get(oldPath)
+      if (row === undefined) return
+      const moved = { ...row, path: newPath }
+      this.rows.delete(oldPath)
+      this.dirty.delete(oldPath)
+      this.rows.set(newPath, moved)
+      this.dirty.set(newPath, moved)
     }
+    const walk = (rel: string) => {
+      for (const entry of fs.readdirSync(path.join(to, rel), { withFileTypes: true })) {
+        const childRel = path.join(rel, entry.name)
+        if (entry.isDirectory()) walk(childRel)
+        else carry(path.join(from, childRel), path.join(to, childRel))
+      }
+    }
+    if (fs.statSync(to).isDirectory()) walk("")
+    else carry(from, to)
   }
 
   /** Files hashed since the last call, to persist. */
