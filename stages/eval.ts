@@ -19,12 +19,11 @@ import { define } from "../src/Stage.ts"
 import { loadTokenizer } from "../src/tokenize/Tokenizer.ts"
 import { runWorker } from "../src/worker/runWorker.ts"
 import {
-  Backend,
-  DataParams,
   inputDatasetPrefix,
-  ModelParams,
-  settleBackend,
+  settleWorkerStage,
   workerBinary,
+  workerStageFields,
+  workerStageResources,
   writeWorkerConfig
 } from "./flame/model.ts"
 
@@ -120,17 +119,14 @@ export const evaluate = define({
   params: Schema.Struct({
     scale: Schema.String,
     step: Schema.Int,
-    model: ModelParams,
-    data: Schema.optionalWith(DataParams, { default: () => ({ split: "90,5,5", seed: 1234 }) }),
     /** Held-out sequences for the validation loss. */
     valSamples: Schema.optionalWith(Schema.Int.pipe(Schema.positive()), { default: () => 64 }),
-    backend: Schema.optionalWith(Backend, { default: () => "auto" as const }),
-    threads: Schema.optionalWith(Schema.Int.pipe(Schema.positive()), { default: () => 1 })
+    ...workerStageFields
   }),
-  settle: (p, executor) => ({ ...p, backend: settleBackend(p.backend, executor) }),
+  settle: settleWorkerStage,
   outputs: () => ({ "eval.json": "file" }),
   result: EvalResult,
-  resources: (p) => ({ cpus: p.threads, gpus: p.backend === "cuda" ? 1 : 0 }),
+  resources: workerStageResources,
   // CPU: deterministic worker and scoring, byte-identical eval.json. GPU (bf16 log-likelihoods): the
   // validation loss within 0.01 nats and each task's accuracy within one point.
   reproducibility: (p) =>

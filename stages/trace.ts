@@ -7,12 +7,11 @@ import { Effect, Schema } from "effect"
 import { define } from "../src/Stage.ts"
 import { runWorker } from "../src/worker/runWorker.ts"
 import {
-  Backend,
-  DataParams,
   inputDatasetPrefix,
-  ModelParams,
-  settleBackend,
+  settleWorkerStage,
   workerBinary,
+  workerStageFields,
+  workerStageResources,
   writeWorkerConfig
 } from "./flame/model.ts"
 
@@ -22,13 +21,10 @@ export const trace = define({
   params: Schema.Struct({
     scale: Schema.String,
     step: Schema.Int,
-    model: ModelParams,
-    data: Schema.optionalWith(DataParams, { default: () => ({ split: "90,5,5", seed: 1234 }) }),
     numSamples: Schema.optionalWith(Schema.Int.pipe(Schema.positive()), { default: () => 16 }),
-    backend: Schema.optionalWith(Backend, { default: () => "auto" as const }),
-    threads: Schema.optionalWith(Schema.Int.pipe(Schema.positive()), { default: () => 1 })
+    ...workerStageFields
   }),
-  settle: (p, executor) => ({ ...p, backend: settleBackend(p.backend, executor) }),
+  settle: settleWorkerStage,
   outputs: () => ({ "trace.bin": "file" }),
   result: Schema.Struct({
     samples: Schema.Number,
@@ -37,7 +33,7 @@ export const trace = define({
     topK: Schema.Number,
     numExperts: Schema.Number
   }),
-  resources: (p) => ({ cpus: p.threads, gpus: p.backend === "cuda" ? 1 : 0 }),
+  resources: workerStageResources,
   // CPU: byte-identical traces. GPU: near-tied router scores may pick other experts in bf16, so only the
   // traced samples and tokens must match exactly; the routing analyses downstream compare the rest.
   reproducibility: (p) =>

@@ -3,11 +3,10 @@
  * The artifact's hash is computed exactly as the store's (sorted relative paths with their file
  * hashes), so it compares with what lineage recorded; the per-file entries say *which* file differs.
  */
-import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import type { FileDifference } from "../domain/Audit.ts"
-import { sha256File } from "../store/ContentHasher.ts"
+import { hashDirectory, sha256File } from "../store/ContentHasher.ts"
 
 export interface ManifestFile {
   readonly hash: string
@@ -41,27 +40,13 @@ export const readManifest = (target: string): Manifest | undefined => {
     }
   }
   const files = new Map<string, ManifestFile>()
-  const digest = crypto.createHash("sha256")
-  let size = 0
-  const walk = (abs: string, rel: string) => {
-    const entries = fs.readdirSync(abs, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))
-    for (const entry of entries) {
-      const childAbs = path.join(abs, entry.name)
-      const childRel = rel === "" ? entry.name : `${rel}/${entry.name}`
-      if (entry.isDirectory()) {
-        digest.update(`d ${childRel}\n`)
-        walk(childAbs, childRel)
-      } else {
-        const fst = fs.statSync(childAbs)
-        const hash = sha256File(childAbs)
-        digest.update(`f ${childRel} ${hash}\n`)
-        files.set(childRel, { hash, size: fst.size, mtimeMs: fst.mtimeMs })
-        size += fst.size
-      }
-    }
-  }
-  walk(target, "")
-  return { kind: "dir", hash: digest.digest("hex"), size, files }
+  const { hash, size } = hashDirectory(target, (abs, rel) => {
+    const fst = fs.statSync(abs)
+    const file = { hash: sha256File(abs), size: fst.size, mtimeMs: fst.mtimeMs }
+    files.set(rel, file)
+    return file
+  })
+  return { kind: "dir", hash, size, files }
 }
 
 /** Offset of the first byte where two files differ; the shorter length when one is a prefix of the other. */

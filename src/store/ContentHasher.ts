@@ -169,28 +169,43 @@ export class StatCache {
     return { kind: "file", hash: this.hashFile(target, st), size: Number(st.size) }
   }
 
-  /** A directory hashes its sorted relative paths with their file hashes; empty directories count too. */
   private hashDir(dir: string): ContentHash {
-    const digest = crypto.createHash("sha256")
-    let size = 0
-    const walk = (abs: string, rel: string) => {
-      const entries = fs.readdirSync(abs, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))
-      for (const entry of entries) {
-        const childAbs = path.join(abs, entry.name)
-        const childRel = rel === "" ? entry.name : `${rel}/${entry.name}`
-        if (entry.isDirectory()) {
-          digest.update(`d ${childRel}\n`)
-          walk(childAbs, childRel)
-        } else {
-          const st = fs.statSync(childAbs, { bigint: true })
-          digest.update(`f ${childRel} ${this.hashFile(childAbs, st)}\n`)
-          size += Number(st.size)
-        }
+    return hashDirectory(dir, (abs) => {
+      const st = fs.statSync(abs, { bigint: true })
+      return { hash: this.hashFile(abs, st), size: Number(st.size) }
+    })
+  }
+}
+
+/**
+ * The content hash of a directory: sha256 over its entries in sorted order, `d <rel>` for a
+ * directory (so empty ones count) and `f <rel> <file hash>` for a file, with `/` between path parts.
+ * The store and the audit's cache-free manifest both hash through this, so their hashes compare.
+ * `fileHash` is called once per file, in that order.
+ */
+export const hashDirectory = (
+  dir: string,
+  fileHash: (abs: string, rel: string) => { readonly hash: string; readonly size: number }
+): ContentHash => {
+  const digest = crypto.createHash("sha256")
+  let size = 0
+  const walk = (abs: string, rel: string) => {
+    const entries = fs.readdirSync(abs, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))
+    for (const entry of entries) {
+      const childAbs = path.join(abs, entry.name)
+      const childRel = rel === "" ? entry.name : `${rel}/${entry.name}`
+      if (entry.isDirectory()) {
+        digest.update(`d ${childRel}\n`)
+        walk(childAbs, childRel)
+      } else {
+        const file = fileHash(childAbs, childRel)
+        digest.update(`f ${childRel} ${file.hash}\n`)
+        size += file.size
       }
     }
-    walk(dir, "")
-    return { kind: "dir", hash: digest.digest("hex"), size }
   }
+  walk(dir, "")
+  return { kind: "dir", hash: digest.digest("hex"), size }
 }
 
 /** The stat cache, loaded from and saved to the lineage database. */

@@ -11,12 +11,11 @@ import { ValidationPoint } from "../../src/scaling/schema.ts"
 import { define } from "../../src/Stage.ts"
 import { runWorker } from "../../src/worker/runWorker.ts"
 import {
-  Backend,
-  DataParams,
   inputDatasetPrefix,
-  ModelParams,
-  settleBackend,
+  settleWorkerStage,
   workerBinary,
+  workerStageFields,
+  workerStageResources,
   writeWorkerConfig
 } from "../flame/model.ts"
 
@@ -29,16 +28,13 @@ export const validationLoss = define({
     flopsBudget: Schema.Number.pipe(Schema.positive()),
     /** The published shape this run stands for (hidden size x layers), for grouping in the fit and the report. */
     shape: Schema.String,
-    model: ModelParams,
-    data: Schema.optionalWith(DataParams, { default: () => ({ split: "90,5,5", seed: 1234 }) }),
     valSamples: Schema.optionalWith(Schema.Int.pipe(Schema.positive()), { default: () => 1024 }),
-    backend: Schema.optionalWith(Backend, { default: () => "auto" as const }),
-    threads: Schema.optionalWith(Schema.Int.pipe(Schema.positive()), { default: () => 1 })
+    ...workerStageFields
   }),
-  settle: (p, executor) => ({ ...p, backend: settleBackend(p.backend, executor) }),
+  settle: settleWorkerStage,
   outputs: () => ({ "val.json": "file" }),
   result: ValidationPoint,
-  resources: (p) => ({ cpus: p.threads, gpus: p.backend === "cuda" ? 1 : 0 }),
+  resources: workerStageResources,
   // As for eval: the CPU worker is deterministic; a bf16 GPU loss within 0.01 nats.
   reproducibility: (p) => p.backend === "cpu" ? { _tag: "bitwise" } : { _tag: "tolerance", metrics: { loss: 0.01 } },
   run: (ctx) =>

@@ -46,6 +46,29 @@ export const DataParams = Schema.Struct({
   seed: Schema.optionalWith(Schema.Int, { default: () => 1234 })
 })
 
+/**
+ * The params every stage that runs a model through the worker shares (eval, trace, validation
+ * loss): the model's shape, the dataset split it was trained on, the backend and CPU threads.
+ */
+export const workerStageFields = {
+  model: ModelParams,
+  data: Schema.optionalWith(DataParams, { default: () => ({ split: "90,5,5", seed: 1234 }) }),
+  backend: Schema.optionalWith(Backend, { default: () => "auto" as const }),
+  threads: Schema.optionalWith(PositiveInt, { default: () => 1 })
+}
+
+/** `settle` of such a stage: the backend made concrete for the executor. */
+export const settleWorkerStage = <P extends { readonly backend: Backend }>(p: P, executor: ExecutorInfo): P => ({
+  ...p,
+  backend: settleBackend(p.backend, executor)
+})
+
+/** `resources` of such a stage: its threads, and one GPU on the CUDA backend. */
+export const workerStageResources = (p: { readonly threads: number; readonly backend: Backend }) => ({
+  cpus: p.threads,
+  gpus: p.backend === "cuda" ? 1 : 0
+})
+
 /** Writes the worker's config next to the stage's outputs (it is part of what the stage leaves behind). */
 export const writeWorkerConfig = (ctx: StageContext<unknown>, name: string, config: unknown) =>
   Effect.try({
