@@ -12,7 +12,6 @@
  * GPUs; --config corpus=... tokenizer=...); `tiny` keeps the 80-run graph with every model and run
  * shrunk (src/scaling/ablationRuns.ts) to run on 2 CPU cores from the bundled corpus in minutes.
  */
-import { architecture } from "../src/flame/architecture.ts"
 import * as Pipeline from "../src/Pipeline.ts"
 import { fromRoot } from "../src/ProjectRoot.ts"
 import type { AblationRun } from "../src/scaling/ablationRuns.ts"
@@ -23,6 +22,7 @@ import { reportNode } from "../stages/analysis/report.ts"
 import { pointInputName, scalingFit } from "../stages/analysis/scalingFit.ts"
 import { validationLoss } from "../stages/analysis/validationLoss.ts"
 import { listShards, requireData, tokenizerVocabSize } from "../stages/flame/data.ts"
+import { flameModel } from "../stages/flame/model.ts"
 import { compileKernels, workerOutput } from "../stages/kernels.ts"
 import { source } from "../stages/source.ts"
 import { mergeDatasetStage, shardName, tokenizeShardStage } from "../stages/tokenize.ts"
@@ -91,7 +91,7 @@ const build = (
   const worker = ref("compile-kernels", workerOutput(executor))
   const runs = runsFor(preset, paths)
   for (const run of runs) {
-    const model = {
+    const model = flameModel({
       vocabSize: run.paddedVocabSize,
       hiddenSize: run.hiddenSize,
       numLayers: run.numLayers,
@@ -102,13 +102,8 @@ const build = (
       topK: run.routerTopK,
       sharedExpertSize: run.sharedExpertSize,
       moeLayers: run.moeLayerFreq,
-      seqLength: run.seqLength,
-      ropeBase: architecture.ropeBase,
-      normEps: architecture.normEpsilon,
-      initStd: architecture.initMethodStd,
-      auxLossCoeff: architecture.auxLossCoeff,
-      zLossCoeff: architecture.zLossCoeff
-    }
+      seqLength: run.seqLength
+    })
     nodes.push(
       node(train, {
         id: trainId(run),

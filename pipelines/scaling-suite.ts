@@ -29,7 +29,7 @@ import { reportNode } from "../stages/analysis/report.ts"
 import { routingAnalysisNodes } from "../stages/analysis/routing.ts"
 import { evalRequests, evaluate } from "../stages/eval.ts"
 import { listShards, requireData, tokenizerVocabSize } from "../stages/flame/data.ts"
-import type { ModelParams } from "../stages/flame/model.ts"
+import { flameModel, type ModelParams } from "../stages/flame/model.ts"
 import { compileKernels, workerOutput } from "../stages/kernels.ts"
 import { source } from "../stages/source.ts"
 import { suiteTable } from "../stages/suiteTable.ts"
@@ -59,7 +59,7 @@ const moeLayersPattern = (numLayers: number) => `[0]*1+[1]*${numLayers - 1}`
 const tinySuite = (tokenizer: string): ReadonlyArray<SuiteScale> =>
   tinyScales({ ...tinyOptions, vocabSize: tokenizerVocabSize(tokenizer) }).map((t) => ({
     id: t.id,
-    model: {
+    model: flameModel({
       vocabSize: t.paddedVocabSize,
       hiddenSize: t.hiddenSize,
       numLayers: t.numLayers,
@@ -70,13 +70,8 @@ const tinySuite = (tokenizer: string): ReadonlyArray<SuiteScale> =>
       topK: t.routerTopK,
       sharedExpertSize: t.sharedExpertWidthFactor * t.moeFfnHiddenSize,
       moeLayers: moeLayersPattern(t.numLayers),
-      seqLength: t.seqLength,
-      ropeBase: architecture.ropeBase,
-      normEps: architecture.normEpsilon,
-      initStd: architecture.initMethodStd,
-      auxLossCoeff: architecture.auxLossCoeff,
-      zLossCoeff: architecture.zLossCoeff
-    },
+      seqLength: t.seqLength
+    }),
     globalBatchSize: t.globalBatchSize,
     microBatchSize: t.microBatchSize,
     trainIters: t.trainIters,
@@ -91,7 +86,7 @@ const tinySuite = (tokenizer: string): ReadonlyArray<SuiteScale> =>
 const fullSuite = (): ReadonlyArray<SuiteScale> =>
   scales.map((s) => ({
     id: s.id,
-    model: {
+    model: flameModel({
       vocabSize: architecture.paddedVocabSize,
       hiddenSize: s.hiddenSize,
       numLayers: s.numLayers,
@@ -102,13 +97,8 @@ const fullSuite = (): ReadonlyArray<SuiteScale> =>
       topK: architecture.routerTopK,
       sharedExpertSize: architecture.sharedExpertWidthFactor * s.moeFfnHiddenSize,
       moeLayers: s.moeLayerFreq,
-      seqLength: training.seqLength,
-      ropeBase: architecture.ropeBase,
-      normEps: architecture.normEpsilon,
-      initStd: architecture.initMethodStd,
-      auxLossCoeff: architecture.auxLossCoeff,
-      zLossCoeff: architecture.zLossCoeff
-    },
+      seqLength: training.seqLength
+    }),
     globalBatchSize: training.globalBatchSize,
     microBatchSize: s.microBatchSize,
     trainIters: s.trainIters,

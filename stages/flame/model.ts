@@ -6,6 +6,7 @@ import { Effect, Schema } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { StageFailed } from "../../src/domain/Errors.ts"
+import { architecture } from "../../src/flame/architecture.ts"
 import type { ExecutorInfo, StageContext } from "../../src/Stage.ts"
 import { datasetPrefix } from "../tokenize.ts"
 
@@ -33,6 +34,19 @@ export const ModelParams = Schema.Struct({
   zLossCoeff: Schema.optionalWith(Schema.Number, { default: () => 0.001 })
 })
 export type ModelParams = typeof ModelParams.Type
+
+/** What sets one FLAME-MoE model apart from another; the rest of ModelParams is the architecture's constants. */
+export type ModelShape = Omit<ModelParams, "ropeBase" | "normEps" | "initStd" | "auxLossCoeff" | "zLossCoeff">
+
+/** A FLAME-MoE model of the given shape: RoPE base, norm epsilon, init std and router loss coefficients as published. */
+export const flameModel = (shape: ModelShape): ModelParams => ({
+  ...shape,
+  ropeBase: architecture.ropeBase,
+  normEps: architecture.normEpsilon,
+  initStd: architecture.initMethodStd,
+  auxLossCoeff: architecture.auxLossCoeff,
+  zLossCoeff: architecture.zLossCoeff
+})
 
 export const Backend = Schema.Literal("auto", "cpu", "cuda")
 export type Backend = typeof Backend.Type

@@ -5,7 +5,7 @@
  * and with the ablation, so a workspace that ran the ablation compiles and tokenizes nothing again).
  */
 import { dataAndWorker } from "../../../pipelines/ablation.ts"
-import { architecture, training } from "../../../src/flame/architecture.ts"
+import { training } from "../../../src/flame/architecture.ts"
 import { checkpointSteps } from "../../../src/flame/checkpoints.ts"
 import { defaultTinyOptions, tinyScales } from "../../../src/flame/tinyPreset.ts"
 import * as Pipeline from "../../../src/Pipeline.ts"
@@ -16,6 +16,7 @@ import { reportNode } from "../../../stages/analysis/report.ts"
 import { routingAnalysisNodes } from "../../../stages/analysis/routing.ts"
 import { evalRequests, evaluate } from "../../../stages/eval.ts"
 import { tokenizerVocabSize } from "../../../stages/flame/data.ts"
+import { flameModel } from "../../../stages/flame/model.ts"
 import { source } from "../../../stages/source.ts"
 import { trace } from "../../../stages/trace.ts"
 import { checkpointName, train } from "../../../stages/train.ts"
@@ -41,7 +42,7 @@ const build = (): ReadonlyArray<StageNode> => {
     .filter((s) => s.id === "flame-moe-38m-tiny" || s.id === "flame-moe-115m-tiny")
   for (const t of scales) {
     const id = `${t.id}-mini`
-    const model = {
+    const model = flameModel({
       vocabSize: t.paddedVocabSize,
       hiddenSize: t.hiddenSize,
       numLayers: t.numLayers,
@@ -52,13 +53,8 @@ const build = (): ReadonlyArray<StageNode> => {
       topK: t.routerTopK,
       sharedExpertSize: t.sharedExpertWidthFactor * t.moeFfnHiddenSize,
       moeLayers: t.moeLayerFreq,
-      seqLength: t.seqLength,
-      ropeBase: architecture.ropeBase,
-      normEps: architecture.normEpsilon,
-      initStd: architecture.initMethodStd,
-      auxLossCoeff: architecture.auxLossCoeff,
-      zLossCoeff: architecture.zLossCoeff
-    }
+      seqLength: t.seqLength
+    })
     const plan = { trainIters: 6, saveInterval: 2 }
     nodes.push(node(train, {
       id: `train/${id}`,
