@@ -9,11 +9,11 @@ import { execa } from "execa"
 import * as fs from "node:fs"
 import * as readline from "node:readline"
 import type { Readable } from "node:stream"
-import { WorkerFailed } from "../domain/Errors.ts"
+import type { WorkerFailed } from "../domain/Errors.ts"
 import { shellQuote } from "../slurm/JobScript.ts"
 import type { StageContext } from "../Stage.ts"
 import { killGroup, stopGroup } from "../worker/processGroup.ts"
-import { logTail } from "../worker/runWorker.ts"
+import { workerFailed } from "../worker/runWorker.ts"
 import type { LaunchPlan } from "./Launch.ts"
 
 /** Ranks flush and close their files on SIGTERM; a checkpoint being written can take a while. */
@@ -57,18 +57,7 @@ export const runLauncher = (
       const reason = outcome.failed && outcome.exitCode === undefined && signal === null ?
         `could not start ${plan.file}: ${outcome.shortMessage ?? "unknown error"}` :
         "Megatron-LM failed"
-      resume(
-        Effect.fail(
-          new WorkerFailed({
-            stage: ctx.stageId,
-            reason,
-            exitCode,
-            signal,
-            logPath: ctx.logPath,
-            logTail: [...logTail(ctx.logPath)]
-          })
-        )
-      )
+      resume(Effect.fail(workerFailed(ctx, reason, exitCode, signal)))
     })
     return Effect.promise(async () => {
       if (child.pid !== undefined) await stopGroup(child.pid, finished, GRACE_MS)

@@ -30,6 +30,22 @@ export interface WorkerSpec {
 
 const GRACE_MS = 5_000
 
+/** A child process of a stage failed: the error carries its exit and the end of the stage's log. */
+export const workerFailed = (
+  ctx: { readonly stageId: string; readonly logPath: string },
+  reason: string,
+  exitCode: number | null,
+  signal: string | null
+) =>
+  new WorkerFailed({
+    stage: ctx.stageId,
+    reason,
+    exitCode,
+    signal,
+    logPath: ctx.logPath,
+    logTail: [...logTail(ctx.logPath)]
+  })
+
 /** The last lines of a log file, for error messages. */
 export const logTail = (file: string, lines = 20): ReadonlyArray<string> => {
   try {
@@ -67,14 +83,7 @@ export const runWorker = (ctx: StageContext<unknown>, spec: WorkerSpec): Effect.
     let result: { value: unknown } | undefined
     let protocolError: string | undefined
     const fail = (reason: string, exitCode: number | null, signal: string | null) =>
-      new WorkerFailed({
-        stage: ctx.stageId,
-        reason,
-        exitCode,
-        signal,
-        logPath: ctx.logPath,
-        logTail: [...logTail(ctx.logPath)]
-      })
+      workerFailed(ctx, reason, exitCode, signal)
 
     const handle = (message: WorkerMessage) => {
       switch (message.type) {
