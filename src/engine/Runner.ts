@@ -46,6 +46,20 @@ export interface RunOptions {
   readonly argv: ReadonlyArray<string>
 }
 
+/**
+ * Lets the event loop turn once. Stage bodies, hashing and lineage writes are mostly synchronous, and
+ * fibers resume each other in microtasks, so a wide DAG of quick stages would otherwise run from
+ * start to end without the loop ever polling: Ctrl-C, timers and child output would wait for the
+ * whole run.
+ */
+const turnEventLoop = Effect.async<void>((resume) => {
+  const handle = setImmediate(() => resume(Effect.void))
+  return Effect.sync(() => clearImmediate(handle))
+})
+
+/** Stages the cached sweep settles between two turns of the event loop. */
+const SWEEP_CHUNK = 2_000
+
 /** Fail-fast: the first failure stops the run, interrupting what is still running. */
 class StopRun extends Data.TaggedError("StopRun")<{ readonly stage: string }> {}
 
@@ -147,6 +161,7 @@ export const run = (pipeline: ResolvedPipeline, options: RunOptions) =>
       decision: Decision & { _tag: "Stale" }
     ) =>
       Effect.gen(function*() {
+        yield* turnEventLoop
         const fp = decision.fingerprint
         const executionId = crypto.randomUUID()
         const unfinished = stage.definition.resumable ? yield* lineage.lastUnfinished(fp) : undefined
@@ -327,28 +342,30 @@ export const run = (pipeline: ResolvedPipeline, options: RunOptions) =>
     /**
      * A synchronous sweep in topological order settles every stage whose upstreams are all cached, without
      * a fiber each: a no-op run of a large DAG costs a stat per output and a lookup per stage. Only the
-     * stale stages and what depends on them go on to the scheduler.
+     * stale stages and what depends on them go on to the scheduler. The event loop turns between chunks.
      */
-    const sweep = Effect.try({
-      try: () => {
-        const pending: Array<{ stage: ResolvedStage; known: Decision | undefined }> = []
-        for (const stage of pipeline.stages) {
-          if (stage.upstream.some((up) => done.has(up))) {
-            done.set(stage.id, Deferred.unsafeMake<boolean>(FiberId.none))
-            pending.push({ stage, known: undefined })
-            continue
-          }
-          const decision = decideSync(stage, gatherInputs(stage, outputs)!, index, probe)
-          if (decision._tag === "Fresh") {
-            markCached(stage, decision)
-          } else {
-            done.set(stage.id, Deferred.unsafeMake<boolean>(FiberId.none))
-            pending.push({ stage, known: decision })
-          }
+    const sweep = Effect.gen(function*() {
+      const pending: Array<{ stage: ResolvedStage; known: Decision | undefined }> = []
+      const settle = (stage: ResolvedStage) => {
+        if (stage.upstream.some((up) => done.has(up))) {
+          done.set(stage.id, Deferred.unsafeMake<boolean>(FiberId.none))
+          pending.push({ stage, known: undefined })
+          return
         }
-        return pending
-      },
-      catch: asStoreError
+        const decision = decideSync(stage, gatherInputs(stage, outputs)!, index, probe)
+        if (decision._tag === "Fresh") {
+          markCached(stage, decision)
+        } else {
+          done.set(stage.id, Deferred.unsafeMake<boolean>(FiberId.none))
+          pending.push({ stage, known: decision })
+        }
+      }
+      for (let from = 0; from < pipeline.stages.length; from += SWEEP_CHUNK) {
+        if (from > 0) yield* turnEventLoop
+        const chunk = pipeline.stages.slice(from, from + SWEEP_CHUNK)
+        yield* Effect.try({ try: () => chunk.forEach(settle), catch: asStoreError })
+      }
+      return pending
     })
 
     const summarize = (interrupted: boolean): RunSummary => {

@@ -1,4 +1,4 @@
-import { Effect, Fiber } from "effect"
+import { Effect, Fiber, Schema } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -9,7 +9,9 @@ import { plan } from "../../../src/engine/Planner.ts"
 import type { RunOptions } from "../../../src/engine/Runner.ts"
 import { run } from "../../../src/engine/Runner.ts"
 import { Lineage } from "../../../src/lineage/Lineage.ts"
+import * as Pipeline from "../../../src/Pipeline.ts"
 import { resolve } from "../../../src/Pipeline.ts"
+import { define, node } from "../../../src/Stage.ts"
 
 const options: RunOptions = {
   preset: "default",
@@ -29,6 +31,27 @@ const runToy = (workspace: string, overrides: ReadonlyArray<string> = []) =>
     const pipeline = yield* resolve(toy, { overrides })
     return yield* run(pipeline, { ...options, overrides })
   }).pipe(Effect.provide(servicesLayer(workspace)))
+
+/** Many quick stages with synchronous bodies: the run never waits on I/O by itself. */
+const quick = define({
+  kind: "test/quick",
+  version: "1",
+  params: Schema.Struct({ index: Schema.Int }),
+  outputs: () => ({ "out.txt": "file" }),
+  result: Schema.Struct({}),
+  run: (ctx) =>
+    Effect.sync(() => {
+      fs.writeFileSync(ctx.output("out.txt"), String(ctx.params.index))
+      return {}
+    })
+})
+const wide = Pipeline.define({
+  name: "wide",
+  description: "a wide DAG of quick stages",
+  presets: { default: "600 independent quick stages" },
+  defaultPreset: "default",
+  build: () => Array.from({ length: 600 }, (_, index) => node(quick, { id: `q/${index}`, params: { index } }))
+})
 
 const alive = (pid: number) => {
   try {
@@ -82,6 +105,28 @@ describe("local executor", () => {
 })
 
 describe("sources outside the workspace", () => {
+  it("hears an interruption from a timer while a wide DAG of synchronous stages runs", async () => {
+    // Ctrl-C reaches the runtime as a signal handler, on the event loop like this timer: the run must
+    // let the loop turn between stages, or the interruption waits for all 600 of them.
+    const ws = tmp()
+    const outcome = await Effect.runPromise(
+      Effect.gen(function*() {
+        const pipeline = yield* resolve(wide, {})
+        const fiber = yield* Effect.fork(run(pipeline, options))
+        const timer = setTimeout(() => Effect.runFork(Fiber.interruptFork(fiber)), 50)
+        const exit = yield* Fiber.await(fiber)
+        clearTimeout(timer)
+        const lineage = yield* Lineage
+        const latest = yield* lineage.latestRun("wide")
+        return { interrupted: exit._tag === "Failure", status: latest?.status, summary: latest?.summary }
+      }).pipe(Effect.provide(servicesLayer(ws)))
+    )
+    expect(outcome.interrupted).toBe(true)
+    expect(outcome.status).toBe("interrupted")
+    const executed = (outcome.summary as { executed: number } | undefined)?.executed ?? 0
+    expect(executed).toBeLessThan(600)
+  })
+
   it("brings a file into the store and reruns when the original changes", async () => {
     const { source } = await import("../../../stages/source.ts")
     const { define: definePipeline } = await import("../../../src/Pipeline.ts")
