@@ -36,6 +36,7 @@ const timedRun = (label: string) => {
   const cmd = `${JSON.stringify(process.execPath)} ${JSON.stringify(bin)} run scaling-suite --preset tiny ` +
     `--workspace ${JSON.stringify(ws)} --jobs ${args.jobs} --json; times >&2`
   const t0 = performance.now()
+  const startEpoch = Date.now()
   const out = spawnSync("bash", ["-c", cmd], { cwd: root, encoding: "utf8", maxBuffer: 1 << 28 })
   const wallMs = performance.now() - t0
   if (out.status !== 0) throw new Error(`${label} failed (exit ${out.status}):\n${out.stderr.slice(-3000)}`)
@@ -46,7 +47,7 @@ const timedRun = (label: string) => {
     return m ? Number(m[1]) * 60 + Number(m[2]) : 0
   })
   const summary = JSON.parse(out.stdout) as { executed: number; cached: number; stages: ReadonlyArray<unknown> }
-  return { wallMs, cpuS: (children[0] ?? 0) + (children[1] ?? 0), summary }
+  return { wallMs, startEpoch, endEpoch: Date.now(), cpuS: (children[0] ?? 0) + (children[1] ?? 0), summary }
 }
 
 type Interval = readonly [number, number]
@@ -64,6 +65,23 @@ const unionMs = (intervals: ReadonlyArray<Interval>): number => {
   }
   if (end > start) total += end - start
   return total
+}
+
+/** The stretches of [from, to] when no interval is open, longest first. */
+const idleStretches = (intervals: ReadonlyArray<Interval>, from: number, to: number) => {
+  const sorted = [...intervals].sort((a, b) => a[0] - b[0])
+  const out: Array<{ from: number; to: number; after: number; before: number }> = []
+  let end = from
+  let last = -1
+  sorted.forEach(([a, b], i) => {
+    if (a > end) out.push({ from: end, to: a, after: last, before: i })
+    if (b > end) {
+      end = b
+      last = i
+    }
+  })
+  if (to > end) out.push({ from: end, to, after: last, before: -1 })
+  return { sorted, stretches: out.sort((x, y) => (y.to - y.from) - (x.to - x.from)) }
 }
 
 const WORKER_SPAN = /\[engine\] worker exited .* ran from (\d+) to (\d+) \(epoch ms\)/g
@@ -124,6 +142,22 @@ const main = () => {
       (100 * overhead / first.wallMs).toFixed(2)
     }%   (target < 2%)`
   )
+
+  // Where the engine's time goes: the longest stretches with no execution open at all.
+  const idle = idleStretches(executions, first.startEpoch, first.endEpoch)
+  const named = new Map(rows.map((r) => [`${r.startedAt},${r.endedAt}`, r.stage]))
+  const nameOf = (i: number, edge: string) => {
+    const interval = idle.sorted[i]
+    return interval === undefined ? edge : named.get(`${interval[0]},${interval[1]}`) ?? "?"
+  }
+  console.log(`longest stretches with no execution open (of ${((first.wallMs - inExecutions) / 1000).toFixed(2)} s):`)
+  for (const stretch of idle.stretches.slice(0, 5)) {
+    console.log(
+      `  ${String(stretch.to - stretch.from).padStart(6)} ms  after ${nameOf(stretch.after, "CLI start")}, before ${
+        nameOf(stretch.before, "CLI exit")
+      }`
+    )
+  }
 
   console.log(`per worker stage, mean ms in the execution before the worker starts / after it exits:`)
   for (const [kind, gap] of gaps) {

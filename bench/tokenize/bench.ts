@@ -18,6 +18,7 @@ import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import { pathToFileURL } from "node:url"
 import { nativeAddonStatus } from "../../src/tokenize/nativeAddon.ts"
 import { tokenizeShardsInParallel } from "../../src/tokenize/parallel.ts"
 import { TokenBuffer } from "../../src/tokenize/TokenBuffer.ts"
@@ -183,8 +184,21 @@ const main = async (): Promise<void> => {
   const jobs = shards.map((input, i) => ({ input, outputPrefix: path.join(OUT, `par-${i}`) }))
   const totalBytes = shards.reduce((a, s) => a + fs.statSync(s).size, 0)
   const loadBefore = os.loadavg()[0] as number
+  // The worker entry the CLI runs (the bundle built by `npm install`), not the TypeScript source a
+  // tsx-run script would otherwise start, whose loader costs a second per thread.
+  const bundledWorker = path.join(import.meta.dirname, "..", "..", "dist", "shard-worker.mjs")
+  const workerModule = fs.existsSync(bundledWorker) ? pathToFileURL(bundledWorker) : undefined
   const inWorkers = (concurrency: number) =>
-    measure(() => Effect.runPromise(tokenizeShardsInParallel({ tokenizerPath: TOKENIZER, jobs, concurrency })))
+    measure(() =>
+      Effect.runPromise(
+        tokenizeShardsInParallel({
+          tokenizerPath: TOKENIZER,
+          jobs,
+          concurrency,
+          ...(workerModule === undefined ? {} : { workerModule })
+        })
+      )
+    )
   const serial = await inWorkers(1)
   const parallel = await inWorkers(2)
   const loadAfter = os.loadavg()[0] as number
@@ -196,7 +210,13 @@ const main = async (): Promise<void> => {
   // Time on shards: one worker runs both in turn; two workers run one each, side by side.
   const serialShards = serial.value.reduce((a, r) => a + r.seconds, 0)
   const parallelShards = Math.max(...parallel.value.map((r) => r.seconds))
-  console.log(`\n3. two shards of ${MB} MB on worker threads (${serial.value[0]?.implementation} encoder)`)
+  console.log(
+    `\n3. two shards of ${MB} MB on worker threads (${serial.value[0]?.implementation} encoder, ${
+      workerModule === undefined
+        ? "TypeScript worker through tsx: run npm run build:cli for the bundled one"
+        : "dist/shard-worker.mjs"
+    })`
+  )
   for (
     const [label, run, shardsWall] of [["1 worker: ", serial, serialShards], [
       "2 workers:",
