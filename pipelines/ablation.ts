@@ -21,25 +21,19 @@ import { node, ref } from "../src/Stage.ts"
 import { reportNode } from "../stages/analysis/report.ts"
 import { pointInputName, scalingFit } from "../stages/analysis/scalingFit.ts"
 import { validationLoss } from "../stages/analysis/validationLoss.ts"
-import { listShards, requireData, tokenizerVocabSize } from "../stages/flame/data.ts"
+import { type DataPaths, dataPathsFor, listShards, requireData, tokenizerVocabSize } from "../stages/flame/data.ts"
 import { flameModel } from "../stages/flame/model.ts"
 import { compileKernels, workerOutput } from "../stages/kernels.ts"
 import { source } from "../stages/source.ts"
 import { mergeDatasetStage, shardName, tokenizeShardStage } from "../stages/tokenize.ts"
 import { checkpointName, train } from "../stages/train.ts"
 
-export interface Paths {
-  readonly corpus: string
-  readonly tokenizer: string
-}
+export type Paths = Pick<DataPaths, "corpus" | "tokenizer">
 
-const pathsFor = (preset: string, config: Readonly<Record<string, string>>): Paths =>
-  preset === "tiny"
-    ? {
-      corpus: config.corpus ?? fromRoot("fixtures", "corpus"),
-      tokenizer: config.tokenizer ?? fromRoot("fixtures", "tokenizer", "tokenizer.json")
-    }
-    : { corpus: config.corpus ?? "", tokenizer: config.tokenizer ?? "" }
+const pathsFor = (preset: string, config: Readonly<Record<string, string>>): Paths => {
+  const { corpus, tokenizer } = dataPathsFor(preset, config)
+  return { corpus, tokenizer }
+}
 
 const runsFor = (preset: string, paths: Paths): ReadonlyArray<AblationRun> =>
   preset === "tiny"

@@ -28,8 +28,8 @@ import { node, ref } from "../src/Stage.ts"
 import { reportNode } from "../stages/analysis/report.ts"
 import { routingAnalysisNodes } from "../stages/analysis/routing.ts"
 import { evalRequests, evaluate } from "../stages/eval.ts"
-import { listShards, requireData, tokenizerVocabSize } from "../stages/flame/data.ts"
-import { flameModel, type ModelParams } from "../stages/flame/model.ts"
+import { type DataPaths, dataPathsFor, listShards, requireData, tokenizerVocabSize } from "../stages/flame/data.ts"
+import { flameModel, type ModelParams, tinyModel } from "../stages/flame/model.ts"
 import { compileKernels, workerOutput } from "../stages/kernels.ts"
 import { source } from "../stages/source.ts"
 import { suiteTable } from "../stages/suiteTable.ts"
@@ -54,24 +54,10 @@ interface SuiteScale {
   readonly threads: number
 }
 
-const moeLayersPattern = (numLayers: number) => `[0]*1+[1]*${numLayers - 1}`
-
 const tinySuite = (tokenizer: string): ReadonlyArray<SuiteScale> =>
   tinyScales({ ...tinyOptions, vocabSize: tokenizerVocabSize(tokenizer) }).map((t) => ({
     id: t.id,
-    model: flameModel({
-      vocabSize: t.paddedVocabSize,
-      hiddenSize: t.hiddenSize,
-      numLayers: t.numLayers,
-      numAttentionHeads: t.numAttentionHeads,
-      ffnHiddenSize: t.ffnHiddenSize,
-      moeFfnHiddenSize: t.moeFfnHiddenSize,
-      numExperts: t.numExperts,
-      topK: t.routerTopK,
-      sharedExpertSize: t.sharedExpertWidthFactor * t.moeFfnHiddenSize,
-      moeLayers: moeLayersPattern(t.numLayers),
-      seqLength: t.seqLength
-    }),
+    model: tinyModel(t),
     globalBatchSize: t.globalBatchSize,
     microBatchSize: t.microBatchSize,
     trainIters: t.trainIters,
@@ -109,20 +95,9 @@ const fullSuite = (): ReadonlyArray<SuiteScale> =>
     threads: 16
   }))
 
-interface Paths {
-  readonly corpus: string
-  readonly tokenizer: string
-  readonly tasks: string
-}
+type Paths = Required<DataPaths>
 
-const pathsFor = (preset: string, config: Readonly<Record<string, string>>): Paths =>
-  preset === "tiny"
-    ? {
-      corpus: config.corpus ?? fromRoot("fixtures", "corpus"),
-      tokenizer: config.tokenizer ?? fromRoot("fixtures", "tokenizer", "tokenizer.json"),
-      tasks: config.tasks ?? fromRoot("fixtures", "eval")
-    }
-    : { corpus: config.corpus ?? "", tokenizer: config.tokenizer ?? "", tasks: config.tasks ?? "" }
+const pathsFor = (preset: string, config: Readonly<Record<string, string>>): Paths => dataPathsFor(preset, config)
 
 const build = (
   preset: string,

@@ -7,6 +7,7 @@ import { Effect } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { PipelineError } from "../../src/domain/Errors.ts"
+import { fromRoot } from "../../src/ProjectRoot.ts"
 import type { ExecutorInfo } from "../../src/Stage.ts"
 
 const SHARD = /\.jsonl(\.zstd?|\.zst)?$/
@@ -36,6 +37,19 @@ export interface DataPaths {
   readonly tokenizer: string
   /** Only for pipelines that evaluate on the harness tasks. */
   readonly tasks?: string
+}
+
+/**
+ * Where a FLAME-MoE pipeline's data comes from: `--config corpus=... tokenizer=... [tasks=...]`, and
+ * for the tiny preset the bundled fixtures unless overridden. Empty strings are what preflight reports.
+ */
+export const dataPathsFor = (preset: string, config: Readonly<Record<string, string>>): Required<DataPaths> => {
+  const tiny = preset === "tiny"
+  return {
+    corpus: config.corpus ?? (tiny ? fromRoot("fixtures", "corpus") : ""),
+    tokenizer: config.tokenizer ?? (tiny ? fromRoot("fixtures", "tokenizer", "tokenizer.json") : ""),
+    tasks: config.tasks ?? (tiny ? fromRoot("fixtures", "eval") : "")
+  }
 }
 
 /** The settings still missing, one line each (empty when the pipeline can run). */

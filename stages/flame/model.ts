@@ -7,6 +7,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { StageFailed } from "../../src/domain/Errors.ts"
 import { architecture } from "../../src/flame/architecture.ts"
+import type { TinyScale } from "../../src/flame/schema.ts"
 import type { ExecutorInfo, StageContext } from "../../src/Stage.ts"
 import { datasetPrefix } from "../tokenize.ts"
 
@@ -82,6 +83,22 @@ export const workerStageResources = (p: { readonly threads: number; readonly bac
   cpus: p.threads,
   gpus: p.backend === "cuda" ? 1 : 0
 })
+
+/** The model of a tiny scale (src/flame/tinyPreset.ts): the published structure, shrunk. */
+export const tinyModel = (t: TinyScale): ModelParams =>
+  flameModel({
+    vocabSize: t.paddedVocabSize,
+    hiddenSize: t.hiddenSize,
+    numLayers: t.numLayers,
+    numAttentionHeads: t.numAttentionHeads,
+    ffnHiddenSize: t.ffnHiddenSize,
+    moeFfnHiddenSize: t.moeFfnHiddenSize,
+    numExperts: t.numExperts,
+    topK: t.routerTopK,
+    sharedExpertSize: t.sharedExpertWidthFactor * t.moeFfnHiddenSize,
+    moeLayers: t.moeLayerFreq,
+    seqLength: t.seqLength
+  })
 
 /** Writes the worker's config next to the stage's outputs (it is part of what the stage leaves behind). */
 export const writeWorkerConfig = (ctx: StageContext<unknown>, name: string, config: unknown) =>

@@ -16,7 +16,7 @@ import { reportNode } from "../../../stages/analysis/report.ts"
 import { routingAnalysisNodes } from "../../../stages/analysis/routing.ts"
 import { evalRequests, evaluate } from "../../../stages/eval.ts"
 import { tokenizerVocabSize } from "../../../stages/flame/data.ts"
-import { flameModel } from "../../../stages/flame/model.ts"
+import { tinyModel } from "../../../stages/flame/model.ts"
 import { source } from "../../../stages/source.ts"
 import { trace } from "../../../stages/trace.ts"
 import { checkpointName, train } from "../../../stages/train.ts"
@@ -42,19 +42,7 @@ const build = (): ReadonlyArray<StageNode> => {
     .filter((s) => s.id === "flame-moe-38m-tiny" || s.id === "flame-moe-115m-tiny")
   for (const t of scales) {
     const id = `${t.id}-mini`
-    const model = flameModel({
-      vocabSize: t.paddedVocabSize,
-      hiddenSize: t.hiddenSize,
-      numLayers: t.numLayers,
-      numAttentionHeads: t.numAttentionHeads,
-      ffnHiddenSize: t.ffnHiddenSize,
-      moeFfnHiddenSize: t.moeFfnHiddenSize,
-      numExperts: t.numExperts,
-      topK: t.routerTopK,
-      sharedExpertSize: t.sharedExpertWidthFactor * t.moeFfnHiddenSize,
-      moeLayers: t.moeLayerFreq,
-      seqLength: t.seqLength
-    })
+    const model = tinyModel(t)
     const plan = { trainIters: 6, saveInterval: 2 }
     nodes.push(node(train, {
       id: `train/${id}`,
