@@ -393,4 +393,13 @@ template <typename T> void attention_backward_plain(T* dqkv, float* P, const T* 
   }
 }
 
+// Explicit instantiations of the kernels above for one activation type (attention_<type>.cu).
+#define FLAME_INSTANTIATE_ATTENTION(T)                                                                                          \
+  template void attention_forward_flash<T>(T*, float*, const T*, int, int, int, int, cudaStream_t);                             \
+  template void attention_backward_flash<T>(T*, float*, const T*, const T*, const T*, const float*, int, int, int, int, cudaStream_t); \
+  template void attention_forward_flash_simt<T>(T*, float*, const T*, int, int, int, int, cudaStream_t);                        \
+  template void attention_backward_flash_simt<T>(T*, float*, const T*, const T*, const T*, const float*, int, int, int, int, cudaStream_t); \
+  template void attention_forward_plain<T>(T*, float*, float*, const T*, int, int, int, int, cudaStream_t);                     \
+  template void attention_backward_plain<T>(T*, float*, const T*, const T*, int, int, int, int, cudaStream_t);
+
 }}  // namespace flame::cuda
