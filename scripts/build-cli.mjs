@@ -53,36 +53,43 @@ const pipelinesPlugin = {
 /** The tokenizer's worker-thread entry, bundled beside the CLI (src/tokenize/parallel.ts looks for it there). */
 export const shardWorkerPath = path.join(root, "dist", "shard-worker.mjs")
 
-export const buildCli = async () => {
-  const esbuild = await import("esbuild")
-  fs.mkdirSync(path.dirname(bundlePath), { recursive: true })
-  // The worker first: a CLI bundle never runs without the worker bundle it expects.
-  await bundle(esbuild, path.join(root, "src", "tokenize", "shardWorker.ts"), shardWorkerPath, [])
-  await bundle(esbuild, path.join(root, "src", "bin.bundled.ts"), bundlePath, [pipelinesPlugin])
+/** The esbuild settings of every bundle the project makes: the CLI, its shard worker, Slurm job bundles, the bench CLI. */
+export const bundleOptions = {
+  bundle: true,
+  platform: "node",
+  format: "esm",
+  target: "node20",
+  // Native addons and the HF bindings (test oracle only) stay as ordinary imports.
+  external: ["better-sqlite3", "tokenizers", "esbuild", "tsx", "vitest"],
+  // Some dependencies are CommonJS and call require(); give the ESM bundle one.
+  banner: {
+    js:
+      "import { createRequire as __flameRequire } from 'node:module'; const require = __flameRequire(import.meta.url);"
+  },
+  logLevel: "error",
+  legalComments: "none"
 }
 
-const bundle = async (esbuild, entry, outfile, plugins) => {
+/**
+ * Bundles with `bundleOptions` plus `options` (an entry point or stdin, plugins) into `outfile`,
+ * written under a temporary name and renamed: readers never see a half-written bundle.
+ */
+export const bundleAtomically = async (options, outfile) => {
+  const esbuild = await import("esbuild")
   const tmp = `${outfile}.${process.pid}.tmp`
-  await esbuild.build({
-    entryPoints: [entry],
-    bundle: true,
-    platform: "node",
-    format: "esm",
-    target: "node20",
-    outfile: tmp,
-    // Native addons and the HF bindings (test oracle only) stay as ordinary imports.
-    external: ["better-sqlite3", "tokenizers", "esbuild", "tsx", "vitest"],
-    // Some dependencies are CommonJS and call require(); give the ESM bundle one.
-    banner: {
-      js:
-        "import { createRequire as __flameRequire } from 'node:module'; const require = __flameRequire(import.meta.url);"
-    },
-    plugins,
-    logLevel: "error",
-    legalComments: "none"
-  })
-  // Readers never see a half-written bundle.
+  fs.mkdirSync(path.dirname(outfile), { recursive: true })
+  await esbuild.build({ ...bundleOptions, ...options, outfile: tmp })
   fs.renameSync(tmp, outfile)
+  return outfile
+}
+
+export const buildCli = async () => {
+  // The worker first: a CLI bundle never runs without the worker bundle it expects.
+  await bundleAtomically({ entryPoints: [path.join(root, "src", "tokenize", "shardWorker.ts")] }, shardWorkerPath)
+  await bundleAtomically(
+    { entryPoints: [path.join(root, "src", "bin.bundled.ts")], plugins: [pipelinesPlugin] },
+    bundlePath
+  )
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {

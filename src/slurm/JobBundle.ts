@@ -7,9 +7,9 @@
  * tokenizer's worker-thread entry beside it (src/tokenize/parallel.ts looks for it there).
  */
 import { Effect } from "effect"
-import type { BuildOptions } from "esbuild"
-import * as fs from "node:fs"
 import * as path from "node:path"
+import { pathToFileURL } from "node:url"
+import type * as BuildScript from "../../scripts/build-cli.mjs"
 import { StageFailed } from "../domain/Errors.ts"
 import { fromRoot } from "../ProjectRoot.ts"
 import { sha256Text } from "../store/ContentHasher.ts"
@@ -17,50 +17,35 @@ import { sha256Text } from "../store/ContentHasher.ts"
 export const jobBundlePath = (modulePath: string): string =>
   fromRoot("dist", "jobs", sha256Text(path.resolve(modulePath)).slice(0, 16), "flame-pipe-job.mjs")
 
-const bundleOptions: BuildOptions = {
-  bundle: true,
-  platform: "node",
-  format: "esm",
-  target: "node20",
-  // The same settings as the CLI bundle (scripts/build-cli.mjs).
-  external: ["better-sqlite3", "tokenizers", "esbuild", "tsx", "vitest"],
-  banner: {
-    js:
-      "import { createRequire as __flameRequire } from 'node:module'; const require = __flameRequire(import.meta.url);"
-  },
-  logLevel: "error",
-  legalComments: "none"
-}
+/**
+ * The project's bundler (scripts/build-cli.mjs), loaded by path at run time: a static import would put
+ * the build script, and its run-when-executed entry, inside the CLI bundle itself.
+ */
+const bundler = (): Promise<typeof BuildScript> => import(pathToFileURL(fromRoot("scripts", "build-cli.mjs")).href)
 
 /** Bundles `flame-pipe job` with the pipeline module; returns the bundle's path. */
 export const buildJobBundle = (modulePath: string): Effect.Effect<string, StageFailed> =>
   Effect.tryPromise({
     try: async () => {
-      const esbuild = await import("esbuild")
+      const { bundleAtomically } = await bundler()
       const module = path.resolve(modulePath)
       const outfile = jobBundlePath(module)
-      fs.mkdirSync(path.dirname(outfile), { recursive: true })
-      // Written under temporary names and renamed: a job of an earlier run starting right now never
-      // reads a half-written bundle.
-      const worker = path.join(path.dirname(outfile), "shard-worker.mjs")
-      await esbuild.build({
-        ...bundleOptions,
-        entryPoints: [fromRoot("src", "tokenize", "shardWorker.ts")],
-        outfile: `${worker}.${process.pid}.tmp`
-      })
-      fs.renameSync(`${worker}.${process.pid}.tmp`, worker)
+      // Each is written under a temporary name and renamed: a job of an earlier run starting right now
+      // never reads a half-written bundle.
+      await bundleAtomically(
+        { entryPoints: [fromRoot("src", "tokenize", "shardWorker.ts")] },
+        path.join(path.dirname(outfile), "shard-worker.mjs")
+      )
       const entry = [
         `import { PipelineRegistry } from ${JSON.stringify(fromRoot("src", "cli", "PipelineRegistry.ts"))}`,
         `import { main } from ${JSON.stringify(fromRoot("src", "main.ts"))}`,
         `import pipeline from ${JSON.stringify(module)}`,
         `main(PipelineRegistry.fromBundle({ [${JSON.stringify(module)}]: pipeline }))`
       ].join("\n")
-      await esbuild.build({
-        ...bundleOptions,
-        stdin: { contents: entry, resolveDir: path.dirname(module), loader: "ts", sourcefile: "job-entry.ts" },
-        outfile: `${outfile}.${process.pid}.tmp`
-      })
-      fs.renameSync(`${outfile}.${process.pid}.tmp`, outfile)
+      await bundleAtomically(
+        { stdin: { contents: entry, resolveDir: path.dirname(module), loader: "ts", sourcefile: "job-entry.ts" } },
+        outfile
+      )
       return outfile
     },
     catch: (cause) =>
