@@ -13,7 +13,6 @@
  * shrunk (src/scaling/ablationRuns.ts) to run on 2 CPU cores from the bundled corpus in minutes.
  */
 import * as Pipeline from "../src/Pipeline.ts"
-import { fromRoot } from "../src/ProjectRoot.ts"
 import type { AblationRun } from "../src/scaling/ablationRuns.ts"
 import { defaultTinyAblationOptions, publishedAblationRuns, tinyAblationRuns } from "../src/scaling/ablationRuns.ts"
 import type { ExecutorInfo, StageNode } from "../src/Stage.ts"
@@ -21,14 +20,13 @@ import { node, ref } from "../src/Stage.ts"
 import { reportNode } from "../stages/analysis/report.ts"
 import { pointInputName, scalingFit } from "../stages/analysis/scalingFit.ts"
 import { validationLoss } from "../stages/analysis/validationLoss.ts"
-import { type DataPaths, dataPathsFor, listShards, requireData, tokenizerVocabSize } from "../stages/flame/data.ts"
+import { type DataPaths, dataPathsFor, requireData, tokenizerVocabSize } from "../stages/flame/data.ts"
+import { dataAndWorker } from "../stages/flame/dataStages.ts"
 import { flameModel } from "../stages/flame/model.ts"
-import { compileKernels, workerOutput } from "../stages/kernels.ts"
-import { source } from "../stages/source.ts"
-import { mergeDatasetStage, shardName, tokenizeShardStage } from "../stages/tokenize.ts"
+import { workerOutput } from "../stages/kernels.ts"
 import { checkpointName, train } from "../stages/train.ts"
 
-export type Paths = Pick<DataPaths, "corpus" | "tokenizer">
+type Paths = Pick<DataPaths, "corpus" | "tokenizer">
 
 const pathsFor = (preset: string, config: Readonly<Record<string, string>>): Paths => {
   const { corpus, tokenizer } = dataPathsFor(preset, config)
@@ -39,36 +37,6 @@ const runsFor = (preset: string, paths: Paths): ReadonlyArray<AblationRun> =>
   preset === "tiny"
     ? tinyAblationRuns({ ...defaultTinyAblationOptions, vocabSize: tokenizerVocabSize(paths.tokenizer) })
     : publishedAblationRuns()
-
-/** The suite's data and worker stages, with the same ids and params so that a shared workspace shares them. */
-export const dataAndWorker = (paths: Paths, executor: ExecutorInfo): Array<StageNode> => {
-  const shards = listShards(paths.corpus)
-  return [
-    node(source, { id: "source/kernels/src", params: { path: fromRoot("kernels", "src"), kind: "dir", name: "src" } }),
-    node(source, { id: "source/kernels/Makefile", params: { path: fromRoot("kernels", "Makefile") } }),
-    node(source, { id: "source/tokenizer", params: { path: paths.tokenizer, name: "tokenizer.json" } }),
-    node(compileKernels, {
-      id: "compile-kernels",
-      params: { cuda: executor.gpus > 0 },
-      inputs: { sources: ref("source/kernels/src", "src"), makefile: ref("source/kernels/Makefile", "Makefile") }
-    }),
-    ...shards.flatMap((file) => {
-      const name = shardName(file)
-      return [
-        node(source, { id: `source/corpus/${name}`, params: { path: file, name: "shard" } }),
-        node(tokenizeShardStage, {
-          id: `tokenize/${name}`,
-          params: { name },
-          inputs: { shard: ref(`source/corpus/${name}`, "shard"), tokenizer: ref("source/tokenizer", "tokenizer.json") }
-        })
-      ]
-    }),
-    node(mergeDatasetStage, {
-      id: "tokenize/merge",
-      inputs: Object.fromEntries(shards.map((file, i) => [`shard${i}`, ref(`tokenize/${shardName(file)}`, "dataset")]))
-    })
-  ]
-}
 
 export const trainId = (run: AblationRun) => `ablation/train/${run.id}`
 export const valLossId = (run: AblationRun) => `ablation/val-loss/${run.id}`

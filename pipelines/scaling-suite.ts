@@ -22,18 +22,17 @@ import { scales } from "../src/flame/scales.ts"
 import type { TinyOptions } from "../src/flame/tinyPreset.ts"
 import { defaultTinyOptions, tinyScales } from "../src/flame/tinyPreset.ts"
 import * as Pipeline from "../src/Pipeline.ts"
-import { fromRoot } from "../src/ProjectRoot.ts"
 import type { ExecutorInfo, StageNode } from "../src/Stage.ts"
 import { node, ref } from "../src/Stage.ts"
 import { reportNode } from "../stages/analysis/report.ts"
 import { routingAnalysisNodes } from "../stages/analysis/routing.ts"
 import { evalRequests, evaluate } from "../stages/eval.ts"
-import { type DataPaths, dataPathsFor, listShards, requireData, tokenizerVocabSize } from "../stages/flame/data.ts"
+import { dataPathsFor, requireData, tokenizerVocabSize } from "../stages/flame/data.ts"
+import { dataAndWorker } from "../stages/flame/dataStages.ts"
 import { flameModel, type ModelParams, tinyModel } from "../stages/flame/model.ts"
-import { compileKernels, workerOutput } from "../stages/kernels.ts"
+import { workerOutput } from "../stages/kernels.ts"
 import { source } from "../stages/source.ts"
 import { suiteTable } from "../stages/suiteTable.ts"
-import { mergeDatasetStage, shardName, tokenizeShardStage } from "../stages/tokenize.ts"
 import { trace } from "../stages/trace.ts"
 import { train } from "../stages/train.ts"
 
@@ -95,54 +94,24 @@ const fullSuite = (): ReadonlyArray<SuiteScale> =>
     threads: 16
   }))
 
-type Paths = Required<DataPaths>
-
-const pathsFor = (preset: string, config: Readonly<Record<string, string>>): Paths => dataPathsFor(preset, config)
-
 const build = (
   preset: string,
   config: Readonly<Record<string, string>>,
   executor: ExecutorInfo
 ): ReadonlyArray<StageNode> => {
-  const paths = pathsFor(preset, config)
-  const shards = listShards(paths.corpus)
+  const paths = dataPathsFor(preset, config)
   const suite = preset === "tiny" ? tinySuite(paths.tokenizer) : fullSuite()
   const nodes: Array<StageNode> = [
-    node(source, { id: "source/kernels/src", params: { path: fromRoot("kernels", "src"), kind: "dir", name: "src" } }),
-    node(source, { id: "source/kernels/Makefile", params: { path: fromRoot("kernels", "Makefile") } }),
-    node(source, { id: "source/tokenizer", params: { path: paths.tokenizer, name: "tokenizer.json" } }),
+    ...dataAndWorker(paths, executor),
     node(source, { id: "source/tasks", params: { path: paths.tasks, kind: "dir", name: "tasks" } }),
     node(evalRequests, {
       id: "eval/requests",
       // The tiny preset scores the first 8 documents of each fixture task, as lm-eval's --limit 8 would.
       params: preset === "tiny" ? { limit: 8 } : {},
       inputs: { tokenizer: ref("source/tokenizer", "tokenizer.json"), tasks: ref("source/tasks", "tasks") }
-    }),
-    node(compileKernels, {
-      id: "compile-kernels",
-      params: { cuda: executor.gpus > 0 },
-      inputs: {
-        sources: ref("source/kernels/src", "src"),
-        makefile: ref("source/kernels/Makefile", "Makefile")
-      }
     })
   ]
   const worker = ref("compile-kernels", workerOutput(executor))
-  shards.forEach((file) => {
-    const name = shardName(file)
-    nodes.push(
-      node(source, { id: `source/corpus/${name}`, params: { path: file, name: "shard" } }),
-      node(tokenizeShardStage, {
-        id: `tokenize/${name}`,
-        params: { name },
-        inputs: { shard: ref(`source/corpus/${name}`, "shard"), tokenizer: ref("source/tokenizer", "tokenizer.json") }
-      })
-    )
-  })
-  nodes.push(node(mergeDatasetStage, {
-    id: "tokenize/merge",
-    inputs: Object.fromEntries(shards.map((file, i) => [`shard${i}`, ref(`tokenize/${shardName(file)}`, "dataset")]))
-  }))
   const dataset = ref("tokenize/merge", "dataset")
 
   for (const scale of suite) {
@@ -210,6 +179,7 @@ export default Pipeline.define({
     full: "the published configuration: DCLM, pythia's tokenizer, GPUs"
   },
   defaultPreset: "full",
-  preflight: ({ config, executor, preset }) => requireData("scaling-suite", preset, pathsFor(preset, config), executor),
+  preflight: ({ config, executor, preset }) =>
+    requireData("scaling-suite", preset, dataPathsFor(preset, config), executor),
   build: ({ config, executor, preset }) => build(preset, config, executor)
 })

@@ -13,12 +13,14 @@ import { define } from "../src/Stage.ts"
 import { runCommand } from "../src/worker/processGroup.ts"
 import { logTail } from "../src/worker/runWorker.ts"
 
-export const compilerVersion = (compiler: string): string => {
+/** The line of `<program> --version` that identifies it (the first, by default); "unavailable" when it does not run. */
+const versionLine = (
+  program: string,
+  pick = (lines: ReadonlyArray<string>): string | undefined => lines[0]
+): string => {
   try {
-    return execFileSync(compiler, ["--version"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).split(
-      "\n"
-    )[0]!
-      .trim()
+    const out = execFileSync(program, ["--version"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] })
+    return (pick(out.split("\n")) ?? out).trim()
   } catch {
     return "unavailable"
   }
@@ -28,14 +30,8 @@ export const compilerVersion = (compiler: string): string => {
 export const workerOutput = (executor: ExecutorInfo): "flame-worker" | "flame-worker-cuda" =>
   executor.gpus > 0 ? "flame-worker-cuda" : "flame-worker"
 
-const nvccRelease = (nvcc: string): string => {
-  try {
-    const out = execFileSync(nvcc, ["--version"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] })
-    return out.split("\n").find((l) => l.includes("release"))?.trim() ?? out.trim()
-  } catch {
-    return "unavailable"
-  }
-}
+// nvcc prints its banner first; the release line is the one that identifies it.
+const nvccRelease = (nvcc: string): string => versionLine(nvcc, (lines) => lines.find((l) => l.includes("release")))
 
 export const compileKernels = define({
   kind: "compile-kernels",
@@ -52,8 +48,7 @@ export const compileKernels = define({
   }),
   settle: (params) => ({
     ...params,
-    compilerVersion: compilerVersion(params.compiler),
-    // nvcc prints its banner first; the release line is the one that identifies it.
+    compilerVersion: versionLine(params.compiler),
     nvccVersion: params.cuda ? nvccRelease(params.nvcc) : ""
   }),
   outputs: (p): Record<string, "file"> =>

@@ -114,14 +114,21 @@ class ShardPool {
       const worker = this.idle.get(key)?.pop() ?? startWorker(workerUrl, setup)
       worker.ref()
       let settled = false
-      const done = (effect: Effect.Effect<ShardResult, ShardError>, reusable: boolean) => {
-        if (settled) return
+      /** Detaches from the worker once; false when it already was. */
+      const settle = () => {
+        if (settled) return false
         settled = true
         worker.off("message", onMessage)
         worker.off("error", onError)
-        if (reusable && (this.idle.get(key)?.length ?? 0) < os.availableParallelism()) {
+        return true
+      }
+      const done = (effect: Effect.Effect<ShardResult, ShardError>, reusable: boolean) => {
+        if (!settle()) return
+        const idle = this.idle.get(key) ?? []
+        if (reusable && idle.length < os.availableParallelism()) {
           worker.unref()
-          this.idle.set(key, [...(this.idle.get(key) ?? []), worker])
+          idle.push(worker)
+          this.idle.set(key, idle)
         } else void worker.terminate()
         resume(effect)
       }
@@ -141,11 +148,7 @@ class ShardPool {
       worker.postMessage({ index: 0, job } satisfies WorkerRequest)
       // Interrupted mid-shard: the thread goes (its partial output is in a staging area nobody promotes).
       return Effect.sync(() => {
-        if (settled) return
-        settled = true
-        worker.off("message", onMessage)
-        worker.off("error", onError)
-        void worker.terminate()
+        if (settle()) void worker.terminate()
       })
     })
   }

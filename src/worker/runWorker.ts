@@ -82,8 +82,6 @@ export const runWorker = (ctx: StageContext<unknown>, spec: WorkerSpec): Effect.
     })
     let result: { value: unknown } | undefined
     let protocolError: string | undefined
-    const fail = (reason: string, exitCode: number | null, signal: string | null) =>
-      workerFailed(ctx, reason, exitCode, signal)
 
     const handle = (message: WorkerMessage) => {
       switch (message.type) {
@@ -138,14 +136,16 @@ export const runWorker = (ctx: StageContext<unknown>, spec: WorkerSpec): Effect.
     finished.then((outcome) => {
       const exitCode = outcome.exitCode ?? null
       const signal = outcome.signal ?? null
-      if (protocolError !== undefined) resume(Effect.fail(fail(protocolError, exitCode, signal)))
-      else if (exitCode !== 0 || signal !== null) {
+      if (protocolError !== undefined) {
+        resume(Effect.fail(workerFailed(ctx, protocolError, exitCode, signal)))
+      } else if (exitCode !== 0 || signal !== null) {
         const reason = outcome.failed && outcome.exitCode === undefined && signal === null
           ? `could not start ${spec.file}: ${outcome.shortMessage ?? "unknown error"}`
           : "worker failed"
-        resume(Effect.fail(fail(reason, exitCode, signal)))
-      } else if (result === undefined) resume(Effect.fail(fail("worker exited without a result message", 0, null)))
-      else resume(Effect.succeed(result.value))
+        resume(Effect.fail(workerFailed(ctx, reason, exitCode, signal)))
+      } else if (result === undefined) {
+        resume(Effect.fail(workerFailed(ctx, "worker exited without a result message", 0, null)))
+      } else resume(Effect.succeed(result.value))
     })
 
     // Interruption: ask politely, insist after a grace period, and only return once the worker is dead.

@@ -79,9 +79,9 @@ export const scalingFit = define({
 
 const describeFit = (fit: FitSummary): string => {
   const q = fit.params
-  const constants = [`E ${q.E.toPrecision(5)}`, `A ${q.A.toPrecision(5)}`, `alpha ${q.alpha.toPrecision(4)}`]
-    .concat([`B ${q.B.toPrecision(5)}`, `beta ${q.beta.toPrecision(4)}`])
-  return `${fit.method}: objective ${fit.objective.toExponential(4)}, ${constants.join(" ")} ` +
+  const constants = `E ${q.E.toPrecision(5)} A ${q.A.toPrecision(5)} alpha ${q.alpha.toPrecision(4)} ` +
+    `B ${q.B.toPrecision(5)} beta ${q.beta.toPrecision(4)}`
+  return `${fit.method}: objective ${fit.objective.toExponential(4)}, ${constants} ` +
     `(best of ${fit.startsTried} starts, ${fit.startsConverged} converged)`
 }
 

@@ -9,23 +9,11 @@
 import * as path from "node:path"
 import suite from "../../../pipelines/scaling-suite.ts"
 import * as Pipeline from "../../../src/Pipeline.ts"
-import type { StageNode } from "../../../src/Stage.ts"
 import { node, ref } from "../../../src/Stage.ts"
 import { suiteTable } from "../../../stages/suiteTable.ts"
+import { upstreamClosure } from "../../support/closure.ts"
 
 export const SCALE = "flame-moe-38m-tiny"
-
-const closure = (nodes: ReadonlyArray<StageNode>, roots: ReadonlyArray<string>): ReadonlyArray<StageNode> => {
-  const byId = new Map(nodes.map((n) => [n.id, n]))
-  const keep = new Set<string>()
-  const visit = (id: string) => {
-    if (keep.has(id)) return
-    keep.add(id)
-    for (const input of Object.values(byId.get(id)!.inputs)) visit(input.stage)
-  }
-  roots.forEach(visit)
-  return nodes.filter((n) => keep.has(n.id))
-}
 
 export default Pipeline.define({
   name: "scaling-suite-38m",
@@ -40,7 +28,7 @@ export default Pipeline.define({
         : { ...n, params: { ...n.params, path: path.join(kernels, n.id.slice("source/kernels/".length)) } }
     )
     const own = all.filter((n) => n.id.endsWith(`/${SCALE}`) || n.id.includes(`/${SCALE}/`)).map((n) => n.id)
-    const kept = closure(all, own)
+    const kept = upstreamClosure(all, own)
     const evals = kept.filter((n) => n.id.startsWith(`eval/${SCALE}/`)).map((n) => Number(n.id.split("/").pop()))
     const last = Math.max(...evals)
     return [

@@ -4,7 +4,6 @@
  * same stages and helpers as pipelines/scaling-suite.ts (and sharing the data and worker stages with it
  * and with the ablation, so a workspace that ran the ablation compiles and tokenizes nothing again).
  */
-import { dataAndWorker } from "../../../pipelines/ablation.ts"
 import { training } from "../../../src/flame/architecture.ts"
 import { checkpointSteps } from "../../../src/flame/checkpoints.ts"
 import { defaultTinyOptions, tinyScales } from "../../../src/flame/tinyPreset.ts"
@@ -16,6 +15,7 @@ import { reportNode } from "../../../stages/analysis/report.ts"
 import { routingAnalysisNodes } from "../../../stages/analysis/routing.ts"
 import { evalRequests, evaluate } from "../../../stages/eval.ts"
 import { tokenizerVocabSize } from "../../../stages/flame/data.ts"
+import { dataAndWorker } from "../../../stages/flame/dataStages.ts"
 import { tinyModel } from "../../../stages/flame/model.ts"
 import { source } from "../../../stages/source.ts"
 import { trace } from "../../../stages/trace.ts"

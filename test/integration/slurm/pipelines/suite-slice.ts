@@ -5,22 +5,9 @@
  */
 import suite from "../../../../pipelines/scaling-suite.ts"
 import * as Pipeline from "../../../../src/Pipeline.ts"
-import type { StageNode } from "../../../../src/Stage.ts"
+import { upstreamClosure } from "../../../support/closure.ts"
 
 const SCALE = "flame-moe-38m-tiny"
-
-/** The nodes the targets need, in the suite's order. */
-const closure = (nodes: ReadonlyArray<StageNode>, keep: (id: string) => boolean): ReadonlyArray<StageNode> => {
-  const byId = new Map(nodes.map((n) => [n.id, n]))
-  const needed = new Set<string>()
-  const visit = (id: string) => {
-    if (needed.has(id)) return
-    needed.add(id)
-    for (const input of Object.values(byId.get(id)!.inputs)) visit(input.stage)
-  }
-  nodes.filter((n) => keep(n.id)).forEach((n) => visit(n.id))
-  return nodes.filter((n) => needed.has(n.id))
-}
 
 export default Pipeline.define({
   name: "suite-slice",
@@ -30,6 +17,6 @@ export default Pipeline.define({
   build: (ctx) => {
     const nodes = suite.build(ctx)
     const first = nodes.find((n) => n.id.startsWith(`eval/${SCALE}/`))!.id.split("/").pop()
-    return closure(nodes, (id) => id === `eval/${SCALE}/${first}` || id === `trace/${SCALE}/${first}`)
+    return upstreamClosure(nodes, [`eval/${SCALE}/${first}`, `trace/${SCALE}/${first}`])
   }
 })
