@@ -65,6 +65,8 @@ const sameStat = (row: FileStatRow, st: Stat) =>
 export class StatCache {
   private readonly rows: Map<string, FileStatRow>
   private dirty = new Map<string, FileStatRow>()
+  /** Paths given to `prehash` that have not moved yet: the only cached rows a later `moved` can concern. */
+  private readonly announced = new Set<string>()
   /** Bytes actually read from disk since creation: status of an unchanged workspace must read none. */
   bytesHashed = 0
 
@@ -105,6 +107,7 @@ export class StatCache {
    * and the hash of its outputs at the end finds them cached. Best effort: errors are left to that hash.
    */
   async prehash(target: string): Promise<void> {
+    this.announced.add(target)
     const files: Array<string> = []
     const walk = (abs: string) => {
       const st = fs.statSync(abs)
@@ -126,8 +129,8 @@ export class StatCache {
 
   /**
    * `from` was renamed to `to` (staging -> artifacts): its files keep device, inode, size and mtime,
-   * so their cached hashes stay valid under the new paths. Walks what was moved rather than the
-   * whole cache, so promoting a stage costs its own files, not the workspace's.
+   * so their cached hashes stay valid under the new paths. Only announced (prehashed) paths under
+   * `from` have rows to carry, so promoting a stage that announced nothing costs nothing.
    */
   moved(from: string, to: string): void {
     const carry = (oldPath: string, newPath: string) => {
@@ -139,15 +142,16 @@ export class StatCache {
       this.rows.set(newPath, moved)
       this.dirty.set(newPath, moved)
     }
-    const walk = (rel: string) => {
-      for (const entry of fs.readdirSync(path.join(to, rel), { withFileTypes: true })) {
-        const childRel = path.join(rel, entry.name)
-        if (entry.isDirectory()) walk(childRel)
-        else carry(path.join(from, childRel), path.join(to, childRel))
-      }
+    const walk = (oldPath: string, newPath: string) => {
+      if (!fs.statSync(newPath).isDirectory()) return carry(oldPath, newPath)
+      for (const entry of fs.readdirSync(newPath)) walk(path.join(oldPath, entry), path.join(newPath, entry))
     }
-    if (fs.statSync(to).isDirectory()) walk("")
-    else carry(from, to)
+    for (const target of [...this.announced]) {
+      if (target !== from && !target.startsWith(from + path.sep)) continue
+      this.announced.delete(target)
+      const moved = to + target.slice(from.length)
+      if (fs.existsSync(moved)) walk(target, moved)
+    }
   }
 
   /** Files hashed since the last call, to persist. */
