@@ -394,10 +394,16 @@ static Config tiny_config(const char* precision) {
   c.runtime.precision = precision;
   return c;
 }
+// Random inputs whose targets follow from them (a fixed bigram map), so that a few optimizer
+// steps have something to learn: with independent random targets the loss stays at ln(vocab).
 struct Batch { std::vector<int32_t> in, tg; };
 static Batch batch(const ModelConfig& m, int B, uint32_t seed) {
   std::mt19937 r(seed); Batch b;
-  for (int i = 0; i < B * m.seqLength; i++) { b.in.push_back((int32_t)(r() % m.vocabSize)); b.tg.push_back((int32_t)(r() % m.vocabSize)); }
+  for (int i = 0; i < B * m.seqLength; i++) {
+    const int32_t t = (int32_t)(r() % m.vocabSize);
+    b.in.push_back(t);
+    b.tg.push_back((int32_t)((3 * t + 1) % m.vocabSize));
+  }
   return b;
 }
 

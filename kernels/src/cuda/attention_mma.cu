@@ -25,10 +25,14 @@ struct Geo {
 };
 
 __device__ __forceinline__ void mma(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
+#ifdef FLAME_CUDA_EMULATION
+  flame_emu::mma_m16n8k16_bf16(c, a, b0, b1);  // the CPU emulation (emu/): the instruction's semantics and layouts
+#else
   asm volatile(
       "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
       : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#endif
 }
 // two floats -> one register of two bf16, the first in the low half (the lower column index)
 __device__ __forceinline__ uint32_t pack(float lo, float hi) {
