@@ -13,10 +13,12 @@ On a tiny MoE model (dense first layer, MoE layers with a shared expert) and a s
   * with no visible GPU, --backend cuda fails with exit code 2 and a message naming
     config.runtime.backend, and --backend auto runs on the CPU.
 
-  python3 test/gpu/parity.py [--keep DIR] [--cpu-only]
+  python3 test/gpu/parity.py [--keep DIR] [--cpu-only | --emulated]
 
 --cpu-only runs every "GPU" job on the CPU backend instead: it checks this harness itself on a
-machine without a GPU (all comparisons then hold trivially). Needs python3 with numpy. Prints one
+machine without a GPU (all comparisons then hold trivially). --emulated runs them on the CUDA
+backend compiled for the CPU emulation (`make -C kernels cuda-emu`, kernels/emu/README.md): the
+CUDA code paths end to end without a GPU, which checks their logic but is not a GPU result. Needs python3 with numpy. Prints one
 line per check and a closing "N passed, N failed" line; exits 1 on any failure.
 """
 import argparse, hashlib, json, os, shutil, struct, subprocess, sys, tempfile
@@ -26,6 +28,8 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CPU = os.path.join(ROOT, "kernels", "build", "flame-worker")
 CUDA = os.path.join(ROOT, "kernels", "build", "flame-worker-cuda")
+EMULATED = os.path.join(ROOT, "kernels", "build", "emu", "flame-worker-cuda-emu")
+EMULATED_CUBLAS = os.path.join(ROOT, "kernels", "build", "emu", "libcublas-emu.so")
 
 MODEL = dict(vocabSize=128, hiddenSize=64, numLayers=3, numAttentionHeads=4, ffnHiddenSize=128, moeFfnHiddenSize=32,
              numExperts=8, topK=2, sharedExpertSize=48, moeLayers="[0]*1+[1]*2", seqLength=64)
@@ -109,12 +113,18 @@ def rel(a, b):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--keep", help="work in DIR and keep it")
-    ap.add_argument("--cpu-only", action="store_true", help="run the GPU jobs on the CPU backend (checks the harness)")
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--cpu-only", action="store_true", help="run the GPU jobs on the CPU backend (checks the harness)")
+    mode.add_argument("--emulated", action="store_true", help="run the GPU jobs on the CPU emulation of the CUDA backend")
     a = ap.parse_args()
     gpu_backend = "cpu" if a.cpu_only else "cuda"
-    for b in (CPU, CUDA):
+    global CUDA
+    if a.emulated:
+        CUDA = EMULATED
+        os.environ["FLAME_CUBLAS"] = EMULATED_CUBLAS
+    for b in (CPU, CUDA) + ((EMULATED_CUBLAS,) if a.emulated else ()):
         if not os.path.exists(b):
-            sys.exit(f"parity: {b} is missing; build with `make -C kernels all cuda`")
+            sys.exit(f"parity: {b} is missing; build with `make -C kernels all " + ("cuda-emu`" if a.emulated else "cuda`"))
     work = a.keep or tempfile.mkdtemp(prefix="flame-gpu-parity-")
     os.makedirs(work, exist_ok=True)
     prefix = os.path.join(work, "corpus")

@@ -4,6 +4,8 @@
 # CLI parity checks (test/gpu/parity.py). Needs an NVIDIA GPU with compute capability >= 8.0, nvcc,
 # python3 with numpy, and libcublas (found in the CUDA toolkit or the nvidia-cublas Python wheel,
 # else set FLAME_CUBLAS=/path/to/libcublas.so.13). Fails, never skips, without a usable GPU.
+# (Without one, `make -C kernels test-cuda-emu` and `parity.py --emulated` run the same checks on
+# the CPU emulation of the backend, kernels/emu/: its logic, not the hardware.)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 jobs="${JOBS:-$(nproc)}"

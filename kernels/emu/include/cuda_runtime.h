@@ -100,6 +100,7 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t* st, unsigned flags);
 cudaError_t cudaStreamDestroy(cudaStream_t st);
 cudaError_t cudaStreamSynchronize(cudaStream_t st);
 cudaError_t cudaDeviceSynchronize();
+cudaError_t cudaDeviceReset();
 
 // ---------------------------------------------------------------- device side
 extern thread_local uint3 threadIdx, blockIdx;

@@ -2,7 +2,7 @@
 // hides one elsewhere): `cuda` is refused with the reason and exit code 2, whether or not
 // flame-worker-cuda is built (the CPU binary hands cuda runs to it when it is); `auto` trains on
 // the CPU with the same bytes as `cpu`. The CUDA kernels themselves are tested on a GPU by
-// `npm run test:gpu` (test/gpu/).
+// `npm run test:gpu` (test/gpu/), and on the CPU emulation by cuda-emulation.test.ts.
 import { execa } from "execa"
 import { createHash } from "node:crypto"
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
