@@ -16,9 +16,12 @@ flopsLogged):
 989 TFLOP/s).
 
   python3 bench/worker-cuda/bench.py [--scales flame-moe-38m,flame-moe-290m] [--iters 8] [--micro-batches 2]
-                                     [--micro-batch N] [--no-torch] [--peak 989e12]
+                                     [--micro-batch N] [--seq 2048] [--no-torch] [--peak 989e12] [--worker PATH]
 
 Needs a GPU, kernels/build/flame-worker-cuda (make -C kernels cuda), numpy, and torch for the peer.
+--worker runs another build; with the CPU emulation (kernels/build/emu/flame-worker-cuda-emu,
+FLAME_CUBLAS=kernels/build/emu/libcublas-emu.so, a short --seq and --no-torch) it checks this
+script's plumbing without a GPU; its figures then mean nothing.
 Outputs go to bench/out/worker-cuda/; the last line is the JSON summary.
 """
 import argparse, json, math, os, statistics, struct, subprocess, sys, time
@@ -33,10 +36,10 @@ SCALES = os.path.join(ROOT, "kernels", "data", "flame-moe-scales.json")
 VOCAB, SEQ, E, K = 50304, 2048, 64, 6
 
 
-def model_cfg(scale):
+def model_cfg(scale, seq):
     return dict(vocabSize=VOCAB, hiddenSize=scale["hiddenSize"], numLayers=scale["numLayers"], numAttentionHeads=16,
                 ffnHiddenSize=scale["ffnHiddenSize"], moeFfnHiddenSize=scale["moeFfnHiddenSize"], numExperts=E, topK=K,
-                sharedExpertSize=2 * scale["moeFfnHiddenSize"], moeLayers=scale["moeLayerFreq"], seqLength=SEQ)
+                sharedExpertSize=2 * scale["moeFfnHiddenSize"], moeLayers=scale["moeLayerFreq"], seqLength=seq)
 
 
 def moe_flags(m):
@@ -82,9 +85,9 @@ def find_cublas():
     return None
 
 
-def run_worker(name, m, mbs, micro, iters):
+def run_worker(worker, name, m, mbs, micro, iters):
     prefix = os.path.join(OUT, "corpus")
-    write_corpus(prefix, max(4_000_000, int(1.2 * iters * mbs * micro * (SEQ + 1) / 0.9)))
+    write_corpus(prefix, max(4_000_000, int(1.2 * iters * mbs * micro * (m["seqLength"] + 1) / 0.9)))
     cfg = dict(model=m, train=dict(globalBatchSize=mbs * micro, microBatchSize=mbs, trainIters=iters, saveInterval=0, logInterval=1000),
                data=dict(prefix=prefix), runtime=dict(backend="cuda", precision="bf16", attention="flash", outputDir=os.path.join(OUT, "ckpt-" + name)))
     path = os.path.join(OUT, name + ".json")
@@ -92,9 +95,9 @@ def run_worker(name, m, mbs, micro, iters):
     env = dict(os.environ)
     if "FLAME_CUBLAS" not in env and find_cublas():
         env["FLAME_CUBLAS"] = find_cublas()
-    p = subprocess.run([WORKER, "train", "--config", path], capture_output=True, text=True, env=env)
+    p = subprocess.run([worker, "train", "--config", path], capture_output=True, text=True, env=env)
     if p.returncode != 0:
-        sys.exit(f"flame-worker-cuda failed on {name}:\n{p.stderr[-2000:]}")
+        sys.exit(f"{os.path.basename(worker)} failed on {name}:\n{p.stderr[-2000:]}")
     tps = [json.loads(l)["value"] for l in p.stdout.splitlines() if '"tokens_per_s"' in l]
     return statistics.median(tps[2:] if len(tps) > 3 else tps)
 
@@ -234,20 +237,22 @@ def main():
     ap.add_argument("--micro-batches", type=int, default=2, help="micro-batches per iteration (gradient accumulation)")
     ap.add_argument("--micro-batch", type=int, default=0, help="sequences per micro-batch (default: the published size)")
     ap.add_argument("--peak", type=float, default=989e12, help="dense bf16 peak FLOP/s (H100 / H200 SXM: 989e12)")
+    ap.add_argument("--seq", type=int, default=SEQ, help="sequence length (FLAME-MoE: 2048)")
+    ap.add_argument("--worker", default=WORKER, help="the worker binary (default: kernels/build/flame-worker-cuda)")
     ap.add_argument("--no-torch", action="store_true")
     a = ap.parse_args()
-    if not os.path.exists(WORKER):
-        sys.exit(f"{WORKER} is missing: make -C kernels cuda")
+    if not os.path.exists(a.worker):
+        sys.exit(f"{a.worker} is missing: make -C kernels cuda")
     os.makedirs(OUT, exist_ok=True)
     scales = {s["id"]: s for s in json.load(open(SCALES))["scales"]}
     rows = []
     for sid in a.scales.split(","):
-        m = model_cfg(scales[sid])
+        m = model_cfg(scales[sid], a.seq)
         mbs = a.micro_batch or scales[sid]["microBatchSize"]
-        tokens = mbs * a.micro_batches * SEQ
+        tokens = mbs * a.micro_batches * a.seq
         fl = flops_logged(m, mbs * a.micro_batches)
-        w = run_worker(sid, m, mbs, a.micro_batches, a.iters)
-        row = dict(scale=sid, microBatch=mbs, microBatches=a.micro_batches, seq=SEQ, flopsPerIteration=fl, flopsPerToken=fl / tokens,
+        w = run_worker(a.worker, sid, m, mbs, a.micro_batches, a.iters)
+        row = dict(scale=sid, microBatch=mbs, microBatches=a.micro_batches, seq=a.seq, flopsPerIteration=fl, flopsPerToken=fl / tokens,
                    workerTokensPerS=round(w, 1), workerMfu=round(fl / tokens * w / a.peak, 4))
         if not a.no_torch:
             try:

@@ -139,8 +139,10 @@ bool compare(const Mat& A, int ta, const Mat& B, int tb, const Mat& C0, const Ma
 
 struct Shape { int m, n, k, padA, padB, padC; };
 
-// One GemmEx against the reference. beta == 0 cases fill C with NaN: it must not be read.
-uint64_t gemm_case(void* h, std::mt19937& rng, int ta, int tb, int at, int bt, int ct, Shape s, float alpha, float beta, int compute) {
+// Random operands of the given shape, padding NaN (a stray read of A or B shows); C's padding is
+// a marker that must survive, and with beta == 0 C itself is NaN: it must not be read.
+struct Operands { Mat A, B, C; };
+Operands operands(std::mt19937& rng, int ta, int tb, int at, int bt, int ct, Shape s, float beta) {
   const int rA = ta == N ? s.m : s.k, cA = ta == N ? s.k : s.m;
   const int rB = tb == N ? s.k : s.n, cB = tb == N ? s.n : s.k;
   Mat A(at, rA, cA, rA + s.padA), B(bt, rB, cB, rB + s.padB), C(ct, s.m, s.n, s.m + s.padC);
@@ -148,6 +150,13 @@ uint64_t gemm_case(void* h, std::mt19937& rng, int ta, int tb, int at, int bt, i
   B.fill_random(rng, kNaN);
   C.fill_random(rng, kPadC);
   if (beta == 0.0f) C.fill_interior(kNaN);
+  return Operands{A, B, C};
+}
+
+// One GemmEx against the reference.
+uint64_t gemm_case(void* h, std::mt19937& rng, int ta, int tb, int at, int bt, int ct, Shape s, float alpha, float beta, int compute) {
+  Operands o = operands(rng, ta, tb, at, bt, ct, s, beta);
+  Mat &A = o.A, &B = o.B, &C = o.C;
   Mat C0 = C;
   int st = gemmEx(h, ta, tb, s.m, s.n, s.k, &alpha, A.ptr(), at, A.ld, B.ptr(), bt, B.ld, &beta, C.ptr(), ct, C.ld, compute, ALGO_DEFAULT);
   char name[200];
@@ -171,13 +180,8 @@ uint16_t round_bf16(float x) {  // independent of the library's: ties to even by
   return uint16_t(hi);
 }
 void exact_case(void* h, std::mt19937& rng, int ta, int tb, int at, int bt, int ct, Shape s, float beta) {
-  const int rA = ta == N ? s.m : s.k, cA = ta == N ? s.k : s.m;
-  const int rB = tb == N ? s.k : s.n, cB = tb == N ? s.n : s.k;
-  Mat A(at, rA, cA, rA + s.padA), B(bt, rB, cB, rB + s.padB), C(ct, s.m, s.n, s.m + s.padC);
-  A.fill_random(rng, kNaN);
-  B.fill_random(rng, kNaN);
-  C.fill_random(rng, kPadC);
-  if (beta == 0.0f) C.fill_interior(kNaN);
+  Operands o = operands(rng, ta, tb, at, bt, ct, s, beta);
+  Mat &A = o.A, &B = o.B, &C = o.C;
   Mat E = C;
   for (int j = 0; j < s.n; j++)
     for (int i = 0; i < s.m; i++) {

@@ -167,35 +167,27 @@ template <typename T> T __shfl_xor_sync(unsigned mask, T v, int laneMask, int wi
   return r;
 }
 
-// Atomics: blocks may run on several host threads, so these are real atomic read-modify-writes.
+// Atomics: blocks may run on several host threads, so these are real atomic read-modify-writes
+// (floating point through a compare-and-swap on the bit pattern).
 template <typename T> T emu_atomic_add(T* p, T v) {
   T old = __atomic_load_n(p, __ATOMIC_RELAXED);
   while (!__atomic_compare_exchange_n(p, &old, (T)(old + v), true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {}
   return old;
 }
-inline float atomicAdd(float* p, float v) {
-  static_assert(sizeof(float) == sizeof(uint32_t), "float is 32 bits");
-  uint32_t* u = reinterpret_cast<uint32_t*>(p);
-  uint32_t old = __atomic_load_n(u, __ATOMIC_RELAXED), next;
-  float f;
+template <typename F, typename U> F emu_atomic_add_float(F* p, F v) {
+  static_assert(sizeof(F) == sizeof(U), "same width");
+  U* u = reinterpret_cast<U*>(p);
+  U old = __atomic_load_n(u, __ATOMIC_RELAXED), next;
+  F f;
   do {
-    std::memcpy(&f, &old, 4);
-    const float s = f + v;
-    std::memcpy(&next, &s, 4);
+    std::memcpy(&f, &old, sizeof f);
+    const F s = f + v;
+    std::memcpy(&next, &s, sizeof s);
   } while (!__atomic_compare_exchange_n(u, &old, next, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
   return f;
 }
-inline double atomicAdd(double* p, double v) {
-  uint64_t* u = reinterpret_cast<uint64_t*>(p);
-  uint64_t old = __atomic_load_n(u, __ATOMIC_RELAXED), next;
-  double f;
-  do {
-    std::memcpy(&f, &old, 8);
-    const double s = f + v;
-    std::memcpy(&next, &s, 8);
-  } while (!__atomic_compare_exchange_n(u, &old, next, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
-  return f;
-}
+inline float atomicAdd(float* p, float v) { return emu_atomic_add_float<float, uint32_t>(p, v); }
+inline double atomicAdd(double* p, double v) { return emu_atomic_add_float<double, uint64_t>(p, v); }
 inline int atomicAdd(int* p, int v) { return emu_atomic_add(p, v); }
 inline unsigned atomicAdd(unsigned* p, unsigned v) { return emu_atomic_add(p, v); }
 

@@ -9,18 +9,8 @@
 #include <cstdio>
 #include <random>
 #include <vector>
+#include "testing.h"
 
-static int g_checks = 0, g_failures = 0;
-#define CHECK(cond, ...)                                  \
-  do {                                                    \
-    g_checks++;                                           \
-    if (!(cond)) {                                        \
-      g_failures++;                                       \
-      printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-      printf(__VA_ARGS__);                                \
-      printf("\n");                                       \
-    }                                                     \
-  } while (0)
 
 template <typename T> static T* dev(size_t n) {
   T* p = nullptr;
@@ -203,6 +193,5 @@ int main() {
   test_dims();
   test_refusals();
   test_mma();
-  printf("%d checks, %d failures\n", g_checks, g_failures);
-  return g_failures ? 1 : 0;
+  TEST_MAIN_END();
 }
