@@ -5,7 +5,7 @@
 //  * every kernel vs its reference in src/ops (fp32 path tight; bf16 against the reference run on
 //    the same bf16-rounded inputs, plus the rounding of the output);
 //  * GEMM wrapper (all transposes, accumulate, mixed bf16 -> fp32) vs ref::matmul;
-//  * flash (tensor-core kernels for bf16 with head dim 16/32/64/128, SIMT otherwise), the SIMT
+//  * flash (tensor-core kernels for bf16 with head dim 16/32/64/96/128, SIMT otherwise), the SIMT
 //    flash kernels and plain attention, forward / backward vs ref::attention for head dims 8-128
 //    and lengths that do not divide the tiles; flash is bitwise reproducible;
 //  * whole model steps vs the CPU engine: routing identical (up to near ties) and loss / every
@@ -364,7 +364,7 @@ template <typename T> static void test_attention(int B, int S, int H, int d) {
   EXPECT_CLOSE(of.data(), oR.data(), oR.size(), tf, "flash forward %s B=%d S=%d H=%d d=%d", tname<T>(), B, S, H, d);
   EXPECT_CLOSE(gf.data(), gR.data(), gR.size(), tb, "flash backward %s S=%d d=%d", tname<T>(), S, d);
   CHECK(gf == down(g2), "flash backward is not bitwise reproducible (S=%d d=%d)", S, d);
-  // the SIMT flash kernels directly (for bf16 with d in {16, 32, 64, 128} flash above ran on tensor cores)
+  // the SIMT flash kernels directly (for bf16 with d in {16, 32, 64, 96, 128} flash above ran on tensor cores)
   Dev<T> os((size_t)B * S * h), gs((size_t)B * S * 3 * h);
   Dev<float> ls((size_t)B * H * S);
   attention_forward_flash_simt<T>(os.p, ls.p, dq->p, B, S, H, d, st);
@@ -533,8 +533,8 @@ int main() {
     test_rows<float>(); test_rows<bf16>();
     test_router_moe();
     test_embedding_optimizer();
-    for (int d : {8, 16, 32, 64, 128}) { test_attention<float>(2, 37, 3, d); test_attention<float>(1, 130, 2, d); }
-    for (int d : {8, 16, 32, 64, 128}) { test_attention<bf16>(2, 70, 2, d); test_attention<bf16>(1, 200, 2, d); }
+    for (int d : {8, 16, 32, 64, 96, 128}) { test_attention<float>(2, 37, 3, d); test_attention<float>(1, 130, 2, d); }
+    for (int d : {8, 16, 32, 64, 96, 128}) { test_attention<bf16>(2, 70, 2, d); test_attention<bf16>(1, 200, 2, d); }
     test_model_step("fp32", 1e-5, 1e-4);
     test_model_step("bf16", 2e-2, 1.5e-1);
     test_training("fp32", 1e-4);

@@ -1,5 +1,5 @@
 // Flash attention on tensor cores (mma.sync m16n8k16, bf16 operands, fp32 accumulation) for bf16
-// activations and head dims 16, 32, 64 and 128 (those of the published scales): the same algorithm as the SIMT
+// activations and head dims 16, 32, 64, 96 and 128 (those of the published scales): the same algorithm as the SIMT
 // flash kernels in attention.cuh (online softmax forward saving lse; backward with one kernel per
 // key tile for dK / dV and one per query tile for dQ, P recomputed, no atomics), with the tile
 // products done by warp-level matrix instructions.
@@ -158,7 +158,8 @@ __global__ void __launch_bounds__(THREADS) k_forward(bf16* out, float* lse, cons
 // dS^T = P^T (dP^T - D[q]) scale, dK += dS^T Q.
 template <int D>
 __global__ void __launch_bounds__(THREADS) k_dkdv(bf16* dqkv, const bf16* dout, const bf16* qkv, const float* lse, const float* rowdot, Geo g) {
-  constexpr int BQ = D >= 128 ? 32 : 64, LD = D + 8, LQ = BQ + 8;
+  // 32-query tiles above head dim 64 keep the four tiles within 48 KiB of static shared memory
+  constexpr int BQ = D > 64 ? 32 : 64, LD = D + 8, LQ = BQ + 8;
   __shared__ __align__(16) bf16 Qs[BQ][LD], dOs[BQ][LD];  // [query][dim]
   __shared__ __align__(16) bf16 Qt[D][LQ], dOt[D][LQ];    // [dim][query]
   __shared__ float Ls[BQ], Ds[BQ];
@@ -331,7 +332,7 @@ template <int D> void backward_d(bf16* dqkv, const float* rowdot, const bf16* do
 
 }  // namespace
 
-bool flash_mma_supports(int d) { return d == 16 || d == 32 || d == 64 || d == 128; }
+bool flash_mma_supports(int d) { return d == 16 || d == 32 || d == 64 || d == 96 || d == 128; }
 
 void attention_forward_mma(bf16* out, float* lse, const bf16* qkv, int B, int S, int H, int d, cudaStream_t st) {
   if (B * S == 0) return;
@@ -340,6 +341,7 @@ void attention_forward_mma(bf16* out, float* lse, const bf16* qkv, int B, int S,
     case 16: forward_d<16>(out, lse, qkv, B, g, st); break;
     case 32: forward_d<32>(out, lse, qkv, B, g, st); break;
     case 64: forward_d<64>(out, lse, qkv, B, g, st); break;
+    case 96: forward_d<96>(out, lse, qkv, B, g, st); break;
     case 128: forward_d<128>(out, lse, qkv, B, g, st); break;
     default: fail(EXIT_OTHER, "internal: tensor-core attention for head dim " + std::to_string(d));
   }
@@ -353,6 +355,7 @@ void attention_backward_mma(bf16* dqkv, const float* rowdot, const bf16* dout, c
     case 16: backward_d<16>(dqkv, rowdot, dout, qkv, lse, B, g, st); break;
     case 32: backward_d<32>(dqkv, rowdot, dout, qkv, lse, B, g, st); break;
     case 64: backward_d<64>(dqkv, rowdot, dout, qkv, lse, B, g, st); break;
+    case 96: backward_d<96>(dqkv, rowdot, dout, qkv, lse, B, g, st); break;
     case 128: backward_d<128>(dqkv, rowdot, dout, qkv, lse, B, g, st); break;
     default: fail(EXIT_OTHER, "internal: tensor-core attention for head dim " + std::to_string(d));
   }

@@ -71,7 +71,7 @@ void sumsq(double* out, double* partial, const float* g, size_t n, cudaStream_t 
 template <typename T> void attention_forward_flash(T* out, float* lse, const T* qkv, int B, int S, int H, int d, cudaStream_t st);
 template <typename T> void attention_backward_flash(T* dqkv, float* rowdot, const T* dout, const T* qkv, const T* out, const float* lse, int B,
                                                    int S, int H, int d, cudaStream_t st);
-// flash dispatches: bf16 with head dim 16 / 32 / 64 / 128 runs on tensor cores (attention_mma.cu,
+// flash dispatches: bf16 with head dim 16 / 32 / 64 / 96 / 128 runs on tensor cores (attention_mma.cu,
 // mma.sync), everything else on the SIMT kernels (attention.cuh), which can also be called directly.
 template <typename T> void attention_forward_flash_simt(T* out, float* lse, const T* qkv, int B, int S, int H, int d, cudaStream_t st);
 template <typename T> void attention_backward_flash_simt(T* dqkv, float* rowdot, const T* dout, const T* qkv, const T* out, const float* lse,
