@@ -24,6 +24,10 @@
 #if !defined(__x86_64__)
 #include <ucontext.h>
 #endif
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>  // AddressSanitizer must be told about each stack switch
+#define FLAME_EMU_ASAN 1
+#endif
 
 thread_local uint3 threadIdx, blockIdx;
 thread_local dim3 blockDim, gridDim;
@@ -84,6 +88,7 @@ struct Fiber {
   State state = State::Done;
   unsigned mask = 0;  // lanes of the warp collective it waits in
   unsigned par = 0;   // which of the two slots its next warp collective publishes into
+  void* asanFake = nullptr;
   alignas(16) unsigned char slot[2][64];
 };
 
@@ -96,6 +101,10 @@ struct Block {
 #else
   ucontext_t sched;
 #endif
+#if FLAME_EMU_ASAN
+  const void* schedStack = nullptr;  // the host thread's own stack, learnt on the first switch
+  size_t schedStackSize = 0;
+#endif
   void (*body)(void*) = nullptr;
   void* ctx = nullptr;
 };
@@ -106,20 +115,29 @@ thread_local Block t_block;
   abort();
 }
 
-void switch_to_scheduler(Fiber& f) {
+void switch_to_scheduler(Fiber& f, bool exiting = false) {
+#if FLAME_EMU_ASAN
+  __sanitizer_start_switch_fiber(exiting ? nullptr : &f.asanFake, t_block.schedStack, t_block.schedStackSize);
+#endif
 #if defined(__x86_64__)
   flame_emu_switch(&f.sp, t_block.schedSp);
 #else
   swapcontext(&f.ctx, &t_block.sched);
 #endif
+#if FLAME_EMU_ASAN
+  __sanitizer_finish_switch_fiber(f.asanFake, nullptr, nullptr);
+#endif
 }
 
 [[noreturn]] void fiber_entry() {
   Block& b = t_block;
+#if FLAME_EMU_ASAN
+  __sanitizer_finish_switch_fiber(nullptr, &b.schedStack, &b.schedStackSize);
+#endif
   b.body(b.ctx);
   Fiber& f = b.fibers[b.cur];
   f.state = State::Done;
-  switch_to_scheduler(f);
+  switch_to_scheduler(f, true);
   die("a finished fiber was resumed");
 }
 
@@ -136,6 +154,10 @@ void ensure_fibers(Block& b, int n) {
 }
 
 void start_fiber(Fiber& f) {
+#if FLAME_EMU_ASAN
+  // the frames of the stack's previous fiber never returned: their redzones are still poisoned
+  __asan_unpoison_memory_region(f.stackLo, STACK_BYTES);
+#endif
 #if defined(__x86_64__)
   // The frame flame_emu_switch pops: control words, r15..rbp, then `ret` into fiber_entry with the
   // stack as a call would leave it (rsp + 8 a multiple of 16 at entry).
@@ -159,10 +181,17 @@ void start_fiber(Fiber& f) {
 void resume(Block& b, int i) {
   b.cur = i;
   threadIdx = b.fibers[i].tid;
+#if FLAME_EMU_ASAN
+  void* fake = nullptr;
+  __sanitizer_start_switch_fiber(&fake, b.fibers[i].stackLo, STACK_BYTES);
+#endif
 #if defined(__x86_64__)
   flame_emu_switch(&b.schedSp, b.fibers[i].sp);
 #else
   swapcontext(&b.sched, &b.fibers[i].ctx);
+#endif
+#if FLAME_EMU_ASAN
+  __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
 #endif
 }
 
@@ -487,11 +516,11 @@ const char* cudaGetErrorString(cudaError_t e) {
 }
 
 cudaError_t cudaMalloc(void** p, size_t bytes) {
-  const size_t n = (bytes + 255) & ~(size_t)255;
-  void* m = n ? std::aligned_alloc(256, n) : nullptr;
-  if (bytes && !m) return cudaErrorMemoryAllocation;
-  if (!m) m = std::aligned_alloc(256, 256);
-  std::memset(m, 0xff, n ? n : 256);
+  // 256-byte aligned as cudaMalloc's are, and exactly `bytes` long, so that an AddressSanitizer
+  // build (emu/README.md) reports the first byte past the end
+  void* m = nullptr;
+  if (posix_memalign(&m, 256, bytes ? bytes : 1) != 0) return cudaErrorMemoryAllocation;
+  std::memset(m, 0xff, bytes);
   std::lock_guard<std::mutex> lock(g_memMu);
   g_allocs[(uintptr_t)m] = bytes;
   *p = m;

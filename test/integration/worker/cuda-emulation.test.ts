@@ -1,7 +1,7 @@
 // The CUDA backend's code on the CPU emulation (kernels/emu/README.md), where no GPU is lent:
 // the emulation's own tests, the GPU test program (every kernel against its CPU reference, whole
 // model steps, training, checkpoints across backends) with the threads of each block run in two
-// orders, and the end-to-end CLI parity harness. This checks the backend's logic; only a GPU run
+// orders and under AddressSanitizer, and the end-to-end CLI parity harness. This checks the backend's logic; only a GPU run
 // of `npm run test:gpu` checks the backend on the hardware.
 import { execa } from "execa"
 import { join } from "node:path"
@@ -38,6 +38,13 @@ describe("CUDA backend on the CPU emulation", () => {
     const r = await run(join(emu, "test-cuda-emu"), [], { FLAME_EMU_SCHEDULE: "shuffle:20261201" })
     expect(r.exitCode, String(r.all)).toBe(0)
     expect(String(r.all)).toMatch(/\d+ checks, 0 failures/)
+  })
+
+  it("passes them under AddressSanitizer (an out-of-bounds access in a kernel or the host code would show)", async () => {
+    const r = await execa("make", ["-C", kernelsDir, "-j2", "test-cuda-emu-asan"], { reject: false, all: true })
+    expect(r.exitCode, String(r.all)).toBe(0)
+    expect(String(r.all)).not.toMatch(/ERROR: AddressSanitizer/)
+    expect(String(r.all)).toMatch(/\d+ checks, 0 failures\n[^]*\d+ checks, 0 failed\n[^]*\d+ checks, 0 failures/)
   })
 
   it("passes the end-to-end CLI parity checks", async () => {
