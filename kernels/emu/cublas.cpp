@@ -12,8 +12,9 @@
 // to nearest even. Only the entry points gemm.cu looks up are provided, with the argument
 // validation and status codes cuBLAS documents for them.
 //
-// Build: g++ -std=c++17 -O2 -fPIC -shared -fopenmp kernels/emu/cublas.cpp -o kernels/build/emu/libcublas-emu.so
+// Build: g++ -std=c++17 -O2 -fPIC -shared -fopenmp -Ikernels/emu/include kernels/emu/cublas.cpp -o kernels/build/emu/libcublas-emu.so
 #include <omp.h>
+#include "cuda_bf16.h"
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -52,23 +53,10 @@ struct Handle {
 
 bool valid(const void* h) { return h && static_cast<const Handle*>(h)->magic == kMagic; }
 
-// bf16 is the upper half of an fp32 bit pattern, so widening is exact.
-inline float from_bf16(uint16_t v) {
-  uint32_t u = uint32_t(v) << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
-
-// Round to nearest even. A NaN whose payload lies only in the low 16 bits would truncate to an
-// infinity, so NaNs are forced quiet instead (the sign is kept).
-inline uint16_t to_bf16(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x0040u);
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return uint16_t(u >> 16);
-}
+// bf16 as the rest of the emulation defines it (include/cuda_bf16.h: widening exact, stores
+// rounded to nearest even, NaNs kept quiet)
+inline float from_bf16(uint16_t v) { return __bfloat162float(__nv_bfloat16{v}); }
+inline uint16_t to_bf16(float f) { return __float2bfloat16(f).__x; }
 
 inline float load(const float* p) { return *p; }
 inline float load(const uint16_t* p) { return from_bf16(*p); }
