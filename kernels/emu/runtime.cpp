@@ -10,11 +10,13 @@
 // Device memory is host memory. Allocations are filled with 0xff bytes (a NaN in fp32 and bf16),
 // so a kernel that reads memory nobody wrote produces NaNs instead of plausible zeros, and copies
 // are checked against the bounds of the allocation they touch.
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <sys/mman.h>
 #include <unistd.h>
 #include <cstdio>
 #include <cstdlib>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <random>
@@ -200,9 +202,11 @@ enum class Order { Forward, Reverse, Shuffle };
 Order g_order = Order::Forward;
 uint64_t g_seed = 0;
 
-void order_into(std::vector<int>& idx, int n, std::mt19937_64* rng) {
-  idx.resize(n);
-  for (int i = 0; i < n; i++) idx[i] = g_order == Order::Reverse ? n - 1 - i : i;
+// The order of one scheduler pass over a block's threads, or of a grid's blocks; `rng` is used
+// (and needed) only for the shuffled schedule.
+template <typename I> void order_into(std::vector<I>& idx, I n, std::mt19937_64* rng) {
+  idx.resize((size_t)n);
+  for (I i = 0; i < n; i++) idx[(size_t)i] = g_order == Order::Reverse ? n - 1 - i : i;
   if (g_order == Order::Shuffle) std::shuffle(idx.begin(), idx.end(), *rng);
 }
 
@@ -218,11 +222,12 @@ std::mutex g_errMu;
 cudaError_t g_sticky = cudaSuccess, g_last = cudaSuccess;
 std::string g_detail;
 
+// An invalid configuration fails only its launch; a kernel that failed breaks the context.
 void launch_failed(cudaError_t e, const std::string& m) {
   std::lock_guard<std::mutex> lock(g_errMu);
   fprintf(stderr, "flame_emu: %s\n", m.c_str());
-  if (g_sticky == cudaSuccess) {
-    g_sticky = e == cudaErrorInvalidConfiguration ? cudaSuccess : e;
+  if (e != cudaErrorInvalidConfiguration && g_sticky == cudaSuccess) {
+    g_sticky = e;
     g_detail = m;
   }
   g_last = e;
@@ -249,13 +254,11 @@ std::string run_block(Block& b, const char* kernel, std::mt19937_64* rng) {
     start_fiber(f);
   }
   std::vector<int> idx;
-  int done = 0;
   while (true) {
     order_into(idx, n, rng);
     for (int i : idx)
       if (b.fibers[i].state == State::Runnable) resume(b, i);
-    done = 0;
-    int atBlock = 0;
+    int done = 0, atBlock = 0;
     for (int i = 0; i < n; i++) {
       done += b.fibers[i].state == State::Done;
       atBlock += b.fibers[i].state == State::AtBlock;
@@ -265,9 +268,11 @@ std::string run_block(Block& b, const char* kernel, std::mt19937_64* rng) {
     // warp collectives: complete when every lane of the mask waits in one, in the same slot
     for (int w = 0; w * 32 < n; w++) {
       const int base = w * 32;
+      unsigned seen = 0;  // lanes whose collective has been looked at in this pass
       for (int l = 0; l < 32 && base + l < n; l++) {
         Fiber& f = b.fibers[base + l];
-        if (f.state != State::AtWarp) continue;
+        if (f.state != State::AtWarp || (seen >> l & 1u)) continue;
+        seen |= f.mask;
         bool complete = true;
         for (int m = 0; m < 32; m++) {
           if (!(f.mask >> m & 1u)) continue;
@@ -304,25 +309,30 @@ Fiber& current() { return t_block.fibers[t_block.cur]; }
 std::mutex g_memMu;
 std::map<uintptr_t, size_t> g_allocs;  // start -> bytes
 
-// The allocation that holds [p, p + bytes), or an error message naming the call.
+// The allocation that starts at or before `a` (end() if none); it holds `a` if a < start + bytes.
+std::map<uintptr_t, size_t>::const_iterator allocation_at(uintptr_t a) {
+  auto it = g_allocs.upper_bound(a);
+  return it == g_allocs.begin() ? g_allocs.cend() : std::prev(it);
+}
+// "" if [p, p + bytes) lies in one allocation, else what is wrong, naming the call.
 std::string check_range(const void* p, size_t bytes, const char* what) {
   std::lock_guard<std::mutex> lock(g_memMu);
   const uintptr_t a = (uintptr_t)p;
-  auto it = g_allocs.upper_bound(a);
-  if (it == g_allocs.begin()) return std::string(what) + ": pointer is not device memory";
-  --it;
+  auto it = allocation_at(a);
+  if (it == g_allocs.end()) return std::string(what) + ": pointer is not device memory";
   if (a + bytes > it->first + it->second)
     return std::string(what) + ": " + std::to_string(bytes) + " bytes at offset " + std::to_string(a - it->first) + " overrun an allocation of " +
            std::to_string(it->second) + " bytes";
   return "";
 }
-bool is_device(const void* p) {
+// One side of a copy: device memory within bounds where the kind says device, no device memory
+// where it says host.
+std::string check_side(const void* p, size_t bytes, bool device, const char* what) {
+  if (device) return check_range(p, bytes, what);
   std::lock_guard<std::mutex> lock(g_memMu);
-  const uintptr_t a = (uintptr_t)p;
-  auto it = g_allocs.upper_bound(a);
-  if (it == g_allocs.begin()) return false;
-  --it;
-  return a < it->first + it->second;
+  auto it = allocation_at((uintptr_t)p);
+  if (it != g_allocs.end() && (uintptr_t)p < it->first + it->second) return std::string(what) + " is device memory but the kind says host";
+  return "";
 }
 cudaError_t misuse(const std::string& m) {
   fprintf(stderr, "flame_emu: %s\n", m.c_str());
@@ -366,19 +376,15 @@ WarpView warp_collective(const void* mine, size_t bytes, unsigned mask) {
   // lane reads any more (all of them have passed the collective before this one).
   f.par = p ^ 1u;
   Fiber* lane0 = &f - lane;
-  return WarpView{lane0->slot[p], sizeof(Fiber)};
+  return WarpView{lane0->slot[p], sizeof(Fiber), (int)lane};
 }
 
 void mma_m16n8k16_bf16(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
   const uint32_t mine[6] = {a[0], a[1], a[2], a[3], b0, b1};
   const WarpView w = warp_collective(mine, sizeof mine, 0xffffffffu);
-  const int lane = (int)((threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z)) & 31);
-  const int gr = lane >> 2, tq = lane & 3;
+  const int gr = w.self >> 2, tq = w.self & 3;
   auto half = [](uint32_t reg, int hi) {  // element 0 of a pair is the low 16 bits
-    const uint32_t u = (hi ? reg >> 16 : reg & 0xffffu) << 16;
-    float f;
-    std::memcpy(&f, &u, 4);
-    return f;
+    return __bfloat162float(__nv_bfloat16{(uint16_t)(hi ? reg >> 16 : reg & 0xffffu)});
   };
   // PTX ISA, "Matrix fragments for mma.m16n8k16 with floating point type", lane = 4 * groupID + tq:
   //   A[r][k]: lane 4 * (r % 8) + (k % 8) / 2, register (r >= 8) + 2 * (k >= 8), half k % 2
@@ -415,10 +421,13 @@ void run_grid(const LaunchConfig& cfg, const char* name, void (*body)(void*), vo
   if (sticky() != cudaSuccess) return;  // the context is already broken, as after a fault on a GPU
 
   const long long nb = (long long)g.x * g.y * g.z;
-  std::vector<long long> order((size_t)nb);
-  for (long long i = 0; i < nb; i++) order[(size_t)i] = g_order == Order::Reverse ? nb - 1 - i : i;
-  std::mt19937_64 gridRng(g_seed);
-  if (g_order == Order::Shuffle) std::shuffle(order.begin(), order.end(), gridRng);
+  std::vector<long long> order;
+  if (g_order == Order::Shuffle) {
+    std::mt19937_64 rng(g_seed);
+    order_into(order, nb, &rng);
+  } else {
+    order_into(order, nb, nullptr);
+  }
   const bool serial = g_order != Order::Forward || nb == 1;
   std::string failure;
   std::mutex failMu;
@@ -437,8 +446,13 @@ void run_grid(const LaunchConfig& cfg, const char* name, void (*body)(void*), vo
     b.body = body;
     b.ctx = ctx;
     ensure_fibers(b, b.n);
-    std::mt19937_64 rng(g_seed ^ (uint64_t)(i * 0x9e3779b97f4a7c15ull));
-    std::string why = run_block(b, name, &rng);
+    std::string why;
+    if (g_order == Order::Shuffle) {  // a generator per block: its threads' order does not depend on the host thread
+      std::mt19937_64 rng(g_seed ^ (uint64_t)(i * 0x9e3779b97f4a7c15ull));
+      why = run_block(b, name, &rng);
+    } else {
+      why = run_block(b, name, nullptr);
+    }
     if (!why.empty()) {
       std::lock_guard<std::mutex> lock(failMu);
       if (failure.empty()) failure = why;
@@ -460,7 +474,7 @@ cudaError_t cudaGetDeviceCount(int* n) {
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int device) {
   if (device < 0 || device >= visible_devices()) return cudaErrorInvalidDevice;
   std::memset(p, 0, sizeof *p);
-  snprintf(p->name, sizeof p->name, "CPU emulation of an sm_90 GPU (flame_emu)");
+  snprintf(p->name, sizeof p->name, "CPU emulation (flame_emu)");
   p->totalGlobalMem = (size_t)sysconf(_SC_PHYS_PAGES) * (size_t)sysconf(_SC_PAGESIZE);
   p->sharedMemPerBlock = 48 * 1024;
   p->warpSize = 32;
@@ -540,16 +554,12 @@ cudaError_t cudaFree(void* p) {
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t) {
   if (sticky() != cudaSuccess) return sticky();
   if (bytes == 0) return cudaSuccess;
-  std::string why;
-  const bool dDev = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
-  const bool sDev = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
   if (kind != cudaMemcpyDefault) {
-    if (dDev) why = check_range(dst, bytes, "cudaMemcpy destination");
-    else if (is_device(dst)) why = "cudaMemcpy: the destination is device memory but the kind says host";
-    if (why.empty() && sDev) why = check_range(src, bytes, "cudaMemcpy source");
-    else if (why.empty() && is_device(src)) why = "cudaMemcpy: the source is device memory but the kind says host";
+    std::string why = check_side(dst, bytes, kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice, "cudaMemcpy destination");
+    if (why.empty())
+      why = check_side(src, bytes, kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice, "cudaMemcpy source");
+    if (!why.empty()) return misuse(why);
   }
-  if (!why.empty()) return misuse(why);
   std::memmove(dst, src, bytes);
   return cudaSuccess;
 }

@@ -18,8 +18,9 @@ On a tiny MoE model (dense first layer, MoE layers with a shared expert) and a s
 --cpu-only runs every "GPU" job on the CPU backend instead: it checks this harness itself on a
 machine without a GPU (all comparisons then hold trivially). --emulated runs them on the CUDA
 backend compiled for the CPU emulation (`make -C kernels cuda-emu`, kernels/emu/README.md): the
-CUDA code paths end to end without a GPU, which checks their logic but is not a GPU result. Needs python3 with numpy. Prints one
-line per check and a closing "N passed, N failed" line; exits 1 on any failure.
+CUDA code paths end to end without a GPU, which checks their logic but is not a GPU result.
+Needs python3 with numpy. Prints one line per check and a closing "N passed, N failed" line;
+exits 1 on any failure.
 """
 import argparse, hashlib, json, os, shutil, struct, subprocess, sys, tempfile
 
@@ -118,11 +119,10 @@ def main():
     mode.add_argument("--emulated", action="store_true", help="run the GPU jobs on the CPU emulation of the CUDA backend")
     a = ap.parse_args()
     gpu_backend = "cpu" if a.cpu_only else "cuda"
-    global CUDA
+    gpu_worker = EMULATED if a.emulated else CUDA
     if a.emulated:
-        CUDA = EMULATED
         os.environ["FLAME_CUBLAS"] = EMULATED_CUBLAS
-    for b in (CPU, CUDA) + ((EMULATED_CUBLAS,) if a.emulated else ()):
+    for b in (CPU, gpu_worker) + ((EMULATED_CUBLAS,) if a.emulated else ()):
         if not os.path.exists(b):
             sys.exit(f"parity: {b} is missing; build with `make -C kernels all " + ("cuda-emu`" if a.emulated else "cuda`"))
     work = a.keep or tempfile.mkdtemp(prefix="flame-gpu-parity-")
@@ -149,9 +149,9 @@ def main():
     ref = train("cpu", CPU, "cpu")
     cpu_loss = ref.metric("loss")
     runs = {
-        "fp32": (train("cuda-fp32", CUDA, gpu_backend, precision="fp32"), 1e-4),
-        "bf16": (train("cuda-bf16", CUDA, gpu_backend), 3e-2),
-        "bf16-plain": (train("cuda-bf16-plain", CUDA, gpu_backend, attention="plain"), 3e-2),
+        "fp32": (train("cuda-fp32", gpu_worker, gpu_backend, precision="fp32"), 1e-4),
+        "bf16": (train("cuda-bf16", gpu_worker, gpu_backend), 3e-2),
+        "bf16-plain": (train("cuda-bf16-plain", gpu_worker, gpu_backend, attention="plain"), 3e-2),
     }
     for name, (r, tol) in runs.items():
         loss = r.metric("loss")
@@ -165,10 +165,10 @@ def main():
     check(aux_c and aux_g and max(rel(x, y) for x, y in zip(aux_g, aux_c)) <= 1e-4, "fp32 aux losses track the CPU")
 
     # determinism and resume on the GPU
-    again = train("cuda-bf16-again", CUDA, gpu_backend)
+    again = train("cuda-bf16-again", gpu_worker, gpu_backend)
     d1, d2 = os.path.join(work, "cuda-bf16", "iter_0000008"), os.path.join(work, "cuda-bf16-again", "iter_0000008")
     check(again.rc == 0 and ckpt_hashes(d1) == ckpt_hashes(d2), "two bf16 GPU runs write identical checkpoints")
-    res = train("cuda-bf16-resumed", CUDA, gpu_backend, resume=os.path.join(work, "cuda-bf16", "iter_0000004"))
+    res = train("cuda-bf16-resumed", gpu_worker, gpu_backend, resume=os.path.join(work, "cuda-bf16", "iter_0000004"))
     d3 = os.path.join(work, "cuda-bf16-resumed", "iter_0000008")
     check(res.rc == 0 and os.path.isdir(d3) and ckpt_hashes(d3) == ckpt_hashes(d1),
           "resuming on the GPU from iteration 4 reproduces the uninterrupted run bitwise")
@@ -179,13 +179,13 @@ def main():
         return r.result()["loss"] if r.rc == 0 and r.result() else None
 
     gpu_ck, cpu_ck = d1, os.path.join(work, "cpu", "iter_0000008")
-    on_cpu, on_gpu = evaluate(CPU, "cpu", gpu_ck), evaluate(CUDA, gpu_backend, gpu_ck)
+    on_cpu, on_gpu = evaluate(CPU, "cpu", gpu_ck), evaluate(gpu_worker, gpu_backend, gpu_ck)
     check(on_cpu is not None and on_gpu is not None and rel(on_gpu, on_cpu) <= 3e-2,
           f"a GPU checkpoint evaluates on the CPU: loss cpu {on_cpu} gpu {on_gpu}")
-    on_cpu2, on_gpu2 = evaluate(CPU, "cpu", cpu_ck), evaluate(CUDA, gpu_backend, cpu_ck, precision="fp32")
+    on_cpu2, on_gpu2 = evaluate(CPU, "cpu", cpu_ck), evaluate(gpu_worker, gpu_backend, cpu_ck, precision="fp32")
     check(on_cpu2 is not None and on_gpu2 is not None and rel(on_gpu2, on_cpu2) <= 1e-5,
           f"a CPU checkpoint evaluates on the GPU (fp32): loss cpu {on_cpu2} gpu {on_gpu2}")
-    x = train("cpu-to-gpu", CUDA, gpu_backend, resume=os.path.join(work, "cpu", "iter_0000004"))
+    x = train("cpu-to-gpu", gpu_worker, gpu_backend, resume=os.path.join(work, "cpu", "iter_0000004"))
     tail = x.metric("loss")
     worst = max((rel(p, q) for p, q in zip(tail, cpu_loss[4:])), default=float("inf"))
     check(len(tail) == 4 and worst <= 3e-2, f"a CPU checkpoint resumes training on the GPU (iterations 5-8 within {worst:.2e} of the CPU run)")
@@ -196,7 +196,7 @@ def main():
         r = worker(binary, "trace", config("trace-" + backend, backend, precision=precision), "--checkpoint", cpu_ck, "--output", out)
         return read_trace(out) if r.rc == 0 else None
 
-    tc, tg = trace(CPU, "cpu", "fp32"), trace(CUDA, gpu_backend, "fp32")
+    tc, tg = trace(CPU, "cpu", "fp32"), trace(gpu_worker, gpu_backend, "fp32")
     if tc is None or tg is None:
         check(False, "trace on both backends")
     else:
@@ -208,9 +208,9 @@ def main():
 
     # no visible GPU: a clear refusal for cuda, the CPU for auto
     hidden = dict(CUDA_VISIBLE_DEVICES="")
-    r = worker(CUDA, "train", config("nogpu", "cuda", train=dict(trainIters=1)), env=hidden)
+    r = worker(gpu_worker, "train", config("nogpu", "cuda", train=dict(trainIters=1)), env=hidden)
     check(r.rc == 2 and 'config.runtime.backend: "cuda" cannot run' in r.stderr, f"no visible GPU: --backend cuda exits 2 with a reason ({r.stderr.strip()[:160]})")
-    r = worker(CUDA, "train", config("nogpu-auto", "auto", train=dict(trainIters=1)), env=hidden)
+    r = worker(gpu_worker, "train", config("nogpu-auto", "auto", train=dict(trainIters=1)), env=hidden)
     check(r.rc == 0 and any("using the CPU" in m.get("message", "") for m in r.messages if m.get("type") == "log"),
           "no visible GPU: --backend auto trains on the CPU")
 

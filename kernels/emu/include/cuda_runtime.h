@@ -112,10 +112,12 @@ namespace flame_emu {
 // The block barrier: returns when every live thread of the block has reached one.
 void block_barrier();
 // A warp collective: publishes `bytes` (<= 64) of this thread's data, waits until every lane of
-// its warp has published, and returns where lane 0's copy is; lane l's is at base + l * stride.
+// its warp has published, and returns where lane 0's copy is (lane l's is at base + l * stride)
+// and the caller's own lane.
 struct WarpView {
   const unsigned char* base;
   size_t stride;
+  int self;
   const void* lane(int l) const { return base + (size_t)l * stride; }
 };
 WarpView warp_collective(const void* mine, size_t bytes, unsigned mask);
@@ -158,10 +160,9 @@ inline void __syncthreads() { flame_emu::block_barrier(); }
 template <typename T> T __shfl_xor_sync(unsigned mask, T v, int laneMask, int width = warpSize) {
   static_assert(std::is_trivially_copyable<T>::value && sizeof(T) <= 16, "shuffle of a register-sized value");
   const flame_emu::WarpView w = flame_emu::warp_collective(&v, sizeof(T), mask);
-  const int lane = (int)((threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z)) & 31);
   // lanes xor outside their segment of `width` lanes read their own value (CUDA's rule)
-  int src = lane ^ laneMask;
-  if ((src & ~(width - 1)) != (lane & ~(width - 1))) src = lane;
+  int src = w.self ^ laneMask;
+  if ((src & ~(width - 1)) != (w.self & ~(width - 1))) src = w.self;
   T r;
   std::memcpy(&r, w.lane(src), sizeof(T));
   return r;
@@ -169,11 +170,6 @@ template <typename T> T __shfl_xor_sync(unsigned mask, T v, int laneMask, int wi
 
 // Atomics: blocks may run on several host threads, so these are real atomic read-modify-writes
 // (floating point through a compare-and-swap on the bit pattern).
-template <typename T> T emu_atomic_add(T* p, T v) {
-  T old = __atomic_load_n(p, __ATOMIC_RELAXED);
-  while (!__atomic_compare_exchange_n(p, &old, (T)(old + v), true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {}
-  return old;
-}
 template <typename F, typename U> F emu_atomic_add_float(F* p, F v) {
   static_assert(sizeof(F) == sizeof(U), "same width");
   U* u = reinterpret_cast<U*>(p);
@@ -188,8 +184,8 @@ template <typename F, typename U> F emu_atomic_add_float(F* p, F v) {
 }
 inline float atomicAdd(float* p, float v) { return emu_atomic_add_float<float, uint32_t>(p, v); }
 inline double atomicAdd(double* p, double v) { return emu_atomic_add_float<double, uint64_t>(p, v); }
-inline int atomicAdd(int* p, int v) { return emu_atomic_add(p, v); }
-inline unsigned atomicAdd(unsigned* p, unsigned v) { return emu_atomic_add(p, v); }
+inline int atomicAdd(int* p, int v) { return __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
+inline unsigned atomicAdd(unsigned* p, unsigned v) { return __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
 
 // CUDA's device min / max take mixed integer types; std's do not.
 template <typename A, typename B> __forceinline__ typename std::common_type<A, B>::type min(A a, B b) {
