@@ -1,0 +1,215 @@
+/**
+ * Megatron-LM checkpoint -> the worker's checkpoint (model.safetensors in float32 + state.json), so
+ * that `eval` and `trace` run on released FLAME-MoE models and on what the Megatron backend trains.
+ *
+ * Streams tensor by tensor: the safetensors header is known from the model's shape before any weight
+ * is read, then each worker tensor is assembled from its chunks, written and dropped; memory holds
+ * one tensor and one chunk. Every model weight in the checkpoint must be used: a tensor the mapping
+ * does not know (a bias, a q/k norm) means a model the worker would compute differently.
+ */
+import { createHash } from "node:crypto"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { Either } from "effect"
+import { parseMoeLayerFreq } from "../../flame/moeLayerFreq.ts"
+import type { ImportedModel } from "./megatronArgs.ts"
+import { ArgsError } from "./megatronArgs.ts"
+import type { OpenCheckpoint } from "./megatronCheckpoint.ts"
+import { CheckpointError, openMegatronCheckpoint } from "./megatronCheckpoint.ts"
+import { ArchiveError } from "./torchArchive.ts"
+import { PickleError } from "./torchPickle.ts"
+import type { WorkerTensor } from "./workerLayout.ts"
+import { MappingError, resolve, workerTensors } from "./workerLayout.ts"
+
+/** Why an import failed, with the place: checkpoint directory, file and tensor where known. */
+export class ImportError extends Error {
+  constructor(
+    readonly checkpoint: string,
+    readonly file: string | undefined,
+    readonly tensor: string | undefined,
+    readonly reason: string
+  ) {
+    super(
+      `Megatron checkpoint ${checkpoint}` + (file !== undefined && file !== checkpoint ? `, file ${path.relative(checkpoint, file) || file}` : "") +
+        (tensor !== undefined ? `, tensor ${tensor}` : "") + `: ${reason}`
+    )
+  }
+}
+
+export interface ImportOptions {
+  /** Where model.safetensors and state.json go. */
+  readonly outputDir: string
+  /** The worker's model fingerprint of the checkpoint's model (flame-worker params; see readCheckpointModel). */
+  readonly fingerprint: string
+  /** When given, the checkpoint's model must be this one (a stage's declared model). */
+  readonly expected?: Partial<ImportedModel> | undefined
+}
+
+export interface ImportResult {
+  readonly format: "torch_dist" | "legacy"
+  readonly iteration: number
+  readonly model: ImportedModel
+  readonly tensors: number
+  readonly parameters: number
+  readonly bytesWritten: number
+  readonly skippedEntries: number
+  readonly modelFingerprint: string
+}
+
+const SAFETENSORS = "model.safetensors"
+
+const safetensorsHeader = (tensors: ReadonlyArray<WorkerTensor>, fingerprint: string): Buffer => {
+  const header: Record<string, unknown> = {}
+  let offset = 0
+  for (const t of tensors) {
+    const bytes = t.shape.reduce((a, b) => a * b, 1) * 4
+    header[t.name] = { dtype: "F32", shape: t.shape, data_offsets: [offset, offset + bytes] }
+    offset += bytes
+  }
+  header.__metadata__ = { format: "pt", "flame.modelFingerprint": fingerprint }
+  let json = JSON.stringify(header)
+  while (json.length % 8 !== 0) json += " "
+  const len = Buffer.alloc(8)
+  len.writeBigUInt64LE(BigInt(json.length))
+  return Buffer.concat([len, Buffer.from(json, "utf8")])
+}
+
+/** What decides the model's function: a stage's declared model must agree on these. */
+const shapeKeys = [
+  "vocabSize",
+  "hiddenSize",
+  "numLayers",
+  "numAttentionHeads",
+  "ffnHiddenSize",
+  "moeFfnHiddenSize",
+  "numExperts",
+  "topK",
+  "sharedExpertSize",
+  "seqLength",
+  "ropeBase",
+  "normEps"
+] as const
+
+const checkExpected = (
+  model: ImportedModel,
+  pattern: ReadonlyArray<boolean>,
+  expected: Partial<ImportedModel> | undefined
+): void => {
+  if (expected === undefined) return
+  if (expected.moeLayers !== undefined) {
+    const want = parseMoeLayerFreq(expected.moeLayers, model.numLayers)
+    if (Either.isLeft(want) || want.right.join() !== pattern.join()) {
+      throw new ArgsError(
+        `the stored args give moe_layer_freq ${model.moeLayers}, the stage expects ${expected.moeLayers}`
+      )
+    }
+  }
+  for (const key of shapeKeys) {
+    const actual = model[key]
+    const value = expected[key]
+    if (value !== undefined && actual !== value) {
+      throw new ArgsError(`the stored args give ${key} = ${JSON.stringify(actual)}, the stage expects ${JSON.stringify(value)}`)
+    }
+  }
+}
+
+const writeAll = (fd: number, bytes: Uint8Array): void => {
+  let done = 0
+  while (done < bytes.byteLength) done += fs.writeSync(fd, bytes, done, bytes.byteLength - done)
+}
+
+const convert = async (ckpt: OpenCheckpoint, options: ImportOptions): Promise<ImportResult> => {
+  const { model } = ckpt.args
+  checkExpected(model, ckpt.args.moePattern, options.expected)
+  const layout = workerTensors(model, ckpt.args.moePattern)
+  const used = new Set<string>()
+  const plan = layout.map((t) => ({ tensor: t, source: resolve(t, ckpt.tensors, model, used) }))
+  const unknown = [...ckpt.tensors.keys()].filter((k) => !used.has(k))
+  if (unknown.length > 0) {
+    throw new MappingError(
+      unknown[0]!,
+      undefined,
+      `is not part of FLAME-MoE's architecture (${unknown.length} such tensor(s)` +
+        (unknown.length > 1 ? `, also ${unknown.slice(1, 4).join(", ")}` : "") + "); the worker cannot compute this model"
+    )
+  }
+  const fingerprint = options.fingerprint
+  fs.mkdirSync(options.outputDir, { recursive: true })
+  const final = path.join(options.outputDir, SAFETENSORS)
+  const tmp = path.join(options.outputDir, `.${SAFETENSORS}.tmp-${process.pid}`)
+  const hash = createHash("sha256")
+  const fd = fs.openSync(tmp, "w")
+  let bytesWritten = 0
+  let parameters = 0
+  try {
+    const header = safetensorsHeader(layout, fingerprint)
+    writeAll(fd, header)
+    hash.update(header)
+    bytesWritten += header.byteLength
+    for (const { source, tensor } of plan) {
+      const values = await source.read()
+      const numel = tensor.shape.reduce((a, b) => a * b, 1)
+      if (values.length !== numel) throw new MappingError(source.key, undefined, `gave ${values.length} values, ${tensor.name} needs ${numel}`)
+      const bytes = new Uint8Array(values.buffer, values.byteOffset, values.byteLength)
+      writeAll(fd, bytes)
+      hash.update(bytes)
+      bytesWritten += bytes.byteLength
+      parameters += numel
+    }
+    fs.fsyncSync(fd)
+  } finally {
+    fs.closeSync(fd)
+  }
+  fs.renameSync(tmp, final)
+  const iteration = ckpt.args.iteration ?? Number(/iter_(\d+)/.exec(path.basename(ckpt.dir))?.[1] ?? 0)
+  const gbs = ckpt.args.globalBatchSize
+  const state = {
+    format: "flame-worker-checkpoint",
+    version: 1,
+    iteration,
+    consumedSamples: ckpt.args.consumedSamples ?? (gbs === undefined ? 0 : iteration * gbs),
+    modelFingerprint: fingerprint,
+    model,
+    files: { [SAFETENSORS]: hash.digest("hex") },
+    importedFrom: { format: ckpt.format, directory: ckpt.dir, layout: ckpt.args.layout }
+  }
+  const stateTmp = path.join(options.outputDir, `.state.json.tmp-${process.pid}`)
+  fs.writeFileSync(stateTmp, JSON.stringify(state, null, 2) + "\n")
+  fs.renameSync(stateTmp, path.join(options.outputDir, "state.json"))
+  return {
+    format: ckpt.format,
+    iteration,
+    model,
+    tensors: layout.length,
+    parameters,
+    bytesWritten,
+    skippedEntries: ckpt.skipped.length,
+    modelFingerprint: fingerprint
+  }
+}
+
+const withCheckpoint = async <A>(dir: string, f: (ckpt: OpenCheckpoint) => Promise<A>): Promise<A> => {
+  const fail = (file: string | undefined, tensor: string | undefined, reason: string) => new ImportError(dir, file, tensor, reason)
+  let ckpt: OpenCheckpoint | undefined
+  try {
+    ckpt = await openMegatronCheckpoint(dir)
+    return await f(ckpt)
+  } catch (e) {
+    if (e instanceof ImportError) throw e
+    if (e instanceof CheckpointError) throw fail(e.file, e.tensor, e.reason)
+    if (e instanceof MappingError) throw fail(e.file, e.tensor, e.message)
+    if (e instanceof ArgsError) throw fail(undefined, undefined, e.message)
+    if (e instanceof PickleError || e instanceof ArchiveError) throw fail(undefined, undefined, e.message)
+    throw e
+  } finally {
+    ckpt?.close()
+  }
+}
+
+/** The model a checkpoint holds (from its stored args), checked to be FLAME-MoE's architecture. */
+export const readCheckpointModel = (dir: string): Promise<ImportedModel> =>
+  withCheckpoint(dir, (ckpt) => Promise.resolve(ckpt.args.model))
+
+/** Imports one iter_XXXXXXX directory; every failure is an ImportError naming the place. */
+export const importMegatronCheckpoint = (dir: string, options: ImportOptions): Promise<ImportResult> =>
+  withCheckpoint(dir, (ckpt) => convert(ckpt, options))
