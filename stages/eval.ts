@@ -26,6 +26,7 @@ import {
   workerStageResources,
   writeWorkerConfig
 } from "./flame/model.ts"
+import { withWorkerCheckpoint } from "./importMegatron.ts"
 
 const failed = (stage: string) => (error: unknown) =>
   new StageFailed({ stage, reason: error instanceof Error ? error.message : String(error) })
@@ -150,10 +151,11 @@ export const evaluate = define({
         },
         runtime: { threads: ctx.cpus, outputDir: ctx.workDir, backend: p.backend }
       })
-      const worker = (yield* runWorker(ctx, {
-        file: workerBinary(ctx),
-        args: ["eval", "--config", config, "--checkpoint", ctx.inputs.checkpoint!]
-      })) as { loss?: number; perplexity?: number }
+      const worker = (yield* withWorkerCheckpoint(ctx, (checkpoint) =>
+        runWorker(ctx, {
+          file: workerBinary(ctx),
+          args: ["eval", "--config", config, "--checkpoint", checkpoint]
+        }))) as { loss?: number; perplexity?: number }
       const scored = yield* Effect.try({
         try: () => {
           const logprobs = new Map<string, number>()

@@ -7,8 +7,10 @@
 import { Effect, Schema } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { StageFailed } from "../src/domain/Errors.ts"
+import { StageFailed, type WorkerFailed } from "../src/domain/Errors.ts"
+import type { ImportResult } from "../src/megatron/import/importCheckpoint.ts"
 import { importMegatronCheckpoint, readCheckpointModel } from "../src/megatron/import/importCheckpoint.ts"
+import type { StageContext } from "../src/Stage.ts"
 import { define } from "../src/Stage.ts"
 import { runWorker } from "../src/worker/runWorker.ts"
 import { ModelParams, workerBinary, writeWorkerConfig } from "./flame/model.ts"
@@ -32,6 +34,41 @@ const ImportedModelSchema = Schema.Struct({
   zLossCoeff: Schema.Number
 })
 
+/**
+ * Imports the Megatron checkpoint `dir` into `out` as a worker checkpoint, for a stage that has the
+ * worker among its inputs (it computes the model fingerprint). `expected`: the model it must hold.
+ */
+export const importForWorker = (
+  ctx: StageContext<unknown>,
+  dir: string,
+  out: string,
+  expected: ModelParams | undefined
+): Effect.Effect<ImportResult, StageFailed | WorkerFailed> =>
+  Effect.gen(function*() {
+    const failure = (e: unknown) =>
+      new StageFailed({ stage: ctx.stageId, reason: e instanceof Error ? e.message : String(e) })
+    const source = path.resolve(dir)
+    const model = yield* Effect.tryPromise({ try: () => readCheckpointModel(source), catch: failure })
+    // The model fingerprint is the worker's (a sha256 of its canonical model section): asked of it.
+    const config = yield* writeWorkerConfig(ctx, "imported-model.json", { model })
+    const { modelFingerprint } = (yield* runWorker(ctx, {
+      file: workerBinary(ctx),
+      args: ["params", "--config", config]
+    })) as { modelFingerprint: string }
+    const result = yield* Effect.tryPromise({
+      try: () => importMegatronCheckpoint(source, { outputDir: out, fingerprint: modelFingerprint, expected }),
+      catch: failure
+    })
+    yield* ctx.log(
+      `imported ${result.format} checkpoint ${source} at iteration ${result.iteration}: ${result.tensors} tensors, ` +
+        `${result.parameters} parameters, ${result.skippedEntries} non-weight entries skipped`
+    )
+    return result
+  })
+
+/** Whether a checkpoint directory is the worker's own (else it is read as a Megatron checkpoint). */
+export const isWorkerCheckpoint = (dir: string): boolean => fs.existsSync(path.join(dir, "state.json"))
+
 export const importMegatron = define({
   kind: "import/megatron",
   version: "1",
@@ -54,31 +91,7 @@ export const importMegatron = define({
   reproducibility: { _tag: "bitwise" },
   run: (ctx) =>
     Effect.gen(function*() {
-      const fail = (reason: string) => new StageFailed({ stage: ctx.stageId, reason })
-      const out = ctx.output("checkpoint")
-      const dir = path.resolve(ctx.inputs.megatron!)
-      const failure = (e: unknown) => fail(e instanceof Error ? e.message : String(e))
-      const model = yield* Effect.tryPromise({ try: () => readCheckpointModel(dir), catch: failure })
-      // The model fingerprint is the worker's (a sha256 of its canonical model section): asked of it.
-      const config = yield* writeWorkerConfig(ctx, "model.json", { model })
-      const { modelFingerprint } = (yield* runWorker(ctx, {
-        file: workerBinary(ctx),
-        args: ["params", "--config", config]
-      })) as { modelFingerprint: string }
-      const result = yield* Effect.tryPromise({
-        try: () =>
-          importMegatronCheckpoint(dir, {
-            outputDir: out,
-            fingerprint: modelFingerprint,
-            expected: ctx.params.model
-          }),
-        catch: failure
-      })
-      yield* ctx.log(
-        `imported ${result.format} checkpoint at iteration ${result.iteration}: ${result.tensors} tensors, ` +
-          `${result.parameters} parameters, ${result.skippedEntries} non-weight entries skipped`
-      )
-      if (!fs.existsSync(path.join(out, "state.json"))) return yield* fail("the import wrote no state.json")
+      const result = yield* importForWorker(ctx, ctx.inputs.megatron!, ctx.output("checkpoint"), ctx.params.model)
       return {
         format: result.format,
         iteration: result.iteration,
@@ -89,3 +102,23 @@ export const importMegatron = define({
       }
     })
 })
+
+/**
+ * The `checkpoint` input of an eval or trace stage as the worker reads it: a worker checkpoint as it
+ * is; a Megatron-LM checkpoint (what `train` with `backend: megatron` writes) imported into the
+ * stage's work directory first, then removed once `use` is done with it (it can be as large as the
+ * model in float32, and the original stays the recorded artifact).
+ */
+export const withWorkerCheckpoint = <A, E>(
+  ctx: StageContext<{ readonly model: ModelParams }>,
+  use: (checkpoint: string) => Effect.Effect<A, E>
+): Effect.Effect<A, E | StageFailed | WorkerFailed> => {
+  const dir = ctx.inputs.checkpoint!
+  if (isWorkerCheckpoint(dir)) return use(dir)
+  const out = path.join(ctx.workDir, "imported-checkpoint")
+  return Effect.acquireUseRelease(
+    importForWorker(ctx, dir, out, ctx.params.model),
+    () => use(out),
+    () => Effect.sync(() => fs.rmSync(out, { recursive: true, force: true }))
+  )
+}

@@ -14,6 +14,7 @@ import {
   workerStageResources,
   writeWorkerConfig
 } from "./flame/model.ts"
+import { withWorkerCheckpoint } from "./importMegatron.ts"
 
 export const trace = define({
   kind: "trace",
@@ -48,15 +49,16 @@ export const trace = define({
         runtime: { threads: ctx.cpus, outputDir: ctx.workDir, backend: p.backend }
       })
       // The result is decoded against the stage's result schema by the engine.
-      return (yield* runWorker(ctx, {
-        file: workerBinary(ctx),
-        args: ["trace", "--config", config, "--checkpoint", ctx.inputs.checkpoint!]
-      })) as {
-        samples: number
-        tokens: number
-        layers: ReadonlyArray<number>
-        topK: number
-        numExperts: number
-      }
+      return (yield* withWorkerCheckpoint(ctx, (checkpoint) =>
+        runWorker(ctx, {
+          file: workerBinary(ctx),
+          args: ["trace", "--config", config, "--checkpoint", checkpoint]
+        }))) as {
+          samples: number
+          tokens: number
+          layers: ReadonlyArray<number>
+          topK: number
+          numExperts: number
+        }
     })
 })

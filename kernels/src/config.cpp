@@ -75,6 +75,28 @@ std::vector<double> parse_split(const std::string& s, const std::string& path) {
   return out;
 }
 
+// data.blend: [{"weight": w > 0, "prefix": "path"}, ...], Megatron's `--data-path w1 p1 w2 p2 ...`
+std::vector<BlendEntry> parse_blend(const Json& v) {
+  const char* shape = "non-empty array of {\"weight\": number > 0, \"prefix\": \"path\"}";
+  if (v.type != Json::ARR || v.arr.empty()) bad("data.blend", shape, v);
+  if (v.arr.size() >= 32767) fail(EXIT_CONFIG, "config.data.blend: " + std::to_string(v.arr.size()) + " entries; Megatron blends fewer than 32767 datasets");
+  std::vector<BlendEntry> out;
+  for (size_t i = 0; i < v.arr.size(); i++) {
+    const Json& e = v.arr[i];
+    std::string path = "data.blend[" + std::to_string(i) + "]";
+    if (e.type != Json::OBJ) bad(path, "object {\"weight\": number > 0, \"prefix\": \"path\"}", e);
+    Section s(&e, path);
+    BlendEntry b;
+    for (const char* key : {"weight", "prefix"})
+      if (!e.get(key)) fail(EXIT_CONFIG, "config." + s.path(key) + ": missing required key");
+    s.num("weight", b.weight, 0, true);
+    s.str("prefix", b.prefix);
+    s.finish();
+    out.push_back(b);
+  }
+  return out;
+}
+
 }  // namespace
 
 std::vector<bool> parse_layer_pattern(const std::string& s0, const std::string& keyPath) {
@@ -188,6 +210,18 @@ Config parse_config(const Json& root) {
     c.hasData = true;
     Section s(dj, "data"); DataConfig& d = c.data;
     s.str("prefix", d.prefix);
+    if (const Json* v = s.take("blend")) d.blend = parse_blend(*v);
+    if (!d.prefix.empty() && !d.blend.empty())
+      fail(EXIT_CONFIG, "config.data: give either prefix (one dataset) or blend (weighted datasets), not both");
+    if (const Json* v = s.take("splitSamples")) {
+      if (v->type != Json::OBJ) bad("data.splitSamples", "object {\"train\": n, \"valid\": n, \"test\": n}", *v);
+      Section ss(v, "data.splitSamples");
+      ss.intv("train", d.splitSamples[0], 0, true);
+      ss.intv("valid", d.splitSamples[1], 0, true);
+      ss.intv("test", d.splitSamples[2], 0, true);
+      ss.finish();
+      d.hasSplitSamples = true;
+    }
     if (const Json* v = s.take("split")) {
       if (v->type != Json::STR) bad("data.split", "string like \"90,5,5\"", *v);
       d.split = parse_split(v->str, "data.split"); d.splitString = v->str;
@@ -284,6 +318,13 @@ Json Config::trainJson() const {
   j.set("seed", Json::integer(t.seed));
   j.set("dataSplit", Json::string(data.splitString));
   j.set("dataSeed", Json::integer(data.seed));
+  // Only where given, so that single-dataset checkpoints written before these existed still resume.
+  if (!data.blend.empty()) {  // the weights set the blend's order (the datasets: state.json "data")
+    Json w = Json::array();
+    for (auto& b : data.blend) w.push(Json::number(b.weight));
+    j.set("dataBlendWeights", w);
+  }
+  if (data.hasSplitSamples) j.set("dataTrainSamples", Json::integer(data.splitSamples[0]));  // sets the order
   return j;
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 #include <string>
 #include <vector>
+#include "data/blended_dataset.h"
 #include "io/json.h"
 
 namespace flame {
@@ -49,10 +50,17 @@ struct TrainConfig {
 };
 
 struct DataConfig {
-  std::string prefix;
+  std::string prefix;             // one dataset (Megatron `--data-path PREFIX`)
+  std::vector<BlendEntry> blend;  // or a weighted blend (`--data-path W1 PREFIX1 W2 PREFIX2 ...`)
   std::vector<double> split = {90, 5, 5};
   std::string splitString = "90,5,5";
   long seed = 1234;
+  // Megatron's train_valid_test_num_samples (the target size of each split, which sets each
+  // dataset's sample count and so the order); when absent each command uses its own default.
+  bool hasSplitSamples = false;
+  long splitSamples[3] = {0, 0, 0};
+
+  bool given() const { return !prefix.empty() || !blend.empty(); }
 };
 
 struct EvalConfig {

@@ -1,5 +1,6 @@
 // flame-worker: the numerical engine of flame-pipe (CPU backend).
 //   flame-worker <train|eval|trace|params> --config FILE [--checkpoint DIR] [--threads N] [--output PATH]
+//   flame-worker samples --config FILE --split S [--start N] [--count N]
 //   flame-worker version
 #include <cstdio>
 #include <malloc.h>
@@ -28,6 +29,8 @@ static const char* USAGE =
     "  eval    --config FILE --checkpoint DIR [--output F] validation loss and log-likelihood requests\n"
     "  trace   --config FILE --checkpoint DIR [--output F] router traces of held-out samples\n"
     "  params  --config FILE                               active / total parameter counts\n"
+    "  samples --config FILE --split train|valid|test [--start N] [--count N]\n"
+    "                                                      the split's token rows in reading order (JSON lines)\n"
     "  version                                             worker version, compiler and flags (JSON)\n"
     "options: --backend cpu|cuda|auto overrides runtime.backend\n";
 
@@ -95,6 +98,12 @@ int main(int argc, char** argv) {
       else if (f == "--checkpoint") a.checkpoint = val();
       else if (f == "--output") a.output = val();
       else if (f == "--backend") a.backend = val();
+      else if (f == "--split") a.split = val();
+      else if (f == "--start" || f == "--count") {
+        std::string v = val(); char* end; long n = strtol(v.c_str(), &end, 10);
+        if (v.empty() || *end || n < 0) fail(EXIT_CONFIG, "option " + f + ": expected a non-negative integer, got \"" + v + "\"");
+        (f == "--start" ? a.start : a.count) = n;
+      }
       else if (f == "--threads") {
         std::string v = val(); char* end; long n = strtol(v.c_str(), &end, 10);
         if (*end || n < 1) fail(EXIT_CONFIG, "option --threads: expected a positive integer, got \"" + v + "\"");
@@ -106,7 +115,7 @@ int main(int argc, char** argv) {
       printf("%s\n", s.c_str()); fflush(stdout);
       return 0;
     }
-    if (a.command != "train" && a.command != "eval" && a.command != "trace" && a.command != "params")
+    if (a.command != "train" && a.command != "eval" && a.command != "trace" && a.command != "params" && a.command != "samples")
       fail(EXIT_CONFIG, "unknown command \"" + a.command + "\"\n" + USAGE);
     if (a.configPath.empty()) fail(EXIT_CONFIG, a.command + ": --config FILE is required");
     Config cfg = load_config(a.configPath);
@@ -114,10 +123,12 @@ int main(int argc, char** argv) {
       if (a.backend != "cpu" && a.backend != "cuda" && a.backend != "auto") fail(EXIT_CONFIG, "option --backend: expected cpu, cuda or auto, got \"" + a.backend + "\"");
       cfg.runtime.backend = a.backend;
     }
-    if (a.command != "params" && cfg.runtime.backend != "cpu" && !g_cuda_backend) exec_cuda_worker(argv);
+    bool numeric = a.command != "params" && a.command != "samples";
+    if (numeric && cfg.runtime.backend != "cpu" && !g_cuda_backend) exec_cuda_worker(argv);
     if (a.command == "train") return cmd_train(cfg, a);
     if (a.command == "eval") return cmd_eval(cfg, a);
     if (a.command == "trace") return cmd_trace(cfg, a);
+    if (a.command == "samples") return cmd_samples(cfg, a);
     return cmd_params(cfg, a);
   } catch (FlameError& e) {
     std::string m = e.what();

@@ -1,11 +1,12 @@
 // Unit tests: WSD schedule vs hand-computed Megatron values, parameter counts of the seven
 // published scales, config validation messages, safetensors round trip, JSON, numpy RandomState
 // shuffle vs python3 numpy (skipped without numpy), the indexed dataset reader on files written by
-// an independent Python writer, GPTDataset invariants, the host-side index building shared by the
+// an independent Python writer, GPTDataset invariants, the Megatron-core blend arithmetic, the host-side index building shared by the
 // CPU and CUDA backends (expert permutation, embedding token groups), the CPU/GPU comparison logic
 // of the GPU tests (parity.h), and backend selection in a CPU-only build.
 #include "common.h"
 #include "config.h"
+#include "data/blended_dataset.h"
 #include "data/gpt_dataset.h"
 #include "data/indexed_dataset.h"
 #include "data/numpy_random.h"
@@ -110,6 +111,12 @@ static void test_config() {
   expect_config_error("{\"model\":{" + m + "},\"runtime\":{\"attention\":\"fast\"}}", "config.runtime.attention");
   expect_config_error("{\"model\":{" + m + "},\"bogus\":{}}", "config.bogus: unknown key");
   expect_config_error("{\"model\":{" + m + "},\"data\":{\"split\":\"90,5\"}}", "config.data.split");
+  expect_config_error("{\"model\":{" + m + "},\"data\":{\"blend\":[{\"weight\":1,\"prefix\":\"a\"},{\"weight\":0,\"prefix\":\"b\"}]}}", "config.data.blend[1].weight: expected number > 0, got 0");
+  expect_config_error("{\"model\":{" + m + "},\"data\":{\"blend\":[{\"weight\":1}]}}", "config.data.blend[0].prefix: missing required key");
+  expect_config_error("{\"model\":{" + m + "},\"data\":{\"blend\":[]}}", "config.data.blend: expected non-empty array");
+  expect_config_error("{\"model\":{" + m + "},\"data\":{\"blend\":[\"a\"]}}", "config.data.blend[0]: expected object");
+  expect_config_error("{\"model\":{" + m + "},\"data\":{\"prefix\":\"a\",\"blend\":[{\"weight\":1,\"prefix\":\"b\"}]}}", "config.data: give either prefix");
+  expect_config_error("{\"model\":{" + m + "},\"data\":{\"splitSamples\":{\"train\":1,\"valid\":-1,\"test\":0}}}", "config.data.splitSamples.valid: expected non-negative integer");
   expect_config_error("{\"model\":{" + m + "},\"model\":{}}", "duplicate key");
   expect_config_error("{\"model\":{" + m + ",\"topK\":70}}", "config.model.topK");
   Config c = parse_config(json_parse("{\"model\":{\"hiddenSize\":64,\"numLayers\":4,\"ffnHiddenSize\":32,\"moeFfnHiddenSize\":16,\"moeLayers\":\"[0]*1+[1]*3\"}}", "c", 2));
@@ -249,6 +256,47 @@ static void test_indexed_dataset() {
   for (const char* p : {"build/test-ds-u16.bin", "build/test-ds-u16.idx", "build/test-ds-i32.bin", "build/test-ds-i32.idx"}) unlink(p);
 }
 
+static void test_blend() {
+  // Megatron-core's split matrix: [round(lo * n), round(hi * n)) of the cumulated shares, values
+  // from python (blended_megatron_dataset_builder._build_megatron_dataset_splits); the legacy
+  // split_bounds (data.prefix) differs for 1010 and 25.
+  auto r = megatron_split_ranges({90, 5, 5}, 1010);
+  CHECK(r[0].begin == 0 && r[0].end == 909 && r[1].begin == 909 && r[1].end == 960 && r[2].begin == 960 && r[2].end == 1010, "90,5,5 of 1010");
+  CHECK(split_bounds({90, 5, 5}, 1010)[1] == 910, "legacy bounds of 1010");
+  r = megatron_split_ranges({90, 5, 5}, 25);
+  CHECK(r[0].end == 22 && r[1].begin == 22 && r[1].end == 24 && r[2].begin == 24 && r[2].end == 25, "90,5,5 of 25");
+  r = megatron_split_ranges({95, 0, 5}, 100);
+  CHECK(r[0].built() && !r[1].built() && r[2].begin == 95 && r[2].end == 100, "95,0,5: no valid split");
+  // _get_size_per_split_per_dataset: ceil(ceil(T * w) * (1 + margin / 100))
+  CHECK(blend_dataset_size(400, 0.25, 0.0) == 100 && blend_dataset_size(400, 0.25, 0.5) == 101, "400 x 1/4");
+  CHECK(blend_dataset_size(25600, 0.25, 0.5) == 6432, "25600 x 1/4: ceil(6400 * 1.005)");
+  CHECK(blend_dataset_size(333, 1.0 / 3, 0.5) == 112 && blend_dataset_size(0, 0.5, 0.5) == 0, "333 x 1/3, 0");
+  // build_blending_indices: max(i, 1) makes samples 0 and 1 alike; ties go to the first dataset
+  std::vector<int16_t> di; std::vector<int64_t> si;
+  build_blending_indices({0.5, 0.5}, 5, di, si);
+  CHECK(di == std::vector<int16_t>({0, 1, 0, 1, 0}) && si == std::vector<int64_t>({0, 0, 1, 1, 2}), "equal weights alternate from the first");
+  build_blending_indices({0.25, 0.75}, 4, di, si);
+  CHECK(di == std::vector<int16_t>({1, 0, 1, 1}), "0.25/0.75: %d %d %d %d", di[0], di[1], di[2], di[3]);
+  if (!have_numpy()) { printf("SKIP numpy normalize comparison (python3 with numpy not available)\n"); return; }
+  // numpy's float64 sum is pairwise: weights normalised by the worker equal numpy's to the bit
+  const int sizes[] = {5, 8, 100, 129, 1000, 8192};
+  const char* py = "python3 -c \"import numpy as np\n"
+                   "for n in [5, 8, 100, 129, 1000, 8192]:\n w=np.array([1.0/(i%97+3) for i in range(n)]); v=(w/np.sum(w)).tolist()\n"
+                   " print(' '.join('%.17g' % x for x in v[:5]+v[-1:]))\"";
+  FILE* p = popen(py, "r"); std::string s; char buf[4096]; size_t k;
+  while ((k = fread(buf, 1, sizeof buf, p)) > 0) s.append(buf, k);
+  pclose(p);
+  std::string mine;
+  for (int n : sizes) {
+    std::vector<double> w(n); for (int i = 0; i < n; i++) w[i] = 1.0 / (double)(i % 97 + 3);
+    std::vector<double> v = numpy_normalize(w);
+    char b[64]; std::string line;
+    for (int i : {0, 1, 2, 3, 4, n - 1}) { snprintf(b, sizeof b, "%.17g", v[std::min(i, n - 1)]); line += (line.empty() ? "" : " ") + std::string(b); }
+    mine += line + "\n";
+  }
+  CHECK(s == mine, "numpy normalize differs:\n numpy %.300s\n ours  %.300s", s.c_str(), mine.c_str());
+}
+
 static void test_split_rounding() {
   // Megatron: bounds = cumulative int(round(pct * n)) shifted so that the last is n
   CHECK(split_bounds({90, 5, 5}, 1000) == std::vector<size_t>({0, 900, 950, 1000}), "1000");
@@ -346,6 +394,7 @@ int main() {
   test_numpy_shuffle();
   test_indexed_dataset();
   test_split_rounding();
+  test_blend();
   test_permutation();
   test_parity_logic();
   test_backend_selection();

@@ -3,7 +3,7 @@
 #include "commands/commands.h"
 #include "checkpoint.h"
 #include "common.h"
-#include "data/gpt_dataset.h"
+#include "data/split_data.h"
 #include "engine/engine.h"
 #include "model.h"
 #include "protocol.h"
@@ -64,19 +64,20 @@ int cmd_eval(const Config& cfg, const CliArgs& args) {
   result.set("iteration", Json::integer(st.iteration));
   double t0 = now_seconds();
 
-  bool doVal = cfg.hasData && !cfg.data.prefix.empty() && cfg.eval.valSamples > 0;
+  bool doVal = cfg.hasData && cfg.data.given() && cfg.eval.valSamples > 0;
   if (doVal) {
-    IndexedDataset ds(cfg.data.prefix);
     int split = cfg.eval.split == "test" ? 2 : 1;
-    GptDataset val(ds, split, cfg.data.split, (uint64_t)cfg.eval.valSamples, S, (uint32_t)cfg.data.seed);
+    SplitData val(cfg.data, split, split_target(cfg.data, split, (uint64_t)cfg.eval.valSamples), S);
     long n = cfg.eval.valSamples;
+    if ((uint64_t)n > val.size())
+      fail(EXIT_CONFIG, "config.eval.valSamples: " + std::to_string(n) + " exceeds the " + std::to_string(val.size()) + " samples of the " + cfg.eval.split + " split (data.splitSamples." + cfg.eval.split + ")");
     std::vector<int32_t> row(S + 1), in((size_t)mbs * S), tg((size_t)mbs * S);
     double sum = 0; long count = 0;
     for (long i0 = 0; i0 < n; i0 += mbs) {
       int b = (int)std::min<long>(mbs, n - i0);
       for (int j = 0; j < b; j++) {
         val.sample(i0 + j, row.data());
-        check_tokens(row.data(), S + 1, mc.vocabSize, "dataset " + cfg.data.prefix);
+        check_tokens(row.data(), S + 1, mc.vocabSize, val.source(i0 + j));
         for (int s = 0; s < S; s++) { in[(size_t)j * S + s] = row[s]; tg[(size_t)j * S + s] = row[s + 1]; }
       }
       StepOptions o;
@@ -145,7 +146,7 @@ int cmd_eval(const Config& cfg, const CliArgs& args) {
     result.set("loglikelihoodPath", Json::string(path));
     if (N <= 10000) result.set("loglikelihood", inl);
   }
-  if (!doVal && cfg.eval.requests.empty()) fail(EXIT_CONFIG, "eval: nothing to do (set data.prefix with eval.valSamples > 0, and/or eval.requests)");
+  if (!doVal && cfg.eval.requests.empty()) fail(EXIT_CONFIG, "eval: nothing to do (set data.prefix or data.blend with eval.valSamples > 0, and/or eval.requests)");
   result.set("seconds", Json::number(now_seconds() - t0));
   proto::result(result);
   return 0;

@@ -2,7 +2,7 @@
 #include "commands/commands.h"
 #include "checkpoint.h"
 #include "common.h"
-#include "data/gpt_dataset.h"
+#include "data/split_data.h"
 #include "engine/engine.h"
 #include "model.h"
 #include "protocol.h"
@@ -13,7 +13,7 @@ namespace flame {
 
 int cmd_trace(const Config& cfg, const CliArgs& args) {
   if (args.checkpoint.empty()) fail(EXIT_CONFIG, "trace: --checkpoint DIR is required");
-  if (!cfg.hasData || cfg.data.prefix.empty()) fail(EXIT_CONFIG, "config.data.prefix: missing required key for `trace`");
+  if (!cfg.hasData || !cfg.data.given()) fail(EXIT_CONFIG, "config.data.prefix: missing required key for `trace` (or config.data.blend)");
   setup_threads(cfg, args);
   const ModelConfig& mc = cfg.model;
   if (mc.numMoeLayers() == 0) fail(EXIT_CONFIG, "trace: the model has no MoE layers");
@@ -27,12 +27,13 @@ int cmd_trace(const Config& cfg, const CliArgs& args) {
   if (!cfg.trace.indices.empty()) for (long i : cfg.trace.indices) idx.push_back((uint64_t)i);
   else for (long i = 0; i < cfg.trace.numSamples; i++) idx.push_back((uint64_t)i);
   uint64_t need = *std::max_element(idx.begin(), idx.end()) + 1;
-  // The dataset is built for max(numSamples, max index + 1) samples: a function of the config
-  // only, so every checkpoint is traced on the same tokens.
+  // The dataset is built for data.splitSamples[split] or else max(numSamples, max index + 1)
+  // samples: a function of the config only, so every checkpoint is traced on the same tokens.
   uint64_t nreq = std::max<uint64_t>(need, (uint64_t)cfg.trace.numSamples);
-  IndexedDataset ds(cfg.data.prefix);
-  int split = cfg.trace.split == "train" ? 0 : cfg.trace.split == "valid" ? 1 : 2;
-  GptDataset data(ds, split, cfg.data.split, nreq, S, (uint32_t)cfg.data.seed);
+  int split = split_index(cfg.trace.split);
+  SplitData data(cfg.data, split, split_target(cfg.data, split, nreq), S);
+  if (need > data.size())
+    fail(EXIT_CONFIG, "config.trace: sample " + std::to_string(need - 1) + " is beyond the " + std::to_string(data.size()) + " samples of the " + cfg.trace.split + " split (data.splitSamples." + cfg.trace.split + ")");
   const size_t N = idx.size(), T = N * S;
   const int nMoe = (int)model.moeLayerIds().size();
   std::vector<int32_t> tokens(T);
@@ -44,7 +45,7 @@ int cmd_trace(const Config& cfg, const CliArgs& args) {
     int b = (int)std::min<size_t>(mbs, N - i0);
     for (int j = 0; j < b; j++) {
       data.sample(idx[i0 + j], row.data());
-      check_tokens(row.data(), S + 1, mc.vocabSize, "dataset " + cfg.data.prefix);
+      check_tokens(row.data(), S + 1, mc.vocabSize, data.source(idx[i0 + j]));
       for (int s = 0; s < S; s++) { in[(size_t)j * S + s] = row[s]; tg[(size_t)j * S + s] = row[s + 1]; }
     }
     memcpy(&tokens[i0 * S], in.data(), (size_t)b * S * sizeof(int32_t));

@@ -5,7 +5,7 @@
 #include "commands/commands.h"
 #include "checkpoint.h"
 #include "common.h"
-#include "data/gpt_dataset.h"
+#include "data/split_data.h"
 #include "engine/engine.h"
 #include "model.h"
 #include "protocol.h"
@@ -17,17 +17,16 @@ namespace flame {
 
 int cmd_train(const Config& cfg, const CliArgs& args) {
   if (!cfg.hasTrain) fail(EXIT_CONFIG, "config.train: missing required section for `train`");
-  if (!cfg.hasData || cfg.data.prefix.empty()) fail(EXIT_CONFIG, "config.data.prefix: missing required key for `train`");
+  if (!cfg.hasData || !cfg.data.given()) fail(EXIT_CONFIG, "config.data.prefix: missing required key for `train` (or config.data.blend)");
   setup_threads(cfg, args);
   const ModelConfig& mc = cfg.model; const TrainConfig& tc = cfg.train;
   const int S = (int)mc.seqLength, mbs = (int)tc.microBatchSize;
   const long numMicro = tc.globalBatchSize / tc.microBatchSize;
-  IndexedDataset ds(cfg.data.prefix);
-  GptDataset train(ds, 0, cfg.data.split, (uint64_t)tc.trainIters * tc.globalBatchSize, S, (uint32_t)cfg.data.seed);
-  Json dataInfo = Json::object();
-  dataInfo.set("numSequences", Json::integer((long long)ds.numSequences()));
-  dataInfo.set("numDocuments", Json::integer((long long)ds.numDocuments()));
-  dataInfo.set("totalTokens", Json::integer((long long)ds.totalTokens()));
+  const uint64_t need = (uint64_t)tc.trainIters * tc.globalBatchSize;
+  if (split_target(cfg.data, 0, need) < need)
+    fail(EXIT_CONFIG, "config.data.splitSamples.train: " + std::to_string(cfg.data.splitSamples[0]) + " is less than trainIters * globalBatchSize = " + std::to_string(need));
+  SplitData train(cfg.data, 0, split_target(cfg.data, 0, need), S);
+  Json dataInfo = train.identity();
 
   Model model(mc);
   Optimizer opt; opt.m.assign(model.size, 0); opt.v.assign(model.size, 0);
@@ -69,7 +68,7 @@ int cmd_train(const Config& cfg, const CliArgs& args) {
       for (int b = 0; b < mbs; b++) {
         int32_t* row = &tokens[(size_t)b * (S + 1)];
         train.sample(base + b, row);
-        check_tokens(row, S + 1, mc.vocabSize, "dataset " + cfg.data.prefix);
+        check_tokens(row, S + 1, mc.vocabSize, train.source(base + b));
         for (int s = 0; s < S; s++) { in[(size_t)b * S + s] = row[s]; tg[(size_t)b * S + s] = row[s + 1]; }
       }
       StepOptions o; o.grad = true;

@@ -25,10 +25,24 @@ GptDataset::GptDataset(const IndexedDataset& ds, int splitIndex, const std::vect
   std::vector<size_t> b = split_bounds(split, ds.numSequences());
   first_ = b[splitIndex]; count_ = b[splitIndex + 1] > b[splitIndex] ? b[splitIndex + 1] - b[splitIndex] : 0;
   if (count_ == 0) fail(EXIT_DATA, std::string("dataset ") + ds.prefix + ": the " + names[splitIndex] + " split is empty (" + std::to_string(ds.numSequences()) + " sequences, split " + std::to_string((int)split[0]) + "," + std::to_string((int)split[1]) + "," + std::to_string((int)split[2]) + ")");
+  build(names[splitIndex], seed);
+}
+
+GptDataset::GptDataset(const IndexedDataset& ds, size_t first, size_t count, const std::string& splitName,
+                       uint64_t numSamples, int seqLength, uint32_t seed)
+    : ds_(ds), seq_(seqLength), numSamples_(numSamples), first_(first), count_(count) {
+  if (count_ == 0 || first_ + count_ > ds.numSequences()) fail(EXIT_OTHER, "internal: bad sequence range for " + ds.prefix);
+  build(splitName, seed);
+}
+
+void GptDataset::build(const std::string& splitName, uint32_t seed) {
+  const IndexedDataset& ds = ds_;
+  const int seqLength = seq_;
+  const uint64_t numSamples = numSamples_;
   const auto& len = ds.lengths();
   uint64_t tokensPerEpoch = 0;
   for (size_t i = first_; i < first_ + count_; i++) tokensPerEpoch += (uint64_t)len[i];
-  if (tokensPerEpoch < 2) fail(EXIT_DATA, std::string("dataset ") + ds.prefix + ": the " + names[splitIndex] + " split has fewer than 2 tokens");
+  if (tokensPerEpoch < 2) fail(EXIT_DATA, std::string("dataset ") + ds.prefix + ": the " + splitName + " split has fewer than 2 tokens");
   // _get_num_epochs
   uint64_t need = numSamples * (uint64_t)seqLength + 1, have = tokensPerEpoch;
   numEpochs_ = 1;

@@ -23,6 +23,10 @@ class GptDataset {
  public:
   GptDataset(const IndexedDataset& ds, int splitIndex, const std::vector<double>& split, uint64_t numSamples,
              int seqLength, uint32_t seed);
+  // The sequences [first, first + count) as the split, bounds computed by the caller (a blend
+  // splits each prefix with Megatron-core's rounding, see blended_dataset.h); count > 0.
+  GptDataset(const IndexedDataset& ds, size_t first, size_t count, const std::string& splitName, uint64_t numSamples,
+             int seqLength, uint32_t seed);
   uint64_t size() const { return sampleIdx_.size() / 2 - 1; }  // samples available (>= requested)
   uint64_t requested() const { return numSamples_; }
   int numEpochs() const { return numEpochs_; }
@@ -42,6 +46,7 @@ class GptDataset {
   std::vector<int32_t> docIdx_;
   std::vector<int64_t> sampleIdx_;  // pairs (document index position, offset)
   std::vector<uint64_t> shuffle_;
+  void build(const std::string& splitName, uint32_t seed);
 };
 
 }  // namespace flame

@@ -53,7 +53,7 @@ const dtypeOf = (properties: unknown, key: string): TorchDtype => {
   const raw = isPyObject(properties) ?
     (Array.isArray(properties.state) ? properties.state[0] : properties.fields.dtype) :
     undefined
-  const dtype = (raw as { _tag?: string; dtype?: TorchDtype } | undefined)
+  const dtype = raw as { _tag?: string; dtype?: TorchDtype } | undefined
   if (dtype?._tag !== "Dtype") return fail(`${key}: its TensorProperties carry no dtype`)
   return dtype.dtype!
 }
@@ -65,7 +65,9 @@ const locationOf = (info: unknown, where: string): StorageLocation => {
   const file = info.fields.relative_path
   const offset = info.fields.offset
   const length = info.fields.length
-  if (typeof file !== "string" || typeof offset !== "number" || typeof length !== "number" || offset < 0 || length < 0) {
+  if (
+    typeof file !== "string" || typeof offset !== "number" || typeof length !== "number" || offset < 0 || length < 0
+  ) {
     return fail(`${where}: storage entry lacks relative_path, offset or length`)
   }
   const transforms = info.fields.transform_descriptors

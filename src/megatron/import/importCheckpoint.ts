@@ -7,10 +7,10 @@
  * one tensor and one chunk. Every model weight in the checkpoint must be used: a tensor the mapping
  * does not know (a bias, a q/k norm) means a model the worker would compute differently.
  */
+import { Either } from "effect"
 import { createHash } from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { Either } from "effect"
 import { parseMoeLayerFreq } from "../../flame/moeLayerFreq.ts"
 import type { ImportedModel } from "./megatronArgs.ts"
 import { ArgsError } from "./megatronArgs.ts"
@@ -30,7 +30,8 @@ export class ImportError extends Error {
     readonly reason: string
   ) {
     super(
-      `Megatron checkpoint ${checkpoint}` + (file !== undefined && file !== checkpoint ? `, file ${path.relative(checkpoint, file) || file}` : "") +
+      `Megatron checkpoint ${checkpoint}` +
+        (file !== undefined && file !== checkpoint ? `, file ${path.relative(checkpoint, file) || file}` : "") +
         (tensor !== undefined ? `, tensor ${tensor}` : "") + `: ${reason}`
     )
   }
@@ -108,7 +109,9 @@ const checkExpected = (
     const actual = model[key]
     const value = expected[key]
     if (value !== undefined && actual !== value) {
-      throw new ArgsError(`the stored args give ${key} = ${JSON.stringify(actual)}, the stage expects ${JSON.stringify(value)}`)
+      throw new ArgsError(
+        `the stored args give ${key} = ${JSON.stringify(actual)}, the stage expects ${JSON.stringify(value)}`
+      )
     }
   }
 }
@@ -130,7 +133,8 @@ const convert = async (ckpt: OpenCheckpoint, options: ImportOptions): Promise<Im
       unknown[0]!,
       undefined,
       `is not part of FLAME-MoE's architecture (${unknown.length} such tensor(s)` +
-        (unknown.length > 1 ? `, also ${unknown.slice(1, 4).join(", ")}` : "") + "); the worker cannot compute this model"
+        (unknown.length > 1 ? `, also ${unknown.slice(1, 4).join(", ")}` : "") +
+        "); the worker cannot compute this model"
     )
   }
   const fingerprint = options.fingerprint
@@ -149,7 +153,9 @@ const convert = async (ckpt: OpenCheckpoint, options: ImportOptions): Promise<Im
     for (const { source, tensor } of plan) {
       const values = await source.read()
       const numel = tensor.shape.reduce((a, b) => a * b, 1)
-      if (values.length !== numel) throw new MappingError(source.key, undefined, `gave ${values.length} values, ${tensor.name} needs ${numel}`)
+      if (values.length !== numel) {
+        throw new MappingError(source.key, undefined, `gave ${values.length} values, ${tensor.name} needs ${numel}`)
+      }
       const bytes = new Uint8Array(values.buffer, values.byteOffset, values.byteLength)
       writeAll(fd, bytes)
       hash.update(bytes)
@@ -189,7 +195,8 @@ const convert = async (ckpt: OpenCheckpoint, options: ImportOptions): Promise<Im
 }
 
 const withCheckpoint = async <A>(dir: string, f: (ckpt: OpenCheckpoint) => Promise<A>): Promise<A> => {
-  const fail = (file: string | undefined, tensor: string | undefined, reason: string) => new ImportError(dir, file, tensor, reason)
+  const fail = (file: string | undefined, tensor: string | undefined, reason: string) =>
+    new ImportError(dir, file, tensor, reason)
   let ckpt: OpenCheckpoint | undefined
   try {
     ckpt = await openMegatronCheckpoint(dir)

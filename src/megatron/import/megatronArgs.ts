@@ -119,7 +119,11 @@ const requirements: ReadonlyArray<readonly [string, string, (v: unknown) => bool
   ["rotary_seq_len_interpolation_factor", "unset", (v) => v === undefined || v === null || v === 1],
   ["moe_router_pre_softmax", "true (softmax over all experts, then top-k)", (v) => v === true],
   ["moe_router_score_function", "softmax", (v) => v === undefined || v === null || v === "softmax"],
-  ["moe_router_topk_scaling_factor", "unset (gates are the softmax probabilities)", (v) => v === undefined || v === null || v === 1],
+  [
+    "moe_router_topk_scaling_factor",
+    "unset (gates are the softmax probabilities)",
+    (v) => v === undefined || v === null || v === 1
+  ],
   ["moe_router_enable_expert_bias", "false", (v) => v === undefined || v === null || v === false],
   ["moe_router_num_groups", "unset (no group-limited routing)", (v) => v === undefined || v === null],
   ["moe_router_group_topk", "unset", (v) => v === undefined || v === null],

@@ -18,9 +18,9 @@ import type { TensorEntry } from "./distcpMetadata.ts"
 import { parseDistcpMetadata } from "./distcpMetadata.ts"
 import type { MegatronArgs } from "./megatronArgs.ts"
 import { readMegatronArgs } from "./megatronArgs.ts"
+import type { SourceChunk, SourceTensor } from "./tensorSource.ts"
 import type { TorchArchive } from "./torchArchive.ts"
 import { numelOf, openTorchArchive } from "./torchArchive.ts"
-import type { SourceChunk, SourceTensor } from "./tensorSource.ts"
 import { field, isTensorRef, type TensorRef } from "./torchPickle.ts"
 
 export class CheckpointError extends Error {
@@ -55,7 +55,11 @@ class Files {
       try {
         fd = fs.openSync(file, "r")
       } catch (e) {
-        throw new CheckpointError(file, undefined, (e as NodeJS.ErrnoException).code === "ENOENT" ? "is missing" : String(e))
+        throw new CheckpointError(
+          file,
+          undefined,
+          (e as NodeJS.ErrnoException).code === "ENOENT" ? "is missing" : String(e)
+        )
       }
       f = { fd, size: fs.fstatSync(fd).size }
       this.fds.set(file, f)
@@ -72,7 +76,9 @@ const wrap = async <A>(file: string, tensor: string | undefined, f: () => Promis
   try {
     return await f()
   } catch (e) {
-    if (e instanceof CheckpointError) throw e
+    if (e instanceof CheckpointError) {
+      throw e.tensor === undefined && tensor !== undefined ? new CheckpointError(e.file, tensor, e.reason) : e
+    }
     throw new CheckpointError(file, tensor, e instanceof Error ? e.message : String(e))
   }
 }
@@ -95,8 +101,10 @@ const openTorchDist = async (dir: string, files: Files): Promise<OpenCheckpoint>
   const entries = await wrap(indexFile, undefined, () => parseDistcpMetadata(fs.readFileSync(indexFile)))
   const commonFile = path.join(dir, "common.pt")
   const common = await openArchiveFile(files, commonFile)
-  const args = await wrap(commonFile, undefined, () =>
-    readMegatronArgs(field(common.value, "args"), { iteration: field(common.value, "iteration") })
+  const args = await wrap(
+    commonFile,
+    undefined,
+    () => readMegatronArgs(field(common.value, "args"), { iteration: field(common.value, "iteration") })
   )
   const tensors = new Map<string, SourceTensor>()
   const skipped: Array<string> = []
@@ -135,7 +143,11 @@ const distTensor = (dir: string, files: Files, entry: TensorEntry): SourceTensor
           if (!isTensorRef(archive.value)) throw new CheckpointError(file, entry.key, "its chunk is not a tensor")
           const t = archive.value
           if (t.storage.dtype !== entry.dtype) {
-            throw new CheckpointError(file, entry.key, `its chunk is ${t.storage.dtype}, the metadata says ${entry.dtype}`)
+            throw new CheckpointError(
+              file,
+              entry.key,
+              `its chunk is ${t.storage.dtype}, the metadata says ${entry.dtype}`
+            )
           }
           if (numelOf(t.size) !== numelOf(c.sizes)) {
             throw new CheckpointError(
@@ -157,7 +169,15 @@ const TE_GROUPED = /^(decoder\.layers\.\d+\.mlp\.experts)\.(linear_fc[12])\.weig
 const LEGACY_GROUPED = /^(decoder\.layers\.\d+\.mlp\.experts)\.weight([12])$/
 
 /** A whole tensor of one rank's file, as a chunk at `offsets` of a global tensor. */
-const wholeChunk = (file: string, archive: TorchArchive, t: TensorRef, key: string, offsets: ReadonlyArray<number>, sizes: ReadonlyArray<number>, transform?: (raw: Uint8Array) => Uint8Array): SourceChunk => ({
+const wholeChunk = (
+  file: string,
+  archive: TorchArchive,
+  t: TensorRef,
+  key: string,
+  offsets: ReadonlyArray<number>,
+  sizes: ReadonlyArray<number>,
+  transform?: (raw: Uint8Array) => Uint8Array
+): SourceChunk => ({
   offsets,
   sizes,
   file,
@@ -183,7 +203,11 @@ const openLegacy = async (dir: string, files: Files): Promise<OpenCheckpoint> =>
   const rankDirs = fs.readdirSync(dir).filter((d) => /^mp_rank_\d{2}(_\d{3})?(_\d{3})?$/.test(d)).sort()
   if (rankDirs.length === 0) throw new CheckpointError(dir, undefined, "has no mp_rank_* directory")
   if (rankDirs.some((d) => !d.startsWith("mp_rank_00"))) {
-    throw new CheckpointError(dir, undefined, "is tensor-parallel (mp_rank_01...); legacy checkpoints are read at tensor parallel 1 only")
+    throw new CheckpointError(
+      dir,
+      undefined,
+      "is tensor-parallel (mp_rank_01...); legacy checkpoints are read at tensor parallel 1 only"
+    )
   }
   const ranks: Array<{ file: string; archive: TorchArchive; model: Map<string, unknown> }> = []
   for (const d of rankDirs) {
@@ -194,11 +218,17 @@ const openLegacy = async (dir: string, files: Files): Promise<OpenCheckpoint> =>
     ranks.push({ file, archive, model })
   }
   const first = ranks[0]!
-  const args = await wrap(first.file, undefined, () =>
-    readMegatronArgs(field(first.archive.value, "args"), { iteration: field(first.archive.value, "iteration") })
+  const args = await wrap(
+    first.file,
+    undefined,
+    () => readMegatronArgs(field(first.archive.value, "args"), { iteration: field(first.archive.value, "iteration") })
   )
   if (args.layout.pipelineParallel !== 1) {
-    throw new CheckpointError(first.file, undefined, "is pipeline-parallel; legacy checkpoints are read at pipeline parallel 1 only")
+    throw new CheckpointError(
+      first.file,
+      undefined,
+      "is pipeline-parallel; legacy checkpoints are read at pipeline parallel 1 only"
+    )
   }
   if (ranks.length !== args.layout.expertParallel) {
     throw new CheckpointError(
@@ -233,10 +263,20 @@ const openLegacy = async (dir: string, files: Files): Promise<OpenCheckpoint> =>
       const grouped = LEGACY_GROUPED.exec(key)
       if (seq) {
         const g = rank * local + Number(seq[2])
-        add(`${seq[1]}.experts.${seq[3]}`, dtype, [E, ...t.size], wholeChunk(file, archive, t, key, [g, ...t.size.map(() => 0)], [1, ...t.size]))
+        add(
+          `${seq[1]}.experts.${seq[3]}`,
+          dtype,
+          [E, ...t.size],
+          wholeChunk(file, archive, t, key, [g, ...t.size.map(() => 0)], [1, ...t.size])
+        )
       } else if (te) {
         const g = rank * local + Number(te[3])
-        add(`${te[1]}.experts.${te[2]}.weight`, dtype, [E, ...t.size], wholeChunk(file, archive, t, key, [g, ...t.size.map(() => 0)], [1, ...t.size]))
+        add(
+          `${te[1]}.experts.${te[2]}.weight`,
+          dtype,
+          [E, ...t.size],
+          wholeChunk(file, archive, t, key, [g, ...t.size.map(() => 0)], [1, ...t.size])
+        )
       } else if (grouped) {
         // GroupedMLP keeps weight1 as [h, local * 2F] (fc1, transposed) and weight2 as [local * F, h].
         const fc1 = grouped[2] === "1"
@@ -247,8 +287,15 @@ const openLegacy = async (dir: string, files: Files): Promise<OpenCheckpoint> =>
           `${grouped[1]}.experts.linear_fc${grouped[2]}.weight`,
           dtype,
           [E, out, inner],
-          wholeChunk(file, archive, t, key, [rank * local, 0, 0], [local, out, inner], (raw) =>
-            fc1 ? transposeLast(raw, local, h, 2 * F, item) : transposeLast(raw, local, F, h, item))
+          wholeChunk(
+            file,
+            archive,
+            t,
+            key,
+            [rank * local, 0, 0],
+            [local, out, inner],
+            (raw) => fc1 ? transposeLast(raw, local, h, 2 * F, item) : transposeLast(raw, local, F, h, item)
+          )
         )
       } else if (rank === 0) {
         // Replicated weights: every expert-parallel rank holds a copy; the first one's is read.
@@ -263,7 +310,9 @@ const openLegacy = async (dir: string, files: Files): Promise<OpenCheckpoint> =>
 
 /** Opens `dir` (an iter_XXXXXXX directory) in whichever format it is. */
 export const openMegatronCheckpoint = async (dir: string): Promise<OpenCheckpoint> => {
-  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new CheckpointError(dir, undefined, "is not a directory")
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
+    throw new CheckpointError(dir, undefined, "is not a directory")
+  }
   const files = new Files()
   try {
     if (fs.existsSync(path.join(dir, ".metadata"))) return await openTorchDist(dir, files)

@@ -8,7 +8,7 @@
  * straight from the file at their entry's data offset, so only the tensor asked for is in memory.
  */
 import * as fs from "node:fs"
-import { Readable } from "node:stream"
+import type { Readable } from "node:stream"
 import yauzl from "yauzl"
 import type { StorageRef, TensorRef } from "./torchPickle.ts"
 import { dtypeBytes, PickleError, unpickle } from "./torchPickle.ts"
@@ -21,7 +21,12 @@ class RangeReader extends (yauzl.RandomAccessReader as unknown as new() => yauzl
     super()
   }
   override _readStreamForRange(start: number, end: number): Readable {
-    return fs.createReadStream("", { fd: this.fd, start: this.base + start, end: this.base + end - 1, autoClose: false })
+    return fs.createReadStream("", {
+      fd: this.fd,
+      start: this.base + start,
+      end: this.base + end - 1,
+      autoClose: false
+    })
   }
   override read(buffer: Buffer, offset: number, length: number, position: number, callback: (e: Error | null) => void) {
     try {
@@ -151,10 +156,14 @@ export const openTorchArchive = async (fd: number, start: number, length: number
       const numel = numelOf(t.size)
       const strides = contiguousStrides(t.size)
       if (numel > 1 && t.stride.some((s, i) => t.size[i]! > 1 && s !== strides[i])) {
-        throw new ArchiveError(`tensor of size [${t.size.join(", ")}] is not contiguous (stride [${t.stride.join(", ")}])`)
+        throw new ArchiveError(
+          `tensor of size [${t.size.join(", ")}] is not contiguous (stride [${t.stride.join(", ")}])`
+        )
       }
       if (t.offset + numel > t.storage.numel) {
-        throw new ArchiveError(`tensor of ${numel} elements at offset ${t.offset} overruns its storage of ${t.storage.numel}`)
+        throw new ArchiveError(
+          `tensor of ${numel} elements at offset ${t.offset} overruns its storage of ${t.storage.numel}`
+        )
       }
       const d = located.get(`data/${t.storage.key}`)!
       const bytes = numel * item

@@ -192,6 +192,27 @@ const registry = (storages: Map<string, StorageRef> | undefined): AllowList => {
   for (const name of ["strided", "sparse_coo", "contiguous_format", "channels_last", "preserve_format"]) {
     r.register("torch", name, { _tag: "TorchConstant", name } as unknown as () => unknown)
   }
+  // torch.strided pickles as torch.serialization._get_layout("torch.strided").
+  r.register("torch.serialization", "_get_layout", (name: string) => ({ _tag: "TorchConstant", name }))
+  // Enum members pickle as getattr(EnumClass, "NAME") (Python 3.11+; `__builtin__` at protocol 2). Only
+  // attributes of the allowed classes' stand-ins are looked up: the member becomes a PyObject naming it.
+  const getattr = (cls: unknown, name: unknown) => {
+    if (typeof cls !== "function" || typeof name !== "string") {
+      throw new PickleError("calls getattr on something other than an allowed class")
+    }
+    const member = (cls as (...a: Array<unknown>) => PyObject)()
+    member.state = name
+    return member
+  }
+  // Protocol 2 writes Python 3 bytes as _codecs.encode(text, "latin1").
+  r.register("_codecs", "encode", (text: unknown, encoding: unknown) => {
+    if (typeof text !== "string" || (encoding !== "latin1" && encoding !== "latin-1")) {
+      throw new PickleError("calls _codecs.encode other than as protocol 2 encodes bytes")
+    }
+    return Uint8Array.from(text, (c) => c.charCodeAt(0))
+  })
+  r.register("builtins", "getattr", getattr)
+  r.register("__builtin__", "getattr", getattr)
   const rebuild = (
     storage: StorageRef,
     offset: number,
@@ -201,15 +222,13 @@ const registry = (storages: Map<string, StorageRef> | undefined): AllowList => {
     if (storage?._tag !== "StorageRef") throw new PickleError("rebuilds a tensor from something that is not a storage")
     return { _tag: "TensorRef", storage, offset, size: [...size], stride: [...stride] }
   }
-  r.register("torch._utils", "_rebuild_tensor_v2", rebuild)
-  r.register("torch._utils", "_rebuild_tensor", rebuild)
+  const noTensor = () => {
+    throw new PickleError("holds a tensor where none is expected")
+  }
+  r.register("torch._utils", "_rebuild_tensor_v2", storages === undefined ? noTensor : rebuild)
+  r.register("torch._utils", "_rebuild_tensor", storages === undefined ? noTensor : rebuild)
   r.register("torch._utils", "_rebuild_parameter", (t: TensorRef) => t)
   r.register("torch._utils", "_rebuild_parameter_with_state", (t: TensorRef) => t)
-  if (storages === undefined) {
-    r.register("torch._utils", "_rebuild_tensor_v2", () => {
-      throw new PickleError("holds a tensor where none is expected")
-    })
-  }
   return r
 }
 

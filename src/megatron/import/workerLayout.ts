@@ -9,7 +9,7 @@
  */
 import type { ImportedModel } from "./megatronArgs.ts"
 import type { SourceTensor } from "./tensorSource.ts"
-import { assembleRegion, AssembleError } from "./tensorSource.ts"
+import { AssembleError, assembleRegion } from "./tensorSource.ts"
 
 export interface WorkerTensor {
   readonly name: string
@@ -118,7 +118,9 @@ export const resolve = (
     used.add(source.key)
     const expected = [...leading.map(() => model.numLayers), ...tensor.shape]
     const read = async () => {
-      if (source.size.length !== expected.length || source.size.some((s, i) => i >= leading.length && s !== expected[i])) {
+      if (
+        source.size.length !== expected.length || source.size.some((s, i) => i >= leading.length && s !== expected[i])
+      ) {
         throw new MappingError(
           source.key,
           undefined,
