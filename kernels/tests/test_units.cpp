@@ -262,7 +262,7 @@ static void test_blend() {
   // split_bounds (data.prefix) differs for 1010 and 25.
   auto r = megatron_split_ranges({90, 5, 5}, 1010);
   CHECK(r[0].begin == 0 && r[0].end == 909 && r[1].begin == 909 && r[1].end == 960 && r[2].begin == 960 && r[2].end == 1010, "90,5,5 of 1010");
-  CHECK(split_bounds({90, 5, 5}, 1010)[1] == 910, "legacy bounds of 1010");
+  CHECK(split_bounds({90, 5, 5}, 1010) == std::vector<size_t>({0, 909, 960, 1010}), "split_bounds of 1010");
   r = megatron_split_ranges({90, 5, 5}, 25);
   CHECK(r[0].end == 22 && r[1].begin == 22 && r[1].end == 24 && r[2].begin == 24 && r[2].end == 25, "90,5,5 of 25");
   r = megatron_split_ranges({95, 0, 5}, 100);
@@ -298,13 +298,14 @@ static void test_blend() {
 }
 
 static void test_split_rounding() {
-  // Megatron: bounds = cumulative int(round(pct * n)) shifted so that the last is n
+  // Megatron-core (blended_megatron_dataset_builder): [int(round(lo * n)), int(round(hi * n))) of the
+  // cumulated shares; expected values computed in python with that formula.
   CHECK(split_bounds({90, 5, 5}, 1000) == std::vector<size_t>({0, 900, 950, 1000}), "1000");
-  // expected values computed with Megatron's _get_split_indices in python
-  CHECK(split_bounds({90, 5, 5}, 10) == std::vector<size_t>({0, 10, 10, 10}), "10: round(0.5) = 0 (half to even), then shifted");
-  CHECK(split_bounds({98, 1, 1}, 150) == std::vector<size_t>({0, 146, 148, 150}), "98,1,1 of 150");
-  CHECK(split_bounds({1, 1, 1}, 7) == std::vector<size_t>({0, 3, 5, 7}), "thirds of 7");
-  CHECK(split_bounds({90, 5, 5}, 30) == std::vector<size_t>({0, 26, 28, 30}), "90,5,5 of 30");
+  CHECK(split_bounds({90, 5, 5}, 10) == std::vector<size_t>({0, 9, 10, 10}), "10: round(9.5) = 10 (half to even)");
+  CHECK(split_bounds({98, 1, 1}, 150) == std::vector<size_t>({0, 147, 148, 150}), "98,1,1 of 150");
+  CHECK(split_bounds({1, 1, 1}, 7) == std::vector<size_t>({0, 2, 5, 7}), "thirds of 7");
+  CHECK(split_bounds({90, 5, 5}, 30) == std::vector<size_t>({0, 27, 29, 30}), "90,5,5 of 30");
+  CHECK(split_bounds({95, 0, 5}, 100) == std::vector<size_t>({0, 95, 95, 100}), "95,0,5: an empty valid split");
 }
 
 static void test_adamw() {

@@ -1,4 +1,5 @@
 #include "data/gpt_dataset.h"
+#include "data/blended_dataset.h"
 #include "data/numpy_random.h"
 #include "common.h"
 #include <cmath>
@@ -6,15 +7,12 @@
 
 namespace flame {
 
+// The split as Megatron-core (FLAME-MoE's pin) computes it: [round(lo * n), round(hi * n)) of the
+// cumulated normalised shares (blended_dataset.cpp); a split of weight 0 is an empty range here.
 std::vector<size_t> split_bounds(const std::vector<double>& split, size_t n) {
-  double total = 0; for (double s : split) total += s;
-  std::vector<long long> b = {0};
-  // Python's round() is round-half-to-even on the exact double, as nearbyint in the default mode
-  for (double s : split) b.push_back(b.back() + (long long)std::nearbyint((s / total) * (double)n));
-  long long shift = b.back() - (long long)n;
-  for (size_t i = 1; i < b.size(); i++) b[i] -= shift;
-  std::vector<size_t> out;
-  for (long long v : b) out.push_back((size_t)std::max(0LL, v));
+  std::vector<SplitRange> r = megatron_split_ranges(split, n);
+  std::vector<size_t> out = {0};
+  for (const SplitRange& s : r) out.push_back(s.built() ? s.end : out.back());
   return out;
 }
 
