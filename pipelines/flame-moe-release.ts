@@ -10,8 +10,8 @@
  * `--config checkpoints=DIR[,DIR...]`: downloaded model directories (a Hugging Face repo such as
  * FLAME-MoE-290M-1.3B, or a Megatron save directory), each holding iter_XXXXXXX checkpoints; the
  * scale is recognised from the directory's name (the released name or our id) and the iterations
- * from the checkpoint directories. Corpus, tokenizer and tasks as in the suite (eval's validation
- * loss and the traces read FLAME-MoE's held-out split of the tokenized corpus).
+ * from the checkpoint directories. Corpus, tokenizer and tasks as in the suite; the corpus is read as
+ * FLAME-MoE read it (per-shard blend), so validation loss and traces are on its held-out samples.
  *
  * Presets: `full` expects the published shapes; `tiny` expects the suite's tiny shapes, for which the
  * tests generate small Megatron-format checkpoints (scripts/megatron/write_checkpoint.py).
@@ -21,6 +21,8 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { PipelineError } from "../src/domain/Errors.ts"
 import { architecture, training } from "../src/flame/architecture.ts"
+import type { TrainingRun } from "../src/flame/heldOut.ts"
+import { traceCapture, traceSplitSamples, trainingSplitSamples } from "../src/flame/heldOut.ts"
 import { scales } from "../src/flame/scales.ts"
 import { defaultTinyOptions, tinyScales } from "../src/flame/tinyPreset.ts"
 import * as Pipeline from "../src/Pipeline.ts"
@@ -30,7 +32,7 @@ import { reportNode } from "../stages/analysis/report.ts"
 import { routingAnalysisNodes } from "../stages/analysis/routing.ts"
 import { evalRequests, evaluate } from "../stages/eval.ts"
 import { dataPathsFor, missingSettings, tokenizerVocabSize } from "../stages/flame/data.ts"
-import { dataAndWorker } from "../stages/flame/dataStages.ts"
+import { dataAndWorker, datasetInputs } from "../stages/flame/dataStages.ts"
 import { flameModel, type ModelParams, tinyModel } from "../stages/flame/model.ts"
 import { importMegatron } from "../stages/importMegatron.ts"
 import { workerOutput } from "../stages/kernels.ts"
@@ -43,6 +45,8 @@ interface ReleaseScale {
   /** Directory names that denote this scale: our id and the released model's name. */
   readonly names: ReadonlyArray<string>
   readonly model: ModelParams
+  /** How it was trained: what decides the held-out samples (src/flame/heldOut.ts). */
+  readonly run: TrainingRun
 }
 
 const releaseScales = (preset: string, tokenizer: string): ReadonlyArray<ReleaseScale> =>
@@ -50,7 +54,8 @@ const releaseScales = (preset: string, tokenizer: string): ReadonlyArray<Release
     ? tinyScales({ ...defaultTinyOptions, vocabSize: tokenizerVocabSize(tokenizer) }).map((t) => ({
       id: t.id,
       names: [t.id],
-      model: tinyModel(t)
+      model: tinyModel(t),
+      run: { trainIters: t.trainIters, globalBatchSize: t.globalBatchSize, evalInterval: t.evalInterval }
     }))
     : scales.map((s) => ({
       id: s.id,
@@ -67,7 +72,8 @@ const releaseScales = (preset: string, tokenizer: string): ReadonlyArray<Release
         sharedExpertSize: architecture.sharedExpertWidthFactor * s.moeFfnHiddenSize,
         moeLayers: s.moeLayerFreq,
         seqLength: training.seqLength
-      })
+      }),
+      run: { trainIters: s.trainIters, globalBatchSize: training.globalBatchSize, evalInterval: s.evalInterval }
     }))
 
 const ITER = /^iter_(\d{7})$/
@@ -141,7 +147,7 @@ const build = (
   const known = releaseScales(preset, paths.tokenizer)
   const { found } = discoverCheckpoints(checkpointRoots(config), known)
   const nodes: Array<StageNode> = [
-    ...dataAndWorker(paths, executor),
+    ...dataAndWorker(paths, executor, "blend"),
     node(source, { id: "source/tasks", params: { path: paths.tasks, kind: "dir", name: "tasks" } }),
     node(evalRequests, {
       id: "eval/requests",
@@ -150,7 +156,7 @@ const build = (
     })
   ]
   const worker = ref("compile-kernels", workerOutput(executor))
-  const dataset = ref("tokenize/merge", "dataset")
+  const data = datasetInputs(paths.corpus, "blend")
   const finals: Array<[string, number]> = []
   for (const scale of known) {
     const mine = found.filter((c) => c.scale === scale.id)
@@ -166,13 +172,24 @@ const build = (
       const checkpoint = ref(`import/${scale.id}/${c.step}`, "checkpoint")
       nodes.push(node(evaluate, {
         id: `eval/${scale.id}/${c.step}`,
-        params: { scale: scale.id, step: c.step, model: scale.model, valSamples: preset === "tiny" ? 16 : 1024 },
-        inputs: { checkpoint, dataset, worker, requests: ref("eval/requests", "requests") }
+        params: {
+          scale: scale.id,
+          step: c.step,
+          model: scale.model,
+          valSamples: preset === "tiny" ? 16 : 1024,
+          data: { split: "90,5,5", seed: 1234, splitSamples: trainingSplitSamples(scale.run) }
+        },
+        inputs: { checkpoint, ...data, worker, requests: ref("eval/requests", "requests") }
       }))
       nodes.push(node(trace, {
         id: `trace/${scale.id}/${c.step}`,
-        params: { scale: scale.id, step: c.step, model: scale.model },
-        inputs: { checkpoint, dataset, worker }
+        params: {
+          scale: scale.id,
+          step: c.step,
+          model: scale.model,
+          data: { split: traceCapture.split, seed: 1234, splitSamples: traceSplitSamples(scale.run) }
+        },
+        inputs: { checkpoint, ...data, worker }
       }))
     }
     const steps = mine.map((c) => c.step)

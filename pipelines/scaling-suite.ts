@@ -1,7 +1,7 @@
 /**
  * scaling-suite: the FLAME-MoE lifecycle for the seven published scales.
  *
- *   source/corpus/* -> tokenize/<shard> -> tokenize/merge ─┐
+ *   source/corpus/* -> tokenize/<shard> ───────────────────┐   (blended per shard as FLAME-MoE did)
  *   source/tokenizer ─────────────────────────────────────┤
  *   source/kernels/* -> compile-kernels ──────────────────┼-> train/<scale> -> checkpoints
  *                                                         ├-> eval/<scale>/<step>   (per checkpoint)
@@ -15,9 +15,17 @@
  * and model structure (64 experts, top-6 + shared, dense first layer, 10 checkpoints per model) with
  * dimensions, vocabulary, sequence length and steps shrunk to run on 2 CPU cores from the bundled
  * corpus and tokenizer.
+ *
+ * Data is read as FLAME-MoE read it: `--data-path 1.0 <shard> 1.0 <shard> ...` with `--split 90,5,5`,
+ * each shard split on its own and blended as Megatron-core does; validation loss on the validation
+ * split built at the size FLAME-MoE's run asked for, traces on the test split of its capture run
+ * (`--split 95,0,5 --eval-iters 25`). `--config data=merged` reads one merged dataset instead.
  */
+import { Effect } from "effect"
+import { PipelineError } from "../src/domain/Errors.ts"
 import { architecture, training } from "../src/flame/architecture.ts"
 import { checkpointSteps } from "../src/flame/checkpoints.ts"
+import { traceCapture, traceSplitSamples, trainingSplitSamples } from "../src/flame/heldOut.ts"
 import { scales } from "../src/flame/scales.ts"
 import type { TinyOptions } from "../src/flame/tinyPreset.ts"
 import { defaultTinyOptions, tinyScales } from "../src/flame/tinyPreset.ts"
@@ -28,7 +36,7 @@ import { reportNode } from "../stages/analysis/report.ts"
 import { routingAnalysisNodes } from "../stages/analysis/routing.ts"
 import { evalRequests, evaluate } from "../stages/eval.ts"
 import { dataPathsFor, requireData, tokenizerVocabSize } from "../stages/flame/data.ts"
-import { dataAndWorker } from "../stages/flame/dataStages.ts"
+import { dataAndWorker, dataModeOf, datasetInputs } from "../stages/flame/dataStages.ts"
 import { flameModel, type ModelParams, tinyModel } from "../stages/flame/model.ts"
 import { workerOutput } from "../stages/kernels.ts"
 import { source } from "../stages/source.ts"
@@ -46,6 +54,7 @@ interface SuiteScale {
   readonly microBatchSize: number
   readonly trainIters: number
   readonly saveInterval: number
+  readonly evalInterval: number
   readonly lr: number
   readonly minLr: number
   /** Interval checkpoints only: Megatron's extra final save is trained but not evaluated separately. */
@@ -61,6 +70,7 @@ const tinySuite = (tokenizer: string): ReadonlyArray<SuiteScale> =>
     microBatchSize: t.microBatchSize,
     trainIters: t.trainIters,
     saveInterval: t.saveInterval,
+    evalInterval: t.evalInterval,
     // 20 to 60 steps move a model little at FLAME-MoE's 3e-4: the tiny runs use 10x the rates (same WSD shape).
     lr: 10 * training.lr,
     minLr: 10 * training.minLr,
@@ -88,6 +98,7 @@ const fullSuite = (): ReadonlyArray<SuiteScale> =>
     microBatchSize: s.microBatchSize,
     trainIters: s.trainIters,
     saveInterval: s.saveInterval,
+    evalInterval: s.evalInterval,
     lr: training.lr,
     minLr: training.minLr,
     evalSteps: checkpointSteps(s).filter((step) => step % s.saveInterval === 0),
@@ -100,9 +111,10 @@ const build = (
   executor: ExecutorInfo
 ): ReadonlyArray<StageNode> => {
   const paths = dataPathsFor(preset, config)
+  const mode = dataModeOf(config, "blend") ?? "blend"
   const suite = preset === "tiny" ? tinySuite(paths.tokenizer) : fullSuite()
   const nodes: Array<StageNode> = [
-    ...dataAndWorker(paths, executor),
+    ...dataAndWorker(paths, executor, mode),
     node(source, { id: "source/tasks", params: { path: paths.tasks, kind: "dir", name: "tasks" } }),
     node(evalRequests, {
       id: "eval/requests",
@@ -112,7 +124,7 @@ const build = (
     })
   ]
   const worker = ref("compile-kernels", workerOutput(executor))
-  const dataset = ref("tokenize/merge", "dataset")
+  const data = datasetInputs(paths.corpus, mode)
 
   for (const scale of suite) {
     nodes.push(node(train, {
@@ -128,19 +140,35 @@ const build = (
         minLr: scale.minLr,
         threads: scale.threads
       },
-      inputs: { dataset, worker }
+      inputs: { ...data, worker }
     }))
+    const run = {
+      trainIters: scale.trainIters,
+      globalBatchSize: scale.globalBatchSize,
+      evalInterval: scale.evalInterval
+    }
     for (const step of scale.evalSteps) {
       const checkpoint = ref(`train/${scale.id}`, `iter_${String(step).padStart(7, "0")}`)
       nodes.push(node(evaluate, {
         id: `eval/${scale.id}/${step}`,
-        params: { scale: scale.id, step, model: scale.model, valSamples: preset === "tiny" ? 16 : 1024 },
-        inputs: { checkpoint, dataset, worker, requests: ref("eval/requests", "requests") }
+        params: {
+          scale: scale.id,
+          step,
+          model: scale.model,
+          valSamples: preset === "tiny" ? 16 : 1024,
+          data: { split: "90,5,5", seed: 1234, splitSamples: trainingSplitSamples(run) }
+        },
+        inputs: { checkpoint, ...data, worker, requests: ref("eval/requests", "requests") }
       }))
       nodes.push(node(trace, {
         id: `trace/${scale.id}/${step}`,
-        params: { scale: scale.id, step, model: scale.model },
-        inputs: { checkpoint, dataset, worker }
+        params: {
+          scale: scale.id,
+          step,
+          model: scale.model,
+          data: { split: traceCapture.split, seed: 1234, splitSamples: traceSplitSamples(run) }
+        },
+        inputs: { checkpoint, ...data, worker }
       }))
     }
     nodes.push(...routingAnalysisNodes({
@@ -180,6 +208,13 @@ export default Pipeline.define({
   },
   defaultPreset: "full",
   preflight: ({ config, executor, preset }) =>
-    requireData("scaling-suite", preset, dataPathsFor(preset, config), executor),
+    dataModeOf(config, "blend") === undefined
+      ? Effect.fail(
+        new PipelineError({
+          pipeline: "scaling-suite",
+          reason: `--config data=${config.data}: expected blend (FLAME-MoE's per-shard blend) or merged`
+        })
+      )
+      : requireData("scaling-suite", preset, dataPathsFor(preset, config), executor),
   build: ({ config, executor, preset }) => build(preset, config, executor)
 })

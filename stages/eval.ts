@@ -19,9 +19,9 @@ import { define } from "../src/Stage.ts"
 import { loadTokenizer } from "../src/tokenize/Tokenizer.ts"
 import { runWorker } from "../src/worker/runWorker.ts"
 import {
-  inputDatasetPrefix,
   settleWorkerStage,
   workerBinary,
+  workerDataConfig,
   workerStageFields,
   workerStageResources,
   writeWorkerConfig
@@ -142,7 +142,7 @@ export const evaluate = define({
       const output = path.join(ctx.workDir, "loglikelihood.jsonl")
       const config = yield* writeWorkerConfig(ctx, "eval.json.config", {
         model: p.model,
-        data: { prefix: yield* inputDatasetPrefix(ctx), split: p.data.split, seed: p.data.seed },
+        data: yield* workerDataConfig(ctx, p.data),
         eval: {
           valSamples: p.valSamples,
           split: "valid",

@@ -7,9 +7,9 @@ import { Effect, Schema } from "effect"
 import { define } from "../src/Stage.ts"
 import { runWorker } from "../src/worker/runWorker.ts"
 import {
-  inputDatasetPrefix,
   settleWorkerStage,
   workerBinary,
+  workerDataConfig,
   workerStageFields,
   workerStageResources,
   writeWorkerConfig
@@ -44,7 +44,7 @@ export const trace = define({
       const p = ctx.params
       const config = yield* writeWorkerConfig(ctx, "trace.json", {
         model: p.model,
-        data: { prefix: yield* inputDatasetPrefix(ctx), split: p.data.split, seed: p.data.seed },
+        data: yield* workerDataConfig(ctx, p.data),
         trace: { numSamples: p.numSamples, split: "test", output: ctx.output("trace.bin") },
         runtime: { threads: ctx.cpus, outputDir: ctx.workDir, backend: p.backend }
       })

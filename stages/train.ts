@@ -20,10 +20,11 @@ import { runWorker } from "../src/worker/runWorker.ts"
 import {
   Backend,
   DataParams,
-  inputDatasetPrefix,
+  megatronDataPath,
   ModelParams,
   settleBackend,
   workerBinary,
+  workerDataConfig,
   writeWorkerConfig
 } from "./flame/model.ts"
 
@@ -116,7 +117,7 @@ export const train = define({
   run: (ctx) =>
     Effect.gen(function*() {
       const p = ctx.params
-      if (p.backend === "megatron") return yield* trainWithMegatron(ctx, yield* inputDatasetPrefix(ctx))
+      if (p.backend === "megatron") return yield* trainWithMegatron(ctx, yield* megatronDataPath(ctx))
       const resumeFrom = latestCheckpoint(ctx.workDir)
       const reused = fs.readdirSync(ctx.workDir).filter((f) => /^iter_\d{7}$/.test(f)).sort()
       if (resumeFrom) yield* ctx.log(`resuming from ${resumeFrom.name}`)
@@ -136,7 +137,7 @@ export const train = define({
           saveInterval: p.saveInterval,
           logInterval: p.logInterval
         },
-        data: { prefix: yield* inputDatasetPrefix(ctx), split: p.data.split, seed: p.data.seed },
+        data: yield* workerDataConfig(ctx, p.data),
         runtime: {
           threads: ctx.cpus,
           outputDir: ctx.workDir,

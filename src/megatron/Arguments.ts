@@ -44,8 +44,11 @@ export interface MegatronTraining {
 }
 
 export interface PretrainPaths {
-  /** The tokenized dataset's prefix (PREFIX.bin / PREFIX.idx). */
-  readonly dataPrefix: string
+  /**
+   * --data-path: the tokenized dataset's prefix (PREFIX.bin / PREFIX.idx), or FLAME-MoE's blend of
+   * one equally weighted prefix per shard, "1.0 P1 1.0 P2 ...".
+   */
+  readonly dataPath: ReadonlyArray<string>
   /** Checkpoints are saved here and loaded from here: a requeued run continues from the latest. */
   readonly saveDir: string
 }
@@ -179,7 +182,7 @@ export const pretrainArguments = (
     "--seq-length",
     num(t.model.seqLength),
     "--data-path",
-    paths.dataPrefix,
+    ...paths.dataPath,
     "--split",
     t.data.split
   ]

@@ -37,7 +37,7 @@ export interface MegatronTrainResult {
 
 export const trainWithMegatron = (
   ctx: StageContext<MegatronTrainParams>,
-  dataPrefix: string
+  dataPath: ReadonlyArray<string>
 ): Effect.Effect<MegatronTrainResult, StageFailed | WorkerFailed> =>
   Effect.gen(function*() {
     const p = ctx.params
@@ -51,7 +51,7 @@ export const trainWithMegatron = (
     const reused = completeCheckpoints(saveDir).map((c) => c.name)
     if (startIteration > 0) yield* ctx.log(`resuming from iteration ${startIteration} (${TRACKER} in ${saveDir})`)
 
-    const args = flattenArguments(pretrainArguments(p, m, { dataPrefix, saveDir }))
+    const args = flattenArguments(pretrainArguments(p, m, { dataPath, saveDir }))
     const plan = launchPlan(m, args, process.env, { runId: `${ctx.stageId}-${Date.now()}`, cpus: ctx.cpus })
     if (Either.isLeft(plan)) return yield* fail(plan.left)
 

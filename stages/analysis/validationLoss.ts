@@ -11,9 +11,9 @@ import { ValidationPoint } from "../../src/scaling/schema.ts"
 import { define } from "../../src/Stage.ts"
 import { runWorker } from "../../src/worker/runWorker.ts"
 import {
-  inputDatasetPrefix,
   settleWorkerStage,
   workerBinary,
+  workerDataConfig,
   workerStageFields,
   workerStageResources,
   writeWorkerConfig
@@ -52,7 +52,7 @@ export const validationLoss = define({
       })
       const config = yield* writeWorkerConfig(ctx, "eval.config.json", {
         model: p.model,
-        data: { prefix: yield* inputDatasetPrefix(ctx), split: p.data.split, seed: p.data.seed },
+        data: yield* workerDataConfig(ctx, p.data),
         eval: { valSamples: p.valSamples, split: "valid" },
         runtime: { threads: ctx.cpus, outputDir: ctx.workDir, backend: p.backend }
       })

@@ -56,10 +56,19 @@ export type Backend = typeof Backend.Type
 export const settleBackend = (backend: Backend, executor: ExecutorInfo): Backend =>
   backend === "auto" ? (executor.gpus > 0 ? "cuda" : "cpu") : backend
 
+const NonNegativeInt = Schema.Int.pipe(Schema.nonNegative())
+
+/** Megatron's train_valid_test_num_samples: the size of each split, which decides its sample order. */
+export const SplitSamples = Schema.Struct({ train: NonNegativeInt, valid: NonNegativeInt, test: NonNegativeInt })
+export type SplitSamples = typeof SplitSamples.Type
+
 export const DataParams = Schema.Struct({
   split: Schema.optionalWith(Schema.String, { default: () => "90,5,5" }),
-  seed: Schema.optionalWith(Schema.Int, { default: () => 1234 })
+  seed: Schema.optionalWith(Schema.Int, { default: () => 1234 }),
+  /** Unset: each split is as large as the stage reads (the worker's default). */
+  splitSamples: Schema.optional(SplitSamples)
 })
+export type DataParams = typeof DataParams.Type
 
 /**
  * The params every stage that runs a model through the worker shares (eval, trace, validation
@@ -114,6 +123,48 @@ export const writeWorkerConfig = (ctx: StageContext<unknown>, name: string, conf
 export const inputDatasetPrefix = (ctx: StageContext<unknown>) =>
   Effect.try({
     try: () => datasetPrefix(ctx.inputs.dataset!),
+    catch: (e) => new StageFailed({ stage: ctx.stageId, reason: String(e) })
+  })
+
+/** Input names of a data blend's datasets, in order: blend0, blend1, ... */
+export const blendInputName = (i: number): string => `blend${i}`
+
+const blendInputs = (ctx: StageContext<unknown>): ReadonlyArray<string> =>
+  Object.keys(ctx.inputs)
+    .filter((k) => /^blend\d+$/.test(k))
+    .sort((a, b) => Number(a.slice(5)) - Number(b.slice(5)))
+    .map((k) => ctx.inputs[k]!)
+
+/**
+ * The worker's data section for a stage's dataset inputs: FLAME-MoE's blend when they are
+ * `blend<i>` (one tokenized shard each, equally weighted, as its `--data-path 1.0 P1 1.0 P2 ...`),
+ * else the one merged `dataset`.
+ */
+export const workerDataConfig = (ctx: StageContext<unknown>, data: DataParams) =>
+  Effect.try({
+    try: () => {
+      const base = {
+        split: data.split,
+        seed: data.seed,
+        ...(data.splitSamples ? { splitSamples: data.splitSamples } : {})
+      }
+      const blend = blendInputs(ctx)
+      return blend.length > 0
+        ? { ...base, blend: blend.map((dir) => ({ weight: 1, prefix: datasetPrefix(dir) })) }
+        : { ...base, prefix: datasetPrefix(ctx.inputs.dataset!) }
+    },
+    catch: (e) => new StageFailed({ stage: ctx.stageId, reason: String(e) })
+  })
+
+/** Megatron's --data-path for the same inputs: "1.0 P1 1.0 P2 ..." for a blend, else the merged prefix. */
+export const megatronDataPath = (ctx: StageContext<unknown>) =>
+  Effect.try({
+    try: (): ReadonlyArray<string> => {
+      const blend = blendInputs(ctx)
+      return blend.length > 0
+        ? blend.flatMap((dir) => ["1.0", datasetPrefix(dir)])
+        : [datasetPrefix(ctx.inputs.dataset!)]
+    },
     catch: (e) => new StageFailed({ stage: ctx.stageId, reason: String(e) })
   })
 

@@ -152,7 +152,7 @@ describe("Megatron-LM arguments for the published configuration", () => {
     it(`${scale[0]}: every FLAME-MoE flag with its value, plus the pinned defaults, nothing else`, () => {
       const p = params.get(scale[0])!
       expect(p).toBeDefined()
-      const argv = flattenArguments(pretrainArguments(p, defaultMegatronParams, { dataPrefix: DATA, saveDir: SAVE }))
+      const argv = flattenArguments(pretrainArguments(p, defaultMegatronParams, { dataPath: [DATA], saveDir: SAVE }))
       const actual = parse(argv)
       const expected = [...flameMoeFlags(scale), ...pinned]
       for (const [flag, value] of expected) {
@@ -169,7 +169,7 @@ describe("Megatron-LM arguments for the published configuration", () => {
 
   it("groups the arguments as FLAME-MoE's scripts do", () => {
     const args = pretrainArguments(params.get("flame-moe-38m")!, defaultMegatronParams, {
-      dataPrefix: DATA,
+      dataPath: [DATA],
       saveDir: SAVE
     })
     expect(args.moe[0]).toBe("--moe-ffn-hidden-size")
@@ -189,11 +189,29 @@ describe("Megatron-LM arguments for the published configuration", () => {
     expect(args.extra).toEqual([])
   })
 
+  it("passes FLAME-MoE's per-shard blend as one --data-path list, weight before prefix", () => {
+    const args = pretrainArguments(params.get("flame-moe-38m")!, defaultMegatronParams, {
+      dataPath: ["1.0", "/d/a_text_document", "1.0", "/d/b_text_document"],
+      saveDir: SAVE
+    })
+    expect(args.data).toEqual([
+      "--seq-length",
+      "2048",
+      "--data-path",
+      "1.0",
+      "/d/a_text_document",
+      "1.0",
+      "/d/b_text_document",
+      "--split",
+      "90,5,5"
+    ])
+  })
+
   it("carries a changed param to Megatron, and extra arguments after the generated ones", () => {
     const p = { ...params.get("flame-moe-38m")!, weightDecay: 0.1, seed: 7, data: { split: "98,1,1", seed: 7 } }
     const argv = flattenArguments(
       pretrainArguments(p, { ...defaultMegatronParams, extraArgs: ["--exit-signal-handler"], evalInterval: 50 }, {
-        dataPrefix: DATA,
+        dataPath: [DATA],
         saveDir: path.join(SAVE, "x")
       })
     )
