@@ -3,7 +3,7 @@
  * budgets, each trained once and evaluated on the validation split, then L(N, D) fitted to the 80 points.
  *
  *   source/kernels/* -> compile-kernels ──────────────┐
- *   source/corpus/* -> tokenize/<shard> -> tokenize/merge ─┼-> ablation/train/<run> -> ablation/val-loss/<run> ─┐
+ *   source/corpus/* -> tokenize/<shard> (blended) ─────────┼-> ablation/train/<run> -> ablation/val-loss/<run> ─┐
  *   source/tokenizer ──────────────────────────────────┘                                                   ├-> ablation/fit
  *                                                                                                          └-> ablation/report
  *
@@ -21,7 +21,7 @@ import { reportNode } from "../stages/analysis/report.ts"
 import { pointInputName, scalingFit } from "../stages/analysis/scalingFit.ts"
 import { validationLoss } from "../stages/analysis/validationLoss.ts"
 import { type DataPaths, dataPathsFor, requireData, tokenizerVocabSize } from "../stages/flame/data.ts"
-import { dataAndWorker } from "../stages/flame/dataStages.ts"
+import { dataAndWorker, dataModeOf, datasetInputs } from "../stages/flame/dataStages.ts"
 import { flameModel } from "../stages/flame/model.ts"
 import { workerOutput } from "../stages/kernels.ts"
 import { checkpointName, train } from "../stages/train.ts"
@@ -48,8 +48,9 @@ const build = (
 ): ReadonlyArray<StageNode> => {
   const paths = pathsFor(preset, config)
   const tiny = preset === "tiny"
-  const nodes = dataAndWorker(paths, executor)
-  const dataset = ref("tokenize/merge", "dataset")
+  const mode = dataModeOf(config, "blend") ?? "blend"
+  const nodes = dataAndWorker(paths, executor, mode)
+  const data = datasetInputs(paths.corpus, mode)
   const worker = ref("compile-kernels", workerOutput(executor))
   const runs = runsFor(preset, paths)
   for (const run of runs) {
@@ -82,7 +83,7 @@ const build = (
           // Tiny models train faster one per core than two threads per model.
           threads: tiny ? 1 : 16
         },
-        inputs: { dataset, worker }
+        inputs: { ...data, worker }
       }),
       node(validationLoss, {
         id: valLossId(run),
@@ -93,7 +94,7 @@ const build = (
           model,
           valSamples: tiny ? 128 : 1024
         },
-        inputs: { checkpoint: ref(trainId(run), checkpointName(run.trainIters)), dataset, worker }
+        inputs: { checkpoint: ref(trainId(run), checkpointName(run.trainIters)), ...data, worker }
       })
     )
   }

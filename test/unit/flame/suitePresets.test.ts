@@ -48,9 +48,36 @@ describe("scaling-suite presets", () => {
     expect(train).toHaveLength(7)
     expect(ids(pipeline).filter((id) => id.startsWith("tokenize/"))).toEqual([
       "tokenize/shard_00000000_processed",
-      "tokenize/shard_00000001_processed",
-      "tokenize/merge"
+      "tokenize/shard_00000001_processed"
     ])
+    // FLAME-MoE's data: each shard its own dataset in the blend, in the order of its --data-path list.
+    const blend = {
+      blend0: { stage: "tokenize/shard_00000000_processed", output: "dataset" },
+      blend1: { stage: "tokenize/shard_00000001_processed", output: "dataset" }
+    }
+    expect(pipeline.byId.get("train/flame-moe-1.7b")!.inputs).toMatchObject(blend)
+    expect(pipeline.byId.get("eval/flame-moe-1.7b/11000")!.inputs).toMatchObject(blend)
+    // Held-out samples as FLAME-MoE's runs built them: validation at its training run's sizes
+    // ((11029 // 1100 + 1) x 100 x 1024), traces on its capture run's test split (25 x 1024).
+    expect(pipeline.byId.get("eval/flame-moe-1.7b/11000")!.encodedParams.data).toEqual({
+      split: "90,5,5",
+      seed: 1234,
+      splitSamples: { train: 11029 * 1024, valid: 11 * 100 * 1024, test: 100 * 1024 }
+    })
+    expect(pipeline.byId.get("trace/flame-moe-1.7b/11000")!.encodedParams.data).toEqual({
+      split: "95,0,5",
+      seed: 1234,
+      splitSamples: { train: 11029 * 1024, valid: 0, test: 25 * 1024 }
+    })
+    const merged = resolveSuite("full", { ...fullConfig(), data: "merged" }, 8)
+    if (Either.isLeft(merged)) throw merged.left
+    expect(ids(merged.right)).toContain("tokenize/merge")
+    expect(merged.right.byId.get("eval/flame-moe-1.7b/11000")!.inputs.dataset).toEqual({
+      stage: "tokenize/merge",
+      output: "dataset"
+    })
+    const bad = resolveSuite("full", { ...fullConfig(), data: "zip" }, 8)
+    expect(Either.isLeft(bad) ? bad.left.message : "").toContain("--config data=zip: expected blend")
     const big = pipeline.byId.get("train/flame-moe-1.7b")!.encodedParams as Record<string, unknown>
     expect(big).toMatchObject({
       globalBatchSize: 1024,

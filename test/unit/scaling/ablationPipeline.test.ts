@@ -76,7 +76,7 @@ describe("the ablation pipeline", () => {
     const s = resolved(suite, "tiny")
     const shared = a.stages.filter((st) => s.byId.has(st.id))
     expect(shared.map((st) => st.id)).toEqual(
-      expect.arrayContaining(["compile-kernels", "source/kernels/src", "source/tokenizer", "tokenize/merge"])
+      expect.arrayContaining(["compile-kernels", "source/kernels/src", "source/tokenizer", "tokenize/dclm-tiny-0000"])
     )
     for (const st of shared) {
       const other = s.byId.get(st.id)!
