@@ -3,6 +3,7 @@
  * `resolve` turns that into a validated DAG with decoded params, before anything runs.
  */
 import { Effect, Either, ParseResult, Schema } from "effect"
+import picomatch from "picomatch"
 import { ParamError, PipelineError } from "./domain/Errors.ts"
 import type { AnyStageDefinition, ExecutorInfo, OutputKind, OutputRef, Resources, StageNode } from "./Stage.ts"
 import { defaultResources } from "./Stage.ts"
@@ -84,6 +85,37 @@ export const parseOverride = (
     )
   }
   return Either.right({ stage, key: target.slice(stage.length + 1), value: parseValue(raw) })
+}
+
+/**
+ * `--set` with a glob in the stage part (`train/*.backend=megatron`, `eval/**.backend=cpu`): picomatch's
+ * globs, matched against whole stage ids. The stage part is the longest prefix of the target (cut at a
+ * dot) that matches a stage, as for plain ids, which may contain dots themselves.
+ */
+export const parseOverrides = (
+  pipeline: string,
+  text: string,
+  stageIds: ReadonlyArray<string>
+): Either.Either<ReadonlyArray<Override>, PipelineError> => {
+  const eq = text.indexOf("=")
+  const target = eq < 0 ? text : text.slice(0, eq)
+  if (!picomatch.scan(target).isGlob) return Either.map(parseOverride(pipeline, text, stageIds), (o) => [o])
+  const raw = text.slice(eq + 1)
+  for (let dot = target.lastIndexOf("."); dot > 0; dot = target.lastIndexOf(".", dot - 1)) {
+    const matches = picomatch(target.slice(0, dot))
+    const stages = stageIds.filter((id) => matches(id))
+    if (stages.length > 0 && eq >= 0) {
+      return Either.right(stages.map((stage) => ({ stage, key: target.slice(dot + 1), value: parseValue(raw) })))
+    }
+  }
+  return Either.left(
+    new PipelineError({
+      pipeline,
+      reason: eq < 0
+        ? `--set '${text}': expected stage.key=value`
+        : `--set '${text}': no stage matches (stages: ${summarizeIds(stageIds)})`
+    })
+  )
 }
 
 /** Values are JSON when they parse as JSON (numbers, booleans, arrays...), strings otherwise. */
@@ -185,8 +217,9 @@ export const resolve = (
     for (const node of nodes) paramsById.set(node.id, { ...node.params })
     const ids = nodes.map((n) => n.id)
     for (const text of options.overrides ?? []) {
-      const override = yield* parseOverride(pipeline.name, text, ids)
-      setPath(paramsById.get(override.stage)!, override.key.split("."), override.value)
+      for (const override of yield* parseOverrides(pipeline.name, text, ids)) {
+        setPath(paramsById.get(override.stage)!, override.key.split("."), override.value)
+      }
     }
 
     const resolved = new Map<string, ResolvedStage>()

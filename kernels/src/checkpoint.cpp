@@ -145,14 +145,25 @@ void load_checkpoint(const std::string& dir, const Config& cfg, Model& model, Op
       expected++;
       const StEntry* e = f.get(t.name + suffix);
       if (!e) bad(f.path + " lacks tensor " + t.name + suffix);
-      if (e->dtype != "F32") bad("tensor " + e->name + " has dtype " + e->dtype + ", expected F32");
+      // The worker writes F32. An imported Megatron checkpoint keeps its bf16 weights as BF16 (half
+      // the bytes to write and read); widening bf16 to float32 is exact. Optimizer state is F32 only.
+      bool bf16 = e->dtype == "BF16" && suffix.empty();
+      if (e->dtype != "F32" && !bf16) bad("tensor " + e->name + " has dtype " + e->dtype + ", expected F32" + (suffix.empty() ? " or BF16" : ""));
       if (e->shape != t.shape) {
         std::string a, b; for (long x : e->shape) a += std::to_string(x) + ","; for (long x : t.shape) b += std::to_string(x) + ",";
         bad("tensor " + e->name + " has shape [" + a + "] but the config needs [" + b + "]");
       }
-      const float* src = (const float*)f.data(*e);
+      const char* src = f.data(*e);
       float tmp;
-      for (size_t i = 0; i < t.numel; i++) { memcpy(&tmp, (const char*)src + 4 * i, 4); buf[t.offset + i] = (real)tmp; }
+      if (bf16) {
+        for (size_t i = 0; i < t.numel; i++) {
+          uint16_t h; memcpy(&h, src + 2 * i, 2);
+          uint32_t bits = (uint32_t)h << 16; memcpy(&tmp, &bits, 4);
+          buf[t.offset + i] = (real)tmp;
+        }
+      } else {
+        for (size_t i = 0; i < t.numel; i++) { memcpy(&tmp, src + 4 * i, 4); buf[t.offset + i] = (real)tmp; }
+      }
     }
     (void)expected;
   };

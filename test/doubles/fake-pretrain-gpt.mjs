@@ -3,14 +3,21 @@
 // parses the arguments the Megatron backend generates (refusing unknown ones, as argparse does),
 // runs the checks of Megatron's arguments.py that concern them (parallel layout against WORLD_SIZE,
 // batch divisibility, the MoE layer pattern, the WSD schedule, the dataset files), then "trains":
-// it prints Megatron's log lines (iteration, validation, checkpoint) and saves iter_XXXXXXX
-// directories with one shard per rank plus latest_checkpointed_iteration.txt, resuming from --load
-// as Megatron does. No model is trained; losses follow a fixed curve.
+// it prints Megatron's log lines (iteration, validation, checkpoint) and saves real Megatron-LM
+// checkpoints (torch_dist: iter_XXXXXXX/.metadata, common.pt, __<rank>_<n>.distcp) plus
+// latest_checkpointed_iteration.txt, resuming from --load as Megatron does. No model is trained:
+// losses follow a fixed curve, and each checkpoint holds seeded random weights of the model the
+// arguments describe (vocabulary padded from the tokenizer as Megatron pads it), written by
+// scripts/megatron/write_checkpoint.py with the run's settings as its stored args, so that eval and
+// trace stages can import what "training" produced.
 //
 // Knobs for tests: FAKE_PRETRAIN_ITER_MS (sleep per iteration), FAKE_PRETRAIN_FAIL_AT (iteration at
-// which rank 0 raises).
+// which rank 0 raises), PYTHON (the python3 with torch and numpy that runs the checkpoint writer;
+// default: the first of /usr/bin/python3 and python3 that imports them).
+import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import { fileURLToPath } from "node:url"
 
 const booleanFlags = new Set([
   "swiglu",
@@ -82,7 +89,8 @@ const valueFlags = new Set([
   "eval-interval",
   "eval-iters",
   "tensorboard-dir",
-  "exit-duration-in-mins"
+  "exit-duration-in-mins",
+  "make-vocab-size-divisible-by"
 ])
 const multiValueFlags = new Set(["data-path"])
 const choices = {
@@ -185,6 +193,8 @@ assert(hidden % heads === 0, `hidden size ${hidden} is not divisible by ${heads}
 assert(heads % tp === 0, `${heads} attention heads are not divisible by tensor parallel size ${tp}`)
 assert(numLayers % pp === 0, `${numLayers} layers are not divisible by pipeline parallel size ${pp}`)
 assert(int("max-position-embeddings") >= seqLength, "max-position-embeddings is smaller than seq-length")
+// Per layer, 1 for an MoE layer (after Megatron's moe_freq_type).
+let pattern = []
 if (args["num-experts"] !== undefined) {
   const experts = int("num-experts")
   assert(experts % ep === 0, `number of experts (${experts}) is not divisible by expert parallel size (${ep})`)
@@ -192,7 +202,6 @@ if (args["num-experts"] !== undefined) {
   assert(int("moe-router-topk", 2) <= experts, "moe-router-topk exceeds num-experts")
   assert(args["moe-ffn-hidden-size"] !== undefined, "--moe-ffn-hidden-size is required with --num-experts")
   const freq = args["moe-layer-freq"] ?? "1"
-  let pattern
   if (/^\d+$/.test(freq)) pattern = Array.from({ length: numLayers }, (_, i) => (i % Number(freq) === 0 ? 1 : 0))
   else {
     const terms = freq.split("+").map((term) => /^\[([01](?:,[01])*)\]\*(\d+)$/.exec(term.trim()))
@@ -229,6 +238,34 @@ if (rank === 0) {
   console.log("-------------------- end of arguments ---------------------")
   console.log(
     `> initializing torch distributed ... world size ${world}, master ${process.env.MASTER_ADDR}:${process.env.MASTER_PORT}`
+  )
+}
+
+// ---- the tokenizer and the padded vocabulary (Megatron's _vocab_size_with_padding) -------------------
+// len(tokenizer) of a HuggingFace tokenizer counts the added tokens: the highest id, plus one.
+const tokenizerLength = () => {
+  const type = args["tokenizer-type"]
+  if (type !== "HuggingFaceTokenizer") die(`the test double reads HuggingFaceTokenizer only, not ${type}`, 1)
+  const model = args["tokenizer-model"]
+  if (model === undefined) die("--tokenizer-model is required with HuggingFaceTokenizer", 1)
+  const file = model.endsWith(".json") ? model : path.join(model, "tokenizer.json")
+  let json
+  try {
+    json = JSON.parse(fs.readFileSync(file, "utf8"))
+  } catch (e) {
+    die(`OSError: cannot load the tokenizer ${model} (the test double reads a local tokenizer.json): ${e.message}`, 1)
+  }
+  const ids = [...Object.values(json.model?.vocab ?? {}), ...(json.added_tokens ?? []).map((t) => t.id)]
+  if (ids.length === 0) die(`${file} holds no vocabulary`, 1)
+  return Math.max(...ids) + 1
+}
+const vocabLength = tokenizerLength()
+const divisibleBy = int("make-vocab-size-divisible-by", 128)
+const paddedVocab = Math.ceil(vocabLength / (divisibleBy * tp)) * divisibleBy * tp
+if (rank === 0) {
+  console.log(`> building ${args["tokenizer-type"]} tokenizer ...`)
+  console.log(
+    ` > padded vocab (size: ${vocabLength}) with ${paddedVocab - vocabLength} dummy tokens (new size: ${paddedVocab})`
   )
 }
 
@@ -282,24 +319,137 @@ const lrAt = (it) => {
   const r = (it - 1 - (trainIters - decay)) / decay
   return minLr + (2 * 0.5 ** r - 1) * (maxLr - minLr)
 }
-const save = (it) => {
-  const dir = path.join(iterDir(it), `mp_rank_00_${String(rank).padStart(3, "0")}`)
-  fs.mkdirSync(dir, { recursive: true })
-  // Deterministic content: the same run saves the same bytes.
-  writeAtomically(
-    path.join(dir, "model_optim_rng.pt"),
-    JSON.stringify({ iteration: it, rank, world, loss: loss(it), hidden, numLayers, seed: args.seed }) + "\n"
+// ---- checkpoints: real torch_dist ones, written by scripts/megatron/write_checkpoint.py -----------------
+const writer = fileURLToPath(new URL("../../scripts/megatron/write_checkpoint.py", import.meta.url))
+let python
+const findPython = () => {
+  if (process.env.PYTHON) return process.env.PYTHON
+  for (const candidate of ["/usr/bin/python3", "python3"]) {
+    if (spawnSync(candidate, ["-c", "import torch, numpy"], { stdio: "ignore" }).status === 0) return candidate
+  }
+  die(
+    "no python3 with torch and numpy for the checkpoint writer (set PYTHON; Debian: apt-get install python3-torch)",
+    1
   )
-  if (rank === 0) {
-    waitFor(
-      () =>
-        Array.from(
-          { length: world },
-          (_, r) =>
-            fs.existsSync(path.join(iterDir(it), `mp_rank_00_${String(r).padStart(3, "0")}`, "model_optim_rng.pt"))
-        ).every(Boolean),
-      `every rank's shard of iteration ${it}`
+}
+// Megatron stores its whole argument namespace in the checkpoint; the writer takes the model's shape
+// from its own flags, everything else the run was given is stored as given.
+const shapeFlags = new Set([
+  "hidden-size",
+  "num-layers",
+  "num-attention-heads",
+  "ffn-hidden-size",
+  "moe-ffn-hidden-size",
+  "num-experts",
+  "moe-router-topk",
+  "moe-shared-expert-intermediate-size",
+  "moe-layer-freq",
+  "seq-length",
+  "rotary-base",
+  "norm-epsilon",
+  "expert-model-parallel-size",
+  "data-path"
+])
+const storedArgs = (it) => {
+  const stored = {}
+  for (const [name, value] of Object.entries(args)) {
+    if (!shapeFlags.has(name)) stored[name.replace(/-/g, "_")] = value === true ? "true" : String(value)
+  }
+  return {
+    ...stored,
+    // What Megatron derives from the arguments.
+    tensor_model_parallel_size: String(tp),
+    pipeline_model_parallel_size: String(pp),
+    data_parallel_size: String(dp),
+    sequence_parallel: String(args["sequence-parallel"] === true && tp > 1),
+    make_vocab_size_divisible_by: String(divisibleBy),
+    vocab_size: "none",
+    max_position_embeddings: String(int("max-position-embeddings")),
+    consumed_train_samples: String(it * gbs),
+    load: args.load ?? "none"
+  }
+}
+const writeCheckpoint = (it, out) => {
+  if (args["num-experts"] === undefined) die("the test double writes MoE checkpoints only (no --num-experts)", 1)
+  if (tp * pp !== 1) {
+    die(`the test double writes checkpoints for tensor and pipeline parallel size 1, not ${tp} x ${pp}`, 1)
+  }
+  python ??= findPython()
+  const moeFfn = int("moe-ffn-hidden-size")
+  const command = [
+    writer,
+    "--random-init",
+    "--out",
+    out,
+    "--iteration",
+    String(it),
+    "--format",
+    "torch_dist",
+    "--ep",
+    String(ep),
+    "--world",
+    String(world),
+    "--dtype",
+    args.fp16 ? "fp32" : "bf16",
+    // A different model at every save (a double's checkpoints do not improve, but they differ).
+    "--seed",
+    String(int("seed", 1234) * 1_000_003 + it),
+    "--vocab-size",
+    String(paddedVocab),
+    "--hidden-size",
+    String(hidden),
+    "--num-layers",
+    String(numLayers),
+    "--num-attention-heads",
+    String(heads),
+    "--ffn-hidden-size",
+    String(int("ffn-hidden-size", 4 * hidden)),
+    "--moe-ffn-hidden-size",
+    String(moeFfn),
+    "--num-experts",
+    String(int("num-experts")),
+    "--topk",
+    String(int("moe-router-topk", 2)),
+    "--shared-expert-size",
+    String(int("moe-shared-expert-intermediate-size", 0)),
+    "--moe-layers",
+    JSON.stringify(pattern),
+    "--seq-length",
+    String(seqLength),
+    "--rope-base",
+    String(float("rotary-base", 10000)),
+    "--norm-eps",
+    String(float("norm-epsilon", 1e-5)),
+    ...Object.entries(storedArgs(it)).flatMap(([name, value]) => ["--override-arg", `${name}=${value}`])
+  ]
+  const run = spawnSync(python, command, { encoding: "utf8", maxBuffer: 64 << 20 })
+  if (run.status !== 0) {
+    console.error(run.stderr ?? "")
+    console.error(
+      `RuntimeError: the checkpoint writer failed (${python} ${path.basename(writer)}: ${
+        run.error ? run.error.message : run.signal ? `signal ${run.signal}` : `exit ${run.status}`
+      })`
     )
+    process.exit(1)
+  }
+}
+const save = (it) => {
+  if (rank === 0) {
+    console.log(` saving checkpoint at iteration ${String(it).padStart(7)} to ${saveDir} in torch_dist format`)
+    // Rank 0 writes every rank's files into a directory of its own, then renames the iteration into
+    // place: a killed save leaves no half-written iter_XXXXXXX behind the tracker's back.
+    const prefix = ".fake-pretrain-tmp-"
+    fs.mkdirSync(saveDir, { recursive: true })
+    for (const f of fs.readdirSync(saveDir)) {
+      if (f.startsWith(prefix)) fs.rmSync(path.join(saveDir, f), { recursive: true, force: true })
+    }
+    const tmp = path.join(saveDir, `${prefix}${process.pid}`)
+    fs.mkdirSync(tmp)
+    writeCheckpoint(it, tmp)
+    // An iteration newer than the tracker is a partial save of an earlier attempt: overwritten.
+    fs.rmSync(iterDir(it), { recursive: true, force: true })
+    fs.renameSync(path.join(tmp, path.basename(iterDir(it))), iterDir(it))
+    fs.rmSync(tmp, { recursive: true, force: true })
     writeAtomically(tracker, `${it}\n`)
     console.log(
       ` successfully saved checkpoint from iteration ${String(it).padStart(7)} to ${saveDir} [ t 1/${tp}, p 1/${pp} ]`

@@ -1,5 +1,6 @@
 /**
- * Megatron-LM checkpoint -> the worker's checkpoint (model.safetensors in float32 + state.json), so
+ * Megatron-LM checkpoint -> the worker's checkpoint (model.safetensors + state.json; bf16 weights stay
+ * bf16, which the worker widens exactly, anything else becomes float32), so
  * that `eval` and `trace` run on released FLAME-MoE models and on what the Megatron backend trains.
  *
  * Streams tensor by tensor: the safetensors header is known from the model's shape before any weight
@@ -16,6 +17,7 @@ import type { ImportedModel } from "./megatronArgs.ts"
 import { ArgsError } from "./megatronArgs.ts"
 import type { OpenCheckpoint } from "./megatronCheckpoint.ts"
 import { CheckpointError, openMegatronCheckpoint } from "./megatronCheckpoint.ts"
+import type { WorkerDtype } from "./tensorSource.ts"
 import { ArchiveError } from "./torchArchive.ts"
 import { PickleError } from "./torchPickle.ts"
 import type { WorkerTensor } from "./workerLayout.ts"
@@ -59,12 +61,20 @@ export interface ImportResult {
 
 const SAFETENSORS = "model.safetensors"
 
-const safetensorsHeader = (tensors: ReadonlyArray<WorkerTensor>, fingerprint: string): Buffer => {
+/** Slices written at once: large enough for few system calls, small enough to bound memory. */
+const SLICE_BYTES = 32 * 1024 * 1024
+
+const itemBytes: Record<WorkerDtype, number> = { BF16: 2, F32: 4 }
+
+const safetensorsHeader = (
+  tensors: ReadonlyArray<{ readonly tensor: WorkerTensor; readonly dtype: WorkerDtype }>,
+  fingerprint: string
+): Buffer => {
   const header: Record<string, unknown> = {}
   let offset = 0
-  for (const t of tensors) {
-    const bytes = t.shape.reduce((a, b) => a * b, 1) * 4
-    header[t.name] = { dtype: "F32", shape: t.shape, data_offsets: [offset, offset + bytes] }
+  for (const { dtype, tensor } of tensors) {
+    const bytes = tensor.shape.reduce((a, b) => a * b, 1) * itemBytes[dtype]
+    header[tensor.name] = { dtype, shape: tensor.shape, data_offsets: [offset, offset + bytes] }
     offset += bytes
   }
   header.__metadata__ = { format: "pt", "flame.modelFingerprint": fingerprint }
@@ -116,11 +126,6 @@ const checkExpected = (
   }
 }
 
-const writeAll = (fd: number, bytes: Uint8Array): void => {
-  let done = 0
-  while (done < bytes.byteLength) done += fs.writeSync(fd, bytes, done, bytes.byteLength - done)
-}
-
 const convert = async (ckpt: OpenCheckpoint, options: ImportOptions): Promise<ImportResult> => {
   const { model } = ckpt.args
   checkExpected(model, ckpt.args.moePattern, options.expected)
@@ -142,29 +147,52 @@ const convert = async (ckpt: OpenCheckpoint, options: ImportOptions): Promise<Im
   const final = path.join(options.outputDir, SAFETENSORS)
   const tmp = path.join(options.outputDir, `.${SAFETENSORS}.tmp-${process.pid}`)
   const hash = createHash("sha256")
-  const fd = fs.openSync(tmp, "w")
+  const file = await fs.promises.open(tmp, "w")
   let bytesWritten = 0
   let parameters = 0
+  let writing: Promise<void> = Promise.resolve()
+  const write = async (bytes: Uint8Array) => {
+    let done = 0
+    while (done < bytes.byteLength) done += (await file.write(bytes, done, bytes.byteLength - done)).bytesWritten
+  }
   try {
-    const header = safetensorsHeader(layout, fingerprint)
-    writeAll(fd, header)
+    const header = safetensorsHeader(plan.map((p) => ({ tensor: p.tensor, dtype: p.source.dtype })), fingerprint)
     hash.update(header)
+    writing = write(header)
     bytesWritten += header.byteLength
-    for (const { source, tensor } of plan) {
-      const values = await source.read()
+    // Tensors go out in slices of up to SLICE_BYTES (rows of their first dimension) through two
+    // buffers in turn: one is written (the libuv thread pool) while the next slice is assembled.
+    const slices = plan.map(({ source, tensor }) => {
+      const rowBytes = tensor.shape.slice(1).reduce((a, b) => a * b, 1) * itemBytes[source.dtype]
+      const rows = source.permutes ? tensor.shape[0]! : Math.max(1, Math.floor(SLICE_BYTES / rowBytes))
+      return { rows, bytes: rows * rowBytes }
+    })
+    const capacity = Math.max(...slices.map((s) => s.bytes))
+    const buffers = [new Uint8Array(capacity), new Uint8Array(capacity)]
+    let turn = 0
+    for (const [i, { source, tensor }] of plan.entries()) {
       const numel = tensor.shape.reduce((a, b) => a * b, 1)
-      if (values.length !== numel) {
-        throw new MappingError(source.key, undefined, `gave ${values.length} values, ${tensor.name} needs ${numel}`)
+      const rows = tensor.shape[0]!
+      for (let first = 0; first < rows; first += slices[i]!.rows) {
+        const count = Math.min(slices[i]!.rows, rows - first)
+        const region = await source.read(buffers[turn], { first, count })
+        const expected = (numel / rows) * count * itemBytes[source.dtype]
+        if (region.dtype !== source.dtype || region.bytes.byteLength !== expected) {
+          throw new MappingError(source.key, undefined, `gave ${region.bytes.byteLength} bytes for ${tensor.name}, ${expected} needed`)
+        }
+        hash.update(region.bytes)
+        await writing
+        writing = write(region.bytes)
+        bytesWritten += region.bytes.byteLength
+        turn = 1 - turn
       }
-      const bytes = new Uint8Array(values.buffer, values.byteOffset, values.byteLength)
-      writeAll(fd, bytes)
-      hash.update(bytes)
-      bytesWritten += bytes.byteLength
       parameters += numel
     }
-    fs.fsyncSync(fd)
+    await writing
+    await file.sync()
   } finally {
-    fs.closeSync(fd)
+    await writing.catch(() => undefined)
+    await file.close()
   }
   fs.renameSync(tmp, final)
   const iteration = ckpt.args.iteration ?? Number(/iter_(\d+)/.exec(path.basename(ckpt.dir))?.[1] ?? 0)

@@ -129,7 +129,7 @@ const distTensor = (dir: string, files: Files, entry: TensorEntry): SourceTensor
       offsets: c.offsets,
       sizes: c.sizes,
       file,
-      read: () =>
+      read: (scratch, first, rows) =>
         wrap(file, entry.key, async () => {
           const { fd, size } = files.open(file)
           if (c.location.offset + c.location.length > size) {
@@ -156,7 +156,8 @@ const distTensor = (dir: string, files: Files, entry: TensorEntry): SourceTensor
               `its chunk has shape [${t.size.join(", ")}], the metadata says [${c.sizes.join(", ")}]`
             )
           }
-          return archive.readTensor(t)
+          const rowElems = numelOf(c.sizes) / c.sizes[0]!
+          return archive.readTensor(t, scratch, first * rowElems, rows * rowElems)
         })
     }
   })
@@ -181,7 +182,14 @@ const wholeChunk = (
   offsets,
   sizes,
   file,
-  read: () => wrap(file, key, () => (transform ?? ((r: Uint8Array) => r))(archive.readTensor(t)))
+  read: (scratch, first, rows) =>
+    wrap(file, key, () => {
+      const rowElems = numelOf(sizes) / sizes[0]!
+      if (transform === undefined) return archive.readTensor(t, scratch, first * rowElems, rows * rowElems)
+      // A transposed GroupedMLP weight is rebuilt whole, then the rows are cut from it.
+      const item = t.storage.dtype === "F32" ? 4 : 2
+      return transform(archive.readTensor(t)).subarray(first * rowElems * item, (first + rows) * rowElems * item)
+    })
 })
 
 /** Swaps the last two axes of [n, a, b] elements of `item` bytes each: GroupedMLP stores weights transposed. */

@@ -2,8 +2,8 @@
  * A Megatron checkpoint seen as a set of global tensors, each made of chunks at offsets: exactly
  * what a torch_dist checkpoint stores, and what a legacy checkpoint's per-rank tensors become once
  * each local tensor is placed at its global offset (an expert-parallel rank's experts along the
- * expert axis). Regions of a global tensor are assembled chunk by chunk, converted to float32 on the
- * way, so memory holds the region being built and one chunk.
+ * expert axis). Regions of a global tensor are assembled chunk by chunk, as byte runs, so memory holds
+ * the region being built and one chunk.
  */
 import type { TorchDtype } from "./torchPickle.ts"
 import { dtypeBytes } from "./torchPickle.ts"
@@ -13,8 +13,11 @@ export interface SourceChunk {
   readonly sizes: ReadonlyArray<number>
   /** Where the chunk's bytes are, for error messages. */
   readonly file: string
-  /** The chunk's elements in row-major order, in the tensor's dtype. */
-  readonly read: () => Promise<Uint8Array>
+  /**
+   * Rows [first, first + rows) of the chunk (slices along its first dimension), row-major, in the
+   * tensor's dtype; into `scratch`, which is large enough.
+   */
+  readonly read: (scratch: Uint8Array, first: number, rows: number) => Promise<Uint8Array>
 }
 
 export interface SourceTensor {
@@ -42,20 +45,24 @@ const f16ToF32 = (h: number): number => {
   return s * (1 + m / 1024) * 2 ** (e - 15)
 }
 
-/** Converts `count` elements of `raw` starting at element `from` into `out` at `to` (float32 bits). */
-const convert = (dtype: TorchDtype, raw: Uint8Array, from: number, out: Float32Array, to: number, count: number) => {
-  if (dtype === "F32") {
-    out.set(new Float32Array(raw.buffer, raw.byteOffset + from * 4, count), to)
-  } else if (dtype === "BF16") {
-    // bfloat16 is the upper half of a float32: widening is exact.
-    const src = new Uint16Array(raw.buffer, raw.byteOffset + from * 2, count)
-    const dst = new Uint32Array(out.buffer, out.byteOffset + to * 4, count)
-    for (let i = 0; i < count; i++) dst[i] = src[i]! << 16
+/** What the worker reads: bf16 and float32 as stored (widening bf16 is exact), float16 widened to float32. */
+export type WorkerDtype = "BF16" | "F32"
+export const workerDtype = (dtype: TorchDtype): WorkerDtype => (dtype === "BF16" ? "BF16" : "F32")
+
+/** Copies `count` elements of `raw` from element `from` into `out` at element `to`, as workerDtype(dtype). */
+const copyRun = (dtype: TorchDtype, raw: Uint8Array, from: number, out: Uint8Array, to: number, count: number) => {
+  if (dtype === "BF16" || dtype === "F32") {
+    const item = dtypeBytes[dtype]
+    out.set(raw.subarray(from * item, (from + count) * item), to * item)
   } else {
     const src = new Uint16Array(raw.buffer, raw.byteOffset + from * 2, count)
-    for (let i = 0; i < count; i++) out[to + i] = f16ToF32(src[i]!)
+    const dst = new Float32Array(out.buffer, out.byteOffset + to * 4, count)
+    for (let i = 0; i < count; i++) dst[i] = f16ToF32(src[i]!)
   }
 }
+
+/** One chunk buffer, reused from chunk to chunk (chunks are read one at a time). */
+let scratch = new Uint8Array(0)
 
 const rowMajorStrides = (size: ReadonlyArray<number>): Array<number> => {
   const s = new Array<number>(size.length)
@@ -67,16 +74,24 @@ const rowMajorStrides = (size: ReadonlyArray<number>): Array<number> => {
   return s
 }
 
+export interface Region {
+  readonly dtype: WorkerDtype
+  /** Row-major elements of the region. */
+  readonly bytes: Uint8Array
+}
+
 /**
- * The region [start, start + extent) of a global tensor as float32, row-major. Every element must be
+ * The region [start, start + extent) of a global tensor, row-major, in workerDtype. Every element must be
  * covered by exactly the chunks the checkpoint has; an uncovered element is an error (a missing
  * rank's file, or a tensor that only some layers have).
  */
 export const assembleRegion = async (
   tensor: SourceTensor,
   start: ReadonlyArray<number>,
-  extent: ReadonlyArray<number>
-): Promise<Float32Array> => {
+  extent: ReadonlyArray<number>,
+  /** Where to build the region (when large enough), so a caller can reuse its buffers. */
+  into?: Uint8Array
+): Promise<Region> => {
   const n = tensor.size.length
   if (start.length !== n || extent.length !== n) {
     throw new AssembleError(undefined, `has ${n} dimensions [${tensor.size.join(", ")}], expected ${start.length}`)
@@ -88,7 +103,9 @@ export const assembleRegion = async (
   }
   if (!floatDtypes.has(tensor.dtype)) throw new AssembleError(undefined, `has dtype ${tensor.dtype}, not a float type`)
   const total = extent.reduce((a, b) => a * b, 1)
-  const out = new Float32Array(total)
+  const dtype = workerDtype(tensor.dtype)
+  const bytes = total * dtypeBytes[dtype]
+  const out = into !== undefined && into.byteLength >= bytes ? into.subarray(0, bytes) : new Uint8Array(bytes)
   const outStrides = rowMajorStrides(extent)
   let covered = 0
   for (const chunk of tensor.chunks) {
@@ -104,30 +121,43 @@ export const assembleRegion = async (
       hi.push(b)
     }
     if (empty) continue
-    const raw = await chunk.read()
+    // Only the chunk's rows (along dimension 0) that the region needs are read.
     const chunkNumel = chunk.sizes.reduce((a, b) => a * b, 1)
-    if (raw.byteLength !== chunkNumel * dtypeBytes[tensor.dtype]) {
+    const rowElems = chunkNumel / chunk.sizes[0]!
+    const firstRow = lo[0]! - chunk.offsets[0]!
+    const rows = hi[0]! - lo[0]!
+    const wanted = rows * rowElems * dtypeBytes[tensor.dtype]
+    if (scratch.byteLength < wanted) scratch = new Uint8Array(wanted)
+    const raw = await chunk.read(scratch, firstRow, rows)
+    if (raw.byteLength !== wanted) {
       throw new AssembleError(
         chunk.file,
-        `chunk at [${chunk.offsets.join(", ")}] holds ${raw.byteLength} bytes, its ${chunkNumel} elements need ${
-          chunkNumel * dtypeBytes[tensor.dtype]
-        }`
+        `chunk at [${chunk.offsets.join(", ")}] gave ${raw.byteLength} bytes for ${rows} of its rows, ${wanted} needed`
       )
     }
     const chunkStrides = rowMajorStrides(chunk.sizes)
-    const run = hi[n - 1]! - lo[n - 1]!
-    // Walk every index of the intersection except the last dimension; copy a run along the last.
-    const idx = lo.slice(0, n - 1)
+    // Trailing dimensions the intersection spans whole, in both the chunk and the region, are one
+    // contiguous run on both sides: copy them at once (a whole expert, a whole layer).
+    let k = n - 1
+    while (
+      k > 0 && lo[k] === chunk.offsets[k] && hi[k] === chunk.offsets[k]! + chunk.sizes[k]! && lo[k] === start[k] &&
+      hi[k] === start[k]! + extent[k]!
+    ) k--
+    let run = 1
+    for (let d = k; d < n; d++) run *= hi[d]! - lo[d]!
+    // Walk every index of the intersection before dimension k; copy a run from there on.
+    const idx = lo.slice(0, k)
     for (;;) {
-      let src = lo[n - 1]! - chunk.offsets[n - 1]!
-      let dst = lo[n - 1]! - start[n - 1]!
-      for (let d = 0; d < n - 1; d++) {
-        src += (idx[d]! - chunk.offsets[d]!) * chunkStrides[d]!
-        dst += (idx[d]! - start[d]!) * outStrides[d]!
+      let src = 0
+      let dst = 0
+      for (let d = 0; d < n; d++) {
+        const at = d < k ? idx[d]! : lo[d]!
+        src += (at - chunk.offsets[d]! - (d === 0 ? firstRow : 0)) * chunkStrides[d]!
+        dst += (at - start[d]!) * outStrides[d]!
       }
-      convert(tensor.dtype, raw, src, out, dst, run)
+      copyRun(tensor.dtype, raw, src, out, dst, run)
       covered += run
-      let d = n - 2
+      let d = k - 1
       while (d >= 0) {
         idx[d]!++
         if (idx[d]! < hi[d]!) break
@@ -145,5 +175,5 @@ export const assembleRegion = async (
         `its chunks overlap (${covered} elements written for ${total})`
     )
   }
-  return out
+  return { dtype, bytes: out }
 }

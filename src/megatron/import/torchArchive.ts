@@ -60,8 +60,11 @@ export interface TorchArchive {
   /** The unpickled object (dicts as Maps, tensors as TensorRefs). */
   readonly value: unknown
   readonly storages: ReadonlyMap<string, StorageRef>
-  /** The bytes of a tensor (a contiguous view of one storage), little-endian, in row-major order. */
-  readonly readTensor: (tensor: TensorRef, into?: Uint8Array) => Uint8Array
+  /**
+   * The bytes of a tensor (a contiguous view of one storage), little-endian, in row-major order; or of
+   * `count` elements from element `first` of it. Into `into` when given (it must be large enough).
+   */
+  readonly readTensor: (tensor: TensorRef, into?: Uint8Array, first?: number, count?: number) => Uint8Array
 }
 
 const entries = (zip: yauzl.ZipFile): Promise<Array<yauzl.Entry>> =>
@@ -151,7 +154,7 @@ export const openTorchArchive = async (fd: number, start: number, length: number
   return {
     value,
     storages,
-    readTensor: (t, into) => {
+    readTensor: (t, into, first = 0, count) => {
       const item = dtypeBytes[t.storage.dtype]
       const numel = numelOf(t.size)
       const strides = contiguousStrides(t.size)
@@ -165,11 +168,13 @@ export const openTorchArchive = async (fd: number, start: number, length: number
           `tensor of ${numel} elements at offset ${t.offset} overruns its storage of ${t.storage.numel}`
         )
       }
+      const n = count ?? numel - first
+      if (first < 0 || first + n > numel) throw new ArchiveError(`internal: elements [${first}, ${first + n}) of ${numel}`)
       const d = located.get(`data/${t.storage.key}`)!
-      const bytes = numel * item
+      const bytes = n * item
       const out = into ?? new Uint8Array(bytes)
       if (out.byteLength < bytes) throw new ArchiveError("internal: tensor buffer too small")
-      readFully(fd, out, 0, bytes, d.start + t.offset * item)
+      readFully(fd, out, 0, bytes, d.start + (t.offset + first) * item)
       return out.byteLength === bytes ? out : out.subarray(0, bytes)
     }
   }

@@ -8,8 +8,8 @@
  * stacks its layers along a leading axis of `decoder.layers.<name>`. Both are accepted.
  */
 import type { ImportedModel } from "./megatronArgs.ts"
-import type { SourceTensor } from "./tensorSource.ts"
-import { AssembleError, assembleRegion } from "./tensorSource.ts"
+import type { Region, SourceTensor, WorkerDtype } from "./tensorSource.ts"
+import { AssembleError, assembleRegion, workerDtype } from "./tensorSource.ts"
 
 export interface WorkerTensor {
   readonly name: string
@@ -72,16 +72,17 @@ const sources = (name: string): { layer: number | undefined; candidates: Readonl
 /**
  * Megatron's linear_qkv rows are grouped per query group: [ng, (np/ng + 2) * d, h], i.e. without GQA
  * q_i, k_i, v_i of head i one after another. The worker keeps all q rows, then all k, then all v.
+ * `w` holds the [3h, h] rows of `item`-byte elements.
  */
-export const qkvToWorker = (w: Float32Array, heads: number, hidden: number): Float32Array => {
+export const qkvToWorker = (w: Uint8Array, heads: number, hidden: number, item: number): Uint8Array => {
   const d = hidden / heads
-  const out = new Float32Array(w.length)
-  const rowLen = hidden
+  const out = new Uint8Array(w.length)
+  const rowBytes = hidden * item
   for (let head = 0; head < heads; head++) {
     for (let part = 0; part < 3; part++) {
-      const src = (head * 3 + part) * d * rowLen
-      const dst = (part * hidden + head * d) * rowLen
-      out.set(w.subarray(src, src + d * rowLen), dst)
+      const src = (head * 3 + part) * d * rowBytes
+      const dst = (part * hidden + head * d) * rowBytes
+      out.set(w.subarray(src, src + d * rowBytes), dst)
     }
   }
   return out
@@ -96,7 +97,15 @@ export class MappingError extends Error {
 export interface Resolved {
   /** The Megatron key read. */
   readonly key: string
-  readonly read: () => Promise<Float32Array>
+  /** The dtype the worker tensor is written in (the stored one; float16 becomes float32). */
+  readonly dtype: WorkerDtype
+  /** Rows are reordered (linear_qkv): the tensor can only be read whole. */
+  readonly permutes: boolean
+  /**
+   * Assembles the tensor, or rows [first, first + count) of it (slices along its first dimension),
+   * into `into` when it is large enough.
+   */
+  readonly read: (into?: Uint8Array, rows?: { readonly first: number; readonly count: number }) => Promise<Region>
 }
 
 /** Finds where a worker tensor is in the checkpoint; `used` collects the Megatron keys read. */
@@ -117,7 +126,8 @@ export const resolve = (
     const leading = direct === undefined ? [layer!] : []
     used.add(source.key)
     const expected = [...leading.map(() => model.numLayers), ...tensor.shape]
-    const read = async () => {
+    const permutes = tensor.name.endsWith("attn.qkv.weight")
+    const read = async (into?: Uint8Array, rows?: { readonly first: number; readonly count: number }) => {
       if (
         source.size.length !== expected.length || source.size.some((s, i) => i >= leading.length && s !== expected[i])
       ) {
@@ -127,18 +137,22 @@ export const resolve = (
           `has shape [${source.size.join(", ")}], but the stored args give [${expected.join(", ")}] for ${tensor.name}`
         )
       }
-      const start = [...leading, ...tensor.shape.map(() => 0)]
-      const extent = [...leading.map(() => 1), ...tensor.shape]
-      let w: Float32Array
+      const [first, count] = rows === undefined ? [0, tensor.shape[0]!] : [rows.first, rows.count]
+      if (permutes && (first !== 0 || count !== tensor.shape[0])) throw new Error(`internal: ${tensor.name} is read whole`)
+      const start = [...leading, first, ...tensor.shape.slice(1).map(() => 0)]
+      const extent = [...leading.map(() => 1), count, ...tensor.shape.slice(1)]
+      let w: Region
       try {
-        w = await assembleRegion(source, start, extent)
+        w = await assembleRegion(source, start, extent, into)
       } catch (e) {
         if (e instanceof AssembleError) throw new MappingError(source.key, e.file, e.message)
         throw e
       }
-      return tensor.name.endsWith("attn.qkv.weight") ? qkvToWorker(w, model.numAttentionHeads, model.hiddenSize) : w
+      if (!permutes) return w
+      const item = w.dtype === "BF16" ? 2 : 4
+      return { dtype: w.dtype, bytes: qkvToWorker(w.bytes, model.numAttentionHeads, model.hiddenSize, item) }
     }
-    return { key: source.key, read }
+    return { key: source.key, dtype: workerDtype(source.dtype), permutes, read }
   }
   throw new MappingError(
     candidates.map((c) => (layer === undefined ? c : `decoder.layers.${layer}.${c}`)).join(" or "),

@@ -102,7 +102,14 @@ const tensors = (file: string): Map<string, Float32Array> => {
   for (const [name, t] of Object.entries(header)) {
     if (name === "__metadata__") continue
     const slice = bytes.subarray(8 + n + t.data_offsets[0], 8 + n + t.data_offsets[1])
-    out.set(name, new Float32Array(slice.buffer.slice(slice.byteOffset, slice.byteOffset + slice.byteLength)))
+    const copy = slice.buffer.slice(slice.byteOffset, slice.byteOffset + slice.byteLength)
+    if (t.dtype === "F32") out.set(name, new Float32Array(copy))
+    else if (t.dtype === "BF16") {
+      // bf16 is the upper half of a float32
+      const wide = new Uint32Array(copy.byteLength / 2)
+      new Uint16Array(copy).forEach((h, i) => (wide[i] = h << 16))
+      out.set(name, new Float32Array(wide.buffer))
+    } else throw new Error(`${name}: dtype ${t.dtype}`)
   }
   return out
 }

@@ -3,7 +3,8 @@
  * pretrain_gpt.py: the generated command line reaches them intact through srun and torchrun (two
  * ranks on the node's two placeholder GPUs), their checkpoints become lineage artifacts, their log
  * lines become metrics; a job requeued between checkpoints resumes from the latest one without
- * counting as a failure or being submitted again; and a job Slurm cannot place fails at submission.
+ * counting as a failure or being submitted again; a job Slurm cannot place fails at submission; and
+ * the tiny suite's evaluation and trace, as batch jobs, import the torch_dist checkpoints it saved.
  */
 import Database from "better-sqlite3"
 import { execa } from "execa"
@@ -21,6 +22,7 @@ import {
   slurmJobsSoFar,
   waitFor
 } from "./cluster.ts"
+import { expectSuiteOnMegatron, expectTorchDist, onMegatronDoubles, SCALE } from "./megatronSuite.ts"
 
 const pipeline = pipelineModule("megatron")
 
@@ -61,10 +63,8 @@ describeSlurm("Megatron backend on Slurm (test doubles for torchrun and pretrain
        where e.stage_id = 'train/tiny' order by a.name`
     )
     expect(artifacts.map((a) => a.name)).toEqual(["iter_0000010", "iter_0000020", "iter_0000030"])
-    for (const a of artifacts) {
-      // One shard per rank, in Megatron's layout.
-      expect(fs.readdirSync(path.join(ws, a.path)).sort()).toEqual(["mp_rank_00_000", "mp_rank_00_001"])
-    }
+    // Megatron's torch_dist layout, with blobs from both ranks.
+    for (const a of artifacts) expectTorchDist(path.join(ws, a.path))
 
     const job = slurmJobs(ws).find((j) => j.stage === "train/tiny")!
     expect(job).toMatchObject({ state: "COMPLETED", exitCode: 0, restarts: 0 })
@@ -211,8 +211,9 @@ describeSlurm("Megatron backend on Slurm (test doubles for torchrun and pretrain
     expect(log).toMatch(new RegExp(`--rdzv-endpoint ${first}:\\d+`))
     expect(log).toContain(`world size 2, master ${first}:`)
     const final = path.join(ws, "artifacts", "train", "tiny")
-    const fp = fs.readdirSync(final).find((d) => fs.existsSync(path.join(final, d, "iter_0000030", "mp_rank_00_001")))
+    const fp = fs.readdirSync(final).find((d) => fs.existsSync(path.join(final, d, "iter_0000030", "__1_0.distcp")))
     expect(fp).toBeDefined()
+    expectTorchDist(path.join(final, fp!, "iter_0000030"))
   })
 
   it("a job Slurm cannot place fails at submission with sbatch's reason", async () => {
@@ -228,5 +229,29 @@ describeSlurm("Megatron backend on Slurm (test doubles for torchrun and pretrain
     const error = summary?.stages.find((s) => s.stage === "train/tiny")?.error ?? ""
     expect(error).toContain("sbatch refused the job")
     expect(error).toMatch(/Requested node configuration is not available|Invalid generic resource/)
+  })
+
+  it("the suite closes on it: a Megatron training job, then eval and trace jobs that import its checkpoint", async () => {
+    const suiteWs = tempWorkspace("fp-slurm-megatron-suite-")
+    const { result, summary } = await runJson([
+      pipelineModule("suite-megatron"),
+      "--preset",
+      "slice",
+      "--workspace",
+      suiteWs,
+      ...slurm,
+      ...onMegatronDoubles()
+    ])
+    expect(result.exitCode, result.stderr.slice(-3000)).toBe(0)
+    expect(summary?.status).toBe("succeeded")
+    expect(summary?.executed).toBe(summary?.stages.length)
+    const jobs = slurmJobs(suiteWs)
+    expect(jobs.every((j) => j.state === "COMPLETED" && j.executionStatus === "succeeded")).toBe(true)
+    const train = jobs.find((j) => j.stage === `train/${SCALE}`)!
+    expect(fs.readFileSync(path.join(suiteWs, train.script), "utf8")).toContain("#SBATCH --gres=gpu:2")
+    const steps = jobs.filter((j) => j.stage.startsWith(`eval/${SCALE}/`)).map((j) => Number(j.stage.split("/").pop()))
+    expect(steps).toHaveLength(1)
+    expect(jobs.map((j) => j.stage)).toContain(`trace/${SCALE}/${steps[0]}`)
+    expectSuiteOnMegatron(suiteWs, steps)
   })
 })

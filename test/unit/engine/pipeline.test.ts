@@ -1,6 +1,6 @@
 import { Effect, Either, Exit, Schema } from "effect"
 import { describe, expect, it } from "vitest"
-import { parseOverride, resolve } from "../../../src/Pipeline.ts"
+import { parseOverride, parseOverrides, resolve } from "../../../src/Pipeline.ts"
 import type { PipelineDefinition } from "../../../src/Pipeline.ts"
 import { define, node, ref } from "../../../src/Stage.ts"
 
@@ -103,5 +103,31 @@ describe("parseOverride", () => {
     expect(parseOverride("p", "a.name=hello", ids)).toEqual(Either.right({ stage: "a", key: "name", value: "hello" }))
     expect(parseOverride("p", "a.list=[1,2]", ids)).toEqual(Either.right({ stage: "a", key: "list", value: [1, 2] }))
     expect(Either.isLeft(parseOverride("p", "a.nokey", ids))).toBe(true)
+  })
+})
+
+describe("parseOverrides", () => {
+  const ids = ["train/flame-moe-38m", "train/flame-moe-1.7b", "eval/flame-moe-1.7b/11000", "eval/flame-moe-1.7b/5500"]
+  it("applies a glob to every stage it matches, keeping dotted keys", () => {
+    expect(parseOverrides("p", "train/*.megatron.nodes=2", ids)).toEqual(
+      Either.right([
+        { stage: "train/flame-moe-38m", key: "megatron.nodes", value: 2 },
+        { stage: "train/flame-moe-1.7b", key: "megatron.nodes", value: 2 }
+      ])
+    )
+    expect(parseOverrides("p", "eval/flame-moe-1.7b/*.backend=cpu", ids)).toEqual(
+      Either.right([
+        { stage: "eval/flame-moe-1.7b/11000", key: "backend", value: "cpu" },
+        { stage: "eval/flame-moe-1.7b/5500", key: "backend", value: "cpu" }
+      ])
+    )
+    expect(Either.map(parseOverrides("p", "eval/**.backend=cpu", ids), (o) => o.length)).toEqual(Either.right(2))
+  })
+  it("plain ids behave as before; a glob matching nothing is an error naming the stages", () => {
+    expect(parseOverrides("p", "train/flame-moe-1.7b.lr=1e-3", ids)).toEqual(
+      Either.right([{ stage: "train/flame-moe-1.7b", key: "lr", value: 0.001 }])
+    )
+    const none = parseOverrides("p", "ablation/*.lr=1", ids)
+    expect(Either.isLeft(none) && none.left.message).toMatch(/no stage matches \(stages: train\/flame-moe-38m/)
   })
 })

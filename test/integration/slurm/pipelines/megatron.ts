@@ -7,12 +7,16 @@
 import * as Pipeline from "../../../../src/Pipeline.ts"
 import { fromRoot } from "../../../../src/ProjectRoot.ts"
 import { node, ref } from "../../../../src/Stage.ts"
+import { tokenizerVocabSize } from "../../../../stages/flame/data.ts"
 import { source } from "../../../../stages/source.ts"
 import { mergeDatasetStage, shardName, tokenizeShardStage } from "../../../../stages/tokenize.ts"
 import { train } from "../../../../stages/train.ts"
 
 const shard = fromRoot("fixtures", "corpus", "dclm-tiny-0003.jsonl")
 const name = shardName(shard)
+const tokenizer = fromRoot("fixtures", "tokenizer", "tokenizer.json")
+// Megatron takes the vocabulary from the tokenizer, padded to a multiple of 128: the model it saves.
+const vocabSize = Math.ceil(tokenizerVocabSize(tokenizer) / 128) * 128
 
 export default Pipeline.define({
   name: "megatron-test",
@@ -23,7 +27,7 @@ export default Pipeline.define({
     node(source, { id: "source/shard", params: { path: shard, name: "shard" } }),
     node(source, {
       id: "source/tokenizer",
-      params: { path: fromRoot("fixtures", "tokenizer", "tokenizer.json"), name: "tokenizer.json" }
+      params: { path: tokenizer, name: "tokenizer.json" }
     }),
     node(tokenizeShardStage, {
       id: `tokenize/${name}`,
@@ -36,7 +40,7 @@ export default Pipeline.define({
       params: {
         scale: "tiny",
         model: {
-          vocabSize: 512,
+          vocabSize,
           hiddenSize: 32,
           numLayers: 3,
           numAttentionHeads: 4,
