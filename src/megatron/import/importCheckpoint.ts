@@ -205,7 +205,8 @@ const convert = async (ckpt: OpenCheckpoint, options: ImportOptions): Promise<Im
     modelFingerprint: fingerprint,
     model,
     files: { [SAFETENSORS]: hash.digest("hex") },
-    importedFrom: { format: ckpt.format, directory: ckpt.dir, layout: ckpt.args.layout }
+    // No paths: an audit re-imports from another directory and must get the same bytes.
+    importedFrom: { format: ckpt.format, layout: ckpt.args.layout }
   }
   const stateTmp = path.join(options.outputDir, `.state.json.tmp-${process.pid}`)
   fs.writeFileSync(stateTmp, JSON.stringify(state, null, 2) + "\n")
