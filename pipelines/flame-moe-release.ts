@@ -20,9 +20,8 @@ import { Effect } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { PipelineError } from "../src/domain/Errors.ts"
-import { architecture, training } from "../src/flame/architecture.ts"
+import { training } from "../src/flame/architecture.ts"
 import type { TrainingRun } from "../src/flame/heldOut.ts"
-import { traceCapture, traceSplitSamples, trainingSplitSamples } from "../src/flame/heldOut.ts"
 import { scales } from "../src/flame/scales.ts"
 import { defaultTinyOptions, tinyScales } from "../src/flame/tinyPreset.ts"
 import * as Pipeline from "../src/Pipeline.ts"
@@ -30,15 +29,15 @@ import type { ExecutorInfo, StageNode } from "../src/Stage.ts"
 import { node, ref } from "../src/Stage.ts"
 import { reportNode } from "../stages/analysis/report.ts"
 import { routingAnalysisNodes } from "../stages/analysis/routing.ts"
-import { evalRequests, evaluate } from "../stages/eval.ts"
+import { evalRequests } from "../stages/eval.ts"
+import { checkpointStages, publishedModel } from "../stages/flame/checkpointStages.ts"
 import { dataPathsFor, missingSettings, tokenizerVocabSize } from "../stages/flame/data.ts"
 import { dataAndWorker, datasetInputs } from "../stages/flame/dataStages.ts"
-import { flameModel, type ModelParams, tinyModel } from "../stages/flame/model.ts"
+import { type ModelParams, tinyModel } from "../stages/flame/model.ts"
 import { importMegatron } from "../stages/importMegatron.ts"
 import { workerOutput } from "../stages/kernels.ts"
 import { source } from "../stages/source.ts"
 import { suiteTable } from "../stages/suiteTable.ts"
-import { trace } from "../stages/trace.ts"
 
 interface ReleaseScale {
   readonly id: string
@@ -60,19 +59,7 @@ const releaseScales = (preset: string, tokenizer: string): ReadonlyArray<Release
     : scales.map((s) => ({
       id: s.id,
       names: [s.id, s.name],
-      model: flameModel({
-        vocabSize: architecture.paddedVocabSize,
-        hiddenSize: s.hiddenSize,
-        numLayers: s.numLayers,
-        numAttentionHeads: architecture.numAttentionHeads,
-        ffnHiddenSize: s.ffnHiddenSize,
-        moeFfnHiddenSize: s.moeFfnHiddenSize,
-        numExperts: architecture.numExperts,
-        topK: architecture.routerTopK,
-        sharedExpertSize: architecture.sharedExpertWidthFactor * s.moeFfnHiddenSize,
-        moeLayers: s.moeLayerFreq,
-        seqLength: training.seqLength
-      }),
+      model: publishedModel(s),
       run: { trainIters: s.trainIters, globalBatchSize: training.globalBatchSize, evalInterval: s.evalInterval }
     }))
 
@@ -169,27 +156,15 @@ const build = (
         params: { scale: scale.id, step: c.step, model: scale.model },
         inputs: { megatron: ref(sourceId, "megatron"), worker }
       }))
-      const checkpoint = ref(`import/${scale.id}/${c.step}`, "checkpoint")
-      nodes.push(node(evaluate, {
-        id: `eval/${scale.id}/${c.step}`,
-        params: {
-          scale: scale.id,
-          step: c.step,
-          model: scale.model,
-          valSamples: preset === "tiny" ? 16 : 1024,
-          data: { split: "90,5,5", seed: 1234, splitSamples: trainingSplitSamples(scale.run) }
-        },
-        inputs: { checkpoint, ...data, worker, requests: ref("eval/requests", "requests") }
-      }))
-      nodes.push(node(trace, {
-        id: `trace/${scale.id}/${c.step}`,
-        params: {
-          scale: scale.id,
-          step: c.step,
-          model: scale.model,
-          data: { split: traceCapture.split, seed: 1234, splitSamples: traceSplitSamples(scale.run) }
-        },
-        inputs: { checkpoint, ...data, worker }
+      nodes.push(...checkpointStages({
+        scale: scale.id,
+        step: c.step,
+        model: scale.model,
+        run: scale.run,
+        checkpoint: ref(`import/${scale.id}/${c.step}`, "checkpoint"),
+        data,
+        worker,
+        preset
       }))
     }
     const steps = mine.map((c) => c.step)

@@ -23,9 +23,8 @@
  */
 import { Effect } from "effect"
 import { PipelineError } from "../src/domain/Errors.ts"
-import { architecture, training } from "../src/flame/architecture.ts"
+import { training } from "../src/flame/architecture.ts"
 import { checkpointSteps } from "../src/flame/checkpoints.ts"
-import { traceCapture, traceSplitSamples, trainingSplitSamples } from "../src/flame/heldOut.ts"
 import { scales } from "../src/flame/scales.ts"
 import type { TinyOptions } from "../src/flame/tinyPreset.ts"
 import { defaultTinyOptions, tinyScales } from "../src/flame/tinyPreset.ts"
@@ -34,14 +33,14 @@ import type { ExecutorInfo, StageNode } from "../src/Stage.ts"
 import { node, ref } from "../src/Stage.ts"
 import { reportNode } from "../stages/analysis/report.ts"
 import { routingAnalysisNodes } from "../stages/analysis/routing.ts"
-import { evalRequests, evaluate } from "../stages/eval.ts"
+import { evalRequests } from "../stages/eval.ts"
+import { checkpointStages, publishedModel } from "../stages/flame/checkpointStages.ts"
 import { dataPathsFor, requireData, tokenizerVocabSize } from "../stages/flame/data.ts"
 import { dataAndWorker, dataModeOf, datasetInputs } from "../stages/flame/dataStages.ts"
-import { flameModel, type ModelParams, tinyModel } from "../stages/flame/model.ts"
+import { type ModelParams, tinyModel } from "../stages/flame/model.ts"
 import { workerOutput } from "../stages/kernels.ts"
 import { source } from "../stages/source.ts"
 import { suiteTable } from "../stages/suiteTable.ts"
-import { trace } from "../stages/trace.ts"
 import { train } from "../stages/train.ts"
 
 /** The tiny preset's shrink, tuned so the whole suite runs on 2 cores in a few minutes. */
@@ -81,19 +80,7 @@ const tinySuite = (tokenizer: string): ReadonlyArray<SuiteScale> =>
 const fullSuite = (): ReadonlyArray<SuiteScale> =>
   scales.map((s) => ({
     id: s.id,
-    model: flameModel({
-      vocabSize: architecture.paddedVocabSize,
-      hiddenSize: s.hiddenSize,
-      numLayers: s.numLayers,
-      numAttentionHeads: architecture.numAttentionHeads,
-      ffnHiddenSize: s.ffnHiddenSize,
-      moeFfnHiddenSize: s.moeFfnHiddenSize,
-      numExperts: architecture.numExperts,
-      topK: architecture.routerTopK,
-      sharedExpertSize: architecture.sharedExpertWidthFactor * s.moeFfnHiddenSize,
-      moeLayers: s.moeLayerFreq,
-      seqLength: training.seqLength
-    }),
+    model: publishedModel(s),
     globalBatchSize: training.globalBatchSize,
     microBatchSize: s.microBatchSize,
     trainIters: s.trainIters,
@@ -149,27 +136,9 @@ const build = (
     }
     for (const step of scale.evalSteps) {
       const checkpoint = ref(`train/${scale.id}`, `iter_${String(step).padStart(7, "0")}`)
-      nodes.push(node(evaluate, {
-        id: `eval/${scale.id}/${step}`,
-        params: {
-          scale: scale.id,
-          step,
-          model: scale.model,
-          valSamples: preset === "tiny" ? 16 : 1024,
-          data: { split: "90,5,5", seed: 1234, splitSamples: trainingSplitSamples(run) }
-        },
-        inputs: { checkpoint, ...data, worker, requests: ref("eval/requests", "requests") }
-      }))
-      nodes.push(node(trace, {
-        id: `trace/${scale.id}/${step}`,
-        params: {
-          scale: scale.id,
-          step,
-          model: scale.model,
-          data: { split: traceCapture.split, seed: 1234, splitSamples: traceSplitSamples(run) }
-        },
-        inputs: { checkpoint, ...data, worker }
-      }))
+      nodes.push(
+        ...checkpointStages({ scale: scale.id, step, model: scale.model, run, checkpoint, data, worker, preset })
+      )
     }
     nodes.push(...routingAnalysisNodes({
       scale: scale.id,

@@ -178,7 +178,11 @@ const convert = async (ckpt: OpenCheckpoint, options: ImportOptions): Promise<Im
         const region = await source.read(buffers[turn], { first, count })
         const expected = (numel / rows) * count * itemBytes[source.dtype]
         if (region.dtype !== source.dtype || region.bytes.byteLength !== expected) {
-          throw new MappingError(source.key, undefined, `gave ${region.bytes.byteLength} bytes for ${tensor.name}, ${expected} needed`)
+          throw new MappingError(
+            source.key,
+            undefined,
+            `gave ${region.bytes.byteLength} bytes for ${tensor.name}, ${expected} needed`
+          )
         }
         hash.update(region.bytes)
         await writing

@@ -5,27 +5,14 @@
  * activation or norm...) is refused with the setting's name, since importing it would give a model
  * that silently computes something else. docs/megatron-checkpoints.md lists the settings.
  */
+import type { MegatronTraining } from "../Arguments.ts"
 import { isPyObject } from "./torchPickle.ts"
 
-/** The worker's model params (stages/flame/model.ts ModelParams) as a checkpoint determines them. */
-export interface ImportedModel {
-  readonly vocabSize: number
-  readonly hiddenSize: number
-  readonly numLayers: number
-  readonly numAttentionHeads: number
-  readonly ffnHiddenSize: number
-  readonly moeFfnHiddenSize: number
-  readonly numExperts: number
-  readonly topK: number
-  readonly sharedExpertSize: number
-  readonly moeLayers: string
-  readonly seqLength: number
-  readonly ropeBase: number
-  readonly normEps: number
-  readonly initStd: number
-  readonly auxLossCoeff: number
-  readonly zLossCoeff: number
-}
+/**
+ * The worker's model params (stages/flame/model.ts ModelParams) as a checkpoint determines them: what
+ * a Megatron run is given (Arguments.ts), plus the padded vocabulary Megatron derives.
+ */
+export type ImportedModel = MegatronTraining["model"] & { readonly vocabSize: number }
 
 /** How the checkpoint was laid out when it was written: which names and shapes to expect. */
 export interface CheckpointLayout {

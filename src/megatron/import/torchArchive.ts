@@ -169,7 +169,9 @@ export const openTorchArchive = async (fd: number, start: number, length: number
         )
       }
       const n = count ?? numel - first
-      if (first < 0 || first + n > numel) throw new ArchiveError(`internal: elements [${first}, ${first + n}) of ${numel}`)
+      if (first < 0 || first + n > numel) {
+        throw new ArchiveError(`internal: elements [${first}, ${first + n}) of ${numel}`)
+      }
       const d = located.get(`data/${t.storage.key}`)!
       const bytes = n * item
       const out = into ?? new Uint8Array(bytes)

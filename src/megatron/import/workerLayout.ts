@@ -138,7 +138,9 @@ export const resolve = (
         )
       }
       const [first, count] = rows === undefined ? [0, tensor.shape[0]!] : [rows.first, rows.count]
-      if (permutes && (first !== 0 || count !== tensor.shape[0])) throw new Error(`internal: ${tensor.name} is read whole`)
+      if (permutes && (first !== 0 || count !== tensor.shape[0])) {
+        throw new Error(`internal: ${tensor.name} is read whole`)
+      }
       const start = [...leading, first, ...tensor.shape.slice(1).map(() => 0)]
       const extent = [...leading.map(() => 1), count, ...tensor.shape.slice(1)]
       let w: Region
