@@ -5,7 +5,8 @@
  *   source/checkpoint/<scale>/<step> -> import/<scale>/<step> ─┬-> eval/<scale>/<step>
  *                                                              └-> trace/<scale>/<step>
  *   per scale: analysis/<scale>/{saturation (against that model's final checkpoint), load-balance,
- *              coactivation, specialization};  then suite/table and suite/report
+ *              coactivation, specialization (at every checkpoint: .../<step> for the earlier ones)};
+ *   then suite/table and suite/report
  *
  * `--config checkpoints=DIR[,DIR...]`: downloaded model directories (a Hugging Face repo such as
  * FLAME-MoE-290M-1.3B, or a Megatron save directory), each holding iter_XXXXXXX checkpoints; the
@@ -173,7 +174,8 @@ const build = (
       steps,
       traceStage: (step) => `trace/${scale.id}/${step}`,
       vocabSize: scale.model.vocabSize,
-      minOccurrences: preset === "tiny" ? 3 : 10
+      minOccurrences: preset === "tiny" ? 3 : 10,
+      everyCheckpoint: true
     }))
     finals.push([scale.id, steps[steps.length - 1]!])
   }

@@ -185,13 +185,38 @@ export const routingAnalysisNodes = (options: {
   readonly vocabSize: number
   /** Tokens seen fewer times are left out of the specialization summary. */
   readonly minOccurrences?: number
+  /**
+   * Also co-activation and specialization at every earlier checkpoint, as FLAME-MoE's notebooks
+   * compute them (`analysis/<scale>/coactivation/<step>`, `.../specialization/<step>`).
+   */
+  readonly everyCheckpoint?: boolean
 }): ReadonlyArray<StageNode> => {
   const { scale, steps, traceStage } = options
   const final = steps[steps.length - 1]
   if (final === undefined) throw new Error(`routing analyses of ${scale}: no checkpoints`)
   const all = Object.fromEntries(steps.map((step) => [traceInputName(step), ref(traceStage(step), "trace.bin")]))
-  const last = { [traceInputName(final)]: ref(traceStage(final), "trace.bin") }
+  const only = (step: number) => ({ [traceInputName(step)]: ref(traceStage(step), "trace.bin") })
+  const last = only(final)
+  const specializationParams = (step: number) => ({
+    scale,
+    step,
+    vocabSize: options.vocabSize,
+    ...(options.minOccurrences === undefined ? {} : { minOccurrences: options.minOccurrences })
+  })
+  const earlier = options.everyCheckpoint === true ? steps.slice(0, -1) : []
   return [
+    ...earlier.flatMap((step) => [
+      node(coactivationStage, {
+        id: `${routingAnalysisId.coactivation(scale)}/${step}`,
+        params: { scale, step },
+        inputs: only(step)
+      }),
+      node(specializationStage, {
+        id: `${routingAnalysisId.specialization(scale)}/${step}`,
+        params: specializationParams(step),
+        inputs: only(step)
+      })
+    ]),
     node(routerSaturationStage, {
       id: routingAnalysisId.saturation(scale),
       params: { scale, steps: steps as [number, ...Array<number>] },
@@ -209,12 +234,7 @@ export const routingAnalysisNodes = (options: {
     }),
     node(specializationStage, {
       id: routingAnalysisId.specialization(scale),
-      params: {
-        scale,
-        step: final,
-        vocabSize: options.vocabSize,
-        ...(options.minOccurrences === undefined ? {} : { minOccurrences: options.minOccurrences })
-      },
+      params: specializationParams(final),
       inputs: last
     })
   ]

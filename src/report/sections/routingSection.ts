@@ -26,17 +26,25 @@ const documentOf = <A, I>(record: StageRecord, output: string, schema: Schema.Sc
 const analyses = <A, I>(data: ReportData, kind: string, output: string, schema: Schema.Schema<A, I>) =>
   recordsOfKind(data, kind).map((record) => ({ record, doc: documentOf(record, output, schema) }))
 
+const finalPerScale = <D extends { readonly scale: string; readonly step: number }, R>(
+  docs: ReadonlyArray<{ readonly record: R; readonly doc: D }>
+) => {
+  const last = new Map<string, number>()
+  for (const { doc } of docs) last.set(doc.scale, Math.max(last.get(doc.scale) ?? -Infinity, doc.step))
+  return docs.filter(({ doc }) => doc.step === last.get(doc.scale))
+}
+
 export const routingSection: SectionBuilder = {
   id: "routing",
   build: (data) => {
     const saturation = analyses(data, "analysis/router-saturation", "saturation.json", SaturationResult)
     const load = analyses(data, "analysis/load-balance", "load-balance.json", LoadBalanceResult)
-    const coactivation = analyses(data, "analysis/expert-coactivation", "coactivation.json", CoactivationResult)
-    const specialization = analyses(
-      data,
-      "analysis/expert-specialization",
-      "specialization.json",
-      SpecializationSummary
+    // Pipelines may compute these at every checkpoint; the report shows each scale's final one.
+    const coactivation = finalPerScale(
+      analyses(data, "analysis/expert-coactivation", "coactivation.json", CoactivationResult)
+    )
+    const specialization = finalPerScale(
+      analyses(data, "analysis/expert-specialization", "specialization.json", SpecializationSummary)
     )
     if (saturation.length + load.length + coactivation.length + specialization.length === 0) return undefined
     const figures: Array<Figure> = []

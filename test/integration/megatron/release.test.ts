@@ -62,6 +62,10 @@ describe("flame-moe-release (tiny)", () => {
         expect(executed).toContain(`trace/${t.id}/${step}`)
       }
       expect(executed).toContain(`analysis/${t.id}/saturation`)
+      // Co-activation and specialization at every checkpoint, as FLAME-MoE's notebooks compute them.
+      expect(executed).toContain(`analysis/${t.id}/coactivation`)
+      expect(executed).toContain(`analysis/${t.id}/coactivation/${t.saveInterval}`)
+      expect(executed).toContain(`analysis/${t.id}/specialization/${t.saveInterval}`)
     }
     expect(executed).toContain("suite/report")
 

@@ -75,6 +75,11 @@ export const suiteData = (): ReportData => {
     record(`analysis/${scale}/load-balance`, "analysis/load-balance", {
       documents: { "load-balance.json": loadBalance({ scale, checkpoints }) }
     }),
+    // Co-activation at an earlier checkpoint too (as the release pipeline computes it): the report
+    // shows the final one.
+    record(`analysis/${scale}/coactivation/20`, "analysis/expert-coactivation", {
+      documents: { "coactivation.json": expertCoactivation({ scale, step: 20, file: file(20) }) }
+    }),
     record(`analysis/${scale}/coactivation`, "analysis/expert-coactivation", {
       documents: { "coactivation.json": expertCoactivation({ scale, step: 30, file: file(30) }) }
     }),

@@ -33,6 +33,9 @@ describe("report sections", () => {
       "coactivation-s-tiny",
       "specialization"
     ])
+    const coactivation = report.sections.flatMap((s) => s.figures).find((f) => f.id === "coactivation-s-tiny")!
+    expect(coactivation.title).toContain("step 30")
+    expect(coactivation.sources).toEqual(["analysis/s-tiny/coactivation"])
     for (const f of report.sections.flatMap((s) => s.figures)) {
       expect(seriesData(f.option), f.id).toBeGreaterThan(0)
       expect(f.sources.length, f.id).toBeGreaterThan(0)
