@@ -56,7 +56,10 @@ interface SuiteScale {
   readonly evalInterval: number
   readonly lr: number
   readonly minLr: number
-  /** Interval checkpoints only: Megatron's extra final save is trained but not evaluated separately. */
+  /**
+   * Every checkpoint Megatron saves, its extra final one included (FLAME-MoE evaluates ITER=11029 and
+   * takes it as 100% in its saturation plots): the last is the suite table's row and the reference.
+   */
   readonly evalSteps: ReadonlyArray<number>
   readonly threads: number
 }
@@ -88,7 +91,7 @@ const fullSuite = (): ReadonlyArray<SuiteScale> =>
     evalInterval: s.evalInterval,
     lr: training.lr,
     minLr: training.minLr,
-    evalSteps: checkpointSteps(s).filter((step) => step % s.saveInterval === 0),
+    evalSteps: checkpointSteps(s),
     threads: 16
   }))
 

@@ -74,8 +74,10 @@ export const tinyScaleOf = (scale: Scale, options: TinyOptions = defaultTinyOpti
   const moeFfnHiddenSize = Math.max(1, Math.round(hiddenSize * scale.moeFfnHiddenSize / scale.hiddenSize))
   const numLayers = Math.max(3, Math.ceil(scale.numLayers / options.layerDivisor))
   const saveInterval = Math.max(options.minSaveInterval, Math.round(scale.saveInterval / options.iterDivisor))
-  // Exactly `checkpoints` saves: trainIters is a multiple of the interval, so no extra final checkpoint.
-  const trainIters = options.checkpoints * saveInterval
+  // `checkpoints` interval saves, and, as in the published runs (2121 = 10 x 212 + 1 iterations),
+  // one iteration more where the run ends off its interval: Megatron's extra final save, which
+  // FLAME-MoE evaluates and takes as the routing analyses' reference.
+  const trainIters = options.checkpoints * saveInterval + (scale.trainIters % scale.saveInterval === 0 ? 0 : 1)
   return {
     id: `${scale.id}${options.idSuffix}`,
     sourceId: scale.id,

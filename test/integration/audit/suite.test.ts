@@ -97,7 +97,7 @@ describe("audit and gc on the tiny suite", () => {
     // Three stage kinds besides training: the sample is spread over kinds.
     expect(new Set(results.map((r) => r.kind)).size).toBe(4)
     const train = results.find((r) => r.stage === TRAIN)!
-    expect(train.outputs).toHaveLength(10)
+    expect(train.outputs).toHaveLength(11)
     expect(train.outputs.every((o) => o.equal && o.rebuiltHash === o.recordedHash)).toBe(true)
     // The scratch workspace is gone afterwards.
     expect(fs.existsSync(path.join(ws, ".audit")) ? fs.readdirSync(path.join(ws, ".audit")) : []).toEqual([])

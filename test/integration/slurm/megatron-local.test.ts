@@ -70,7 +70,8 @@ describe("Megatron backend on the local executor (test doubles)", () => {
     const steps = summary!.stages.filter((s) => s.stage.startsWith(`eval/${SCALE}/`)).map((s) =>
       Number(s.stage.split("/").pop())
     ).sort((a, b) => a - b)
-    expect(steps).toHaveLength(10)
+    // 10 interval checkpoints and Megatron's extra final one.
+    expect(steps).toHaveLength(11)
     expectSuiteOnMegatron(ws, steps)
     for (const analysis of ["saturation", "load-balance", "coactivation", "specialization"]) {
       expect(summary?.stages.find((s) => s.stage === `analysis/${SCALE}/${analysis}`)?.status).toBe("executed")

@@ -116,13 +116,14 @@ describe("scaling-suite --preset tiny", () => {
     const planned = await cli(["plan", ...suite, "--set", `train/${SCALE}.lr=0.002`, "--json"])
     const stale = (JSON.parse(planned.stdout) as { stages: Array<{ stage: string; status: string }> }).stages
       .filter((s) => s.status === "stale").map((s) => s.stage).sort()
-    // Exactly: this scale's train, its 10 evals, 10 traces and 4 routing analyses, the suite table and report.
+    // Exactly: this scale's train, its 11 evals, 11 traces (10 interval checkpoints and the final one)
+    // and 4 routing analyses, the suite table and report.
     expect(stale).toContain(`train/${SCALE}`)
     expect(stale.filter((s) => !s.includes(SCALE))).toEqual(["suite/report", "suite/table"])
-    expect(stale.filter((s) => s.startsWith(`eval/${SCALE}/`))).toHaveLength(10)
-    expect(stale.filter((s) => s.startsWith(`trace/${SCALE}/`))).toHaveLength(10)
+    expect(stale.filter((s) => s.startsWith(`eval/${SCALE}/`))).toHaveLength(11)
+    expect(stale.filter((s) => s.startsWith(`trace/${SCALE}/`))).toHaveLength(11)
     expect(stale.filter((s) => s.startsWith(`analysis/${SCALE}/`))).toHaveLength(4)
-    expect(stale).toHaveLength(27)
+    expect(stale).toHaveLength(29)
 
     // Interrupt the training: kill the CLI once a few checkpoints are in the staging area.
     const child = execa(process.execPath, [bin, "run", ...suite, "--set", `train/${SCALE}.lr=0.002`], {

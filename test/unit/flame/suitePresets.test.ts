@@ -40,7 +40,7 @@ describe("scaling-suite presets", () => {
     expect(Either.isLeft(partly) ? partly.left.message : "").toContain("/nonexistent/dclm does not exist")
   })
 
-  it("full: the published hyper-parameters, 10 evaluated checkpoints per scale, one tokenize stage per shard", () => {
+  it("full: the published hyper-parameters, 11 evaluated checkpoints per scale (the final one too), one tokenize stage per shard", () => {
     const result = resolveSuite("full", fullConfig(), 8)
     if (Either.isLeft(result)) throw result.left
     const pipeline = result.right
@@ -100,10 +100,20 @@ describe("scaling-suite presets", () => {
     })
     for (const id of train) {
       const scale = id.slice("train/".length)
-      expect(ids(pipeline).filter((s) => s.startsWith(`eval/${scale}/`)), scale).toHaveLength(10)
-      expect(ids(pipeline).filter((s) => s.startsWith(`trace/${scale}/`)), scale).toHaveLength(10)
+      expect(ids(pipeline).filter((s) => s.startsWith(`eval/${scale}/`)), scale).toHaveLength(11)
+      expect(ids(pipeline).filter((s) => s.startsWith(`trace/${scale}/`)), scale).toHaveLength(11)
     }
     expect(ids(pipeline)).toContain("eval/flame-moe-1.7b/11000")
+    // Megatron's extra final save (11029 = 10 x 1100 + 29) is evaluated, the table's row and the
+    // saturation reference, as in FLAME-MoE's README (ITER=11029) and its saturation plots.
+    expect(ids(pipeline)).toContain("eval/flame-moe-1.7b/11029")
+    expect(pipeline.byId.get("suite/table")!.inputs["flame-moe-1.7b"]).toEqual({
+      stage: "eval/flame-moe-1.7b/11029",
+      output: "eval.json"
+    })
+    const steps = (pipeline.byId.get("analysis/flame-moe-1.7b/saturation")!.encodedParams as { steps: Array<number> })
+      .steps
+    expect(steps[steps.length - 1]).toBe(11029)
     // With GPUs the worker is built with its CUDA backend, and that binary is what GPU stages run.
     const kernels = pipeline.byId.get("compile-kernels")!
     expect(kernels.encodedParams.cuda).toBe(true)

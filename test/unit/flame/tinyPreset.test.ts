@@ -57,8 +57,15 @@ describe("tiny preset", () => {
     }
   })
 
-  it("saves exactly 10 checkpoints per model, longer runs for larger models", () => {
-    for (const t of tiny) expect(checkpointSteps(t), t.id).toHaveLength(10)
+  it("saves 10 interval checkpoints and, as the published runs, Megatron's extra final one; longer runs for larger models", () => {
+    for (const [i, t] of tiny.entries()) {
+      const steps = checkpointSteps(t)
+      expect(steps, t.id).toHaveLength(11)
+      expect(steps.filter((s) => s % t.saveInterval === 0), t.id).toHaveLength(10)
+      // Every published run ends off its save interval (e.g. 2121 = 10 x 212 + 1).
+      expect(scales[i]!.trainIters % scales[i]!.saveInterval).toBeGreaterThan(0)
+      expect(t.trainIters % t.saveInterval, t.id).toBe(1)
+    }
     const iters = tiny.map((t) => t.trainIters)
     expect(iters).toEqual([...iters].sort((a, b) => a - b))
   })
