@@ -12,7 +12,8 @@
  *
  * Presets: `full` is the published configuration (needs the DCLM corpus, pythia's tokenizer.json and
  * GPUs: --config corpus=DIR_OR_GLOB tokenizer=FILE [tasks=DIR]); `tiny` keeps the same stage graph
- * and model structure (64 experts, top-6 + shared, dense first layer, 10 checkpoints per model) with
+ * and model structure (64 experts, top-6 + shared, dense first layer, 10 checkpoints per model and
+ * Megatron's extra final one) with
  * dimensions, vocabulary, sequence length and steps shrunk to run on 2 CPU cores from the bundled
  * corpus and tokenizer.
  *
