@@ -4,6 +4,7 @@
  * The binary layout is documented in kernels/README.md.
  */
 import { Effect, Schema } from "effect"
+import { megatronLayerNumber } from "../src/analysis/layerNumber.ts"
 import { define } from "../src/Stage.ts"
 import { runWorker } from "../src/worker/runWorker.ts"
 import {
@@ -18,7 +19,7 @@ import { withWorkerCheckpoint } from "./importMegatron.ts"
 
 export const trace = define({
   kind: "trace",
-  version: "1",
+  version: "2",
   params: Schema.Struct({
     scale: Schema.String,
     step: Schema.Int,
@@ -30,6 +31,7 @@ export const trace = define({
   result: Schema.Struct({
     samples: Schema.Number,
     tokens: Schema.Number,
+    /** The MoE layers traced, by Megatron's 1-based layer number (trace.bin stores 0-based indices). */
     layers: Schema.Array(Schema.Number),
     topK: Schema.Number,
     numExperts: Schema.Number
@@ -48,8 +50,7 @@ export const trace = define({
         trace: { numSamples: p.numSamples, split: "test", output: ctx.output("trace.bin") },
         runtime: { threads: ctx.cpus, outputDir: ctx.workDir, backend: p.backend }
       })
-      // The result is decoded against the stage's result schema by the engine.
-      return (yield* withWorkerCheckpoint(ctx, (checkpoint) =>
+      const result = (yield* withWorkerCheckpoint(ctx, (checkpoint) =>
         runWorker(ctx, {
           file: workerBinary(ctx),
           args: ["trace", "--config", config, "--checkpoint", checkpoint]
@@ -60,5 +61,7 @@ export const trace = define({
           topK: number
           numExperts: number
         }
+      // The result is decoded against the stage's result schema by the engine.
+      return { ...result, layers: result.layers.map(megatronLayerNumber) }
     })
 })

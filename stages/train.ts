@@ -13,7 +13,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { checkpointSteps } from "../src/flame/checkpoints.ts"
 import { MegatronParams } from "../src/megatron/Params.ts"
-import { defaultMegatronParams } from "../src/megatron/Params.ts"
+import { defaultMegatronParams, megatronResources } from "../src/megatron/Params.ts"
 import { trainWithMegatron } from "../src/megatron/train.ts"
 import { define } from "../src/Stage.ts"
 import { runWorker } from "../src/worker/runWorker.ts"
@@ -96,8 +96,8 @@ export const train = define({
   result: TrainResult,
   resources: (p) => {
     if (p.backend !== "megatron") return { cpus: p.threads, gpus: p.backend === "cuda" ? 1 : 0, memoryMb: 2048 }
-    const m = p.megatron ?? defaultMegatronParams
-    return { cpus: p.threads, gpus: m.gpusPerNode, nodes: m.nodes, memoryMb: m.memoryMb ?? 0 }
+    // FLAME-MoE's job: --cpus-per-task, --mem and the GPUs of each node (src/megatron/Params.ts).
+    return megatronResources(p.megatron ?? defaultMegatronParams)
   },
   // Megatron-LM's code is part of what a run depends on: its training script and package are hashed.
   sources: (p) => {

@@ -83,7 +83,7 @@ struct RuntimeConfig {
   std::string outputDir = ".";
   std::string resumeFrom;
   std::string backend = "cpu";    // "cpu", "cuda" or "auto" (cuda when a GPU can be used)
-  bool expertLoadDetail = false;  // also emit expert_load/layer{i}/e{j} metrics
+  bool expertLoadDetail = false;  // also emit expert_load/layer{n}/e{j} metrics (n: Megatron's 1-based number)
   // CUDA backend only (the CPU backend is fp32 and deterministic throughout):
   std::string precision = "bf16"; // "bf16": bf16 GEMMs / activations, fp32 master weights,
                                   // gradients, optimizer and router; "fp32": fp32 everywhere

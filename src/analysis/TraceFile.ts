@@ -5,13 +5,15 @@
  *   u32 numSamples | u64 numTokens | u32 layerIds[numLayers] | u64 sampleIndices[numSamples] |
  *   i32 tokens[numTokens] | per layer: u8 experts[numTokens * topK], f32 probs[numTokens * topK]
  *
- * little-endian, packed; slots of a token are in descending router probability. A trace of hundreds
+ * little-endian, packed; slots of a token are in descending router probability. layerIds are the worker's
+ * 0-based layer indices; anything that names a layer uses Megatron's 1-based number (layerNumber.ts). A trace of hundreds
  * of millions of tokens is several GB per layer, so nothing here reads a whole section: callers pull
  * fixed-size chunks of tokens into typed arrays they own and reuse.
  */
 import * as fs from "node:fs"
 import * as os from "node:os"
 import { TraceError, TraceMismatch } from "./errors.ts"
+import { megatronLayerNumber } from "./layerNumber.ts"
 
 export const TRACE_MAGIC = "FLMTRACE"
 export const TRACE_VERSION = 1
@@ -25,7 +27,7 @@ export interface TraceHeader {
   readonly seqLength: number
   readonly numSamples: number
   readonly numTokens: number
-  /** Model layer index of each traced (MoE) layer. */
+  /** 0-based model layer index of each traced (MoE) layer, as stored; its name is megatronLayerNumber(index). */
   readonly layerIds: ReadonlyArray<number>
   /** Indices of the traced samples in the worker's test split. */
   readonly sampleIndices: ReadonlyArray<number>
@@ -191,7 +193,9 @@ export const checkSameShape = (reference: TraceHeader, other: TraceHeader): void
       file: other.file,
       reference: reference.file,
       field: "layerIds",
-      reason: `entry ${layer}: ${other.layerIds[layer]} vs ${reference.layerIds[layer]}`
+      reason: `entry ${layer}: Megatron layer ${megatronLayerNumber(other.layerIds[layer]!)} vs ` +
+        `${megatronLayerNumber(reference.layerIds[layer]!)} (stored 0-based: ${other.layerIds[layer]} vs ` +
+        `${reference.layerIds[layer]})`
     })
   }
   const sample = differs(other.sampleIndices, reference.sampleIndices)
@@ -222,14 +226,20 @@ export const firstBadExpert = (ids: Uint8Array, numExperts: number): number => {
   return -1
 }
 
-/** Throws naming the file, layer and token when a chunk holds an expert id outside the router. */
+/**
+ * Throws naming the file, layer (Megatron's number) and token when a chunk holds an expert id outside the
+ * router. `layer` is the position in the trace's layer list.
+ */
 export const checkExperts = (h: TraceHeader, layer: number, start: number, ids: Uint8Array): void => {
   const bad = firstBadExpert(ids, h.numExperts)
   if (bad >= 0) {
     const token = start + Math.floor(bad / h.topK)
     throw new TraceError({
       file: h.file,
-      reason: `layer ${h.layerIds[layer]} token ${token} slot ${bad % h.topK}: expert id ${ids[bad]} >= numExperts ` +
+      reason:
+        `layer ${megatronLayerNumber(h.layerIds[layer]!)} token ${token} slot ${bad % h.topK}: expert id ${
+          ids[bad]
+        } >= numExperts ` +
         `${h.numExperts} (byte ${expertsOffset(h, layer) + start * h.topK + bad})`
     })
   }

@@ -2,6 +2,7 @@
  * Expert co-activation at one checkpoint: per layer, how often expert j is chosen for the tokens that
  * choose expert i. Entry (i, j) = tokens routed to both i and j / tokens routed to i; diagonal zero.
  */
+import { megatronLayerNumber } from "./layerNumber.ts"
 import { accumulateLoad } from "./loadBalance.ts"
 import type { CoactivationResult } from "./schema.ts"
 import { checkExperts, DEFAULT_CHUNK_TOKENS, withTraces } from "./TraceFile.ts"
@@ -115,7 +116,7 @@ export const expertCoactivation = (input: CoactivationInput): CoactivationResult
       analysis: "expertCoactivation" as const,
       scale: input.scale,
       step: input.step,
-      layers: [...h.layerIds],
+      layers: h.layerIds.map(megatronLayerNumber),
       numExperts: E,
       tokens: h.numTokens,
       activations,

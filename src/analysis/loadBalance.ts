@@ -2,6 +2,7 @@
  * Load balance per layer and checkpoint: how evenly the router spreads token-slots over the experts.
  */
 import { TraceError } from "./errors.ts"
+import { megatronLayerNumber } from "./layerNumber.ts"
 import type { LoadBalanceResult } from "./schema.ts"
 import { checkExperts, checkSameShape, DEFAULT_CHUNK_TOKENS, withTraces } from "./TraceFile.ts"
 
@@ -103,7 +104,7 @@ export const loadBalance = (input: LoadBalanceInput): LoadBalanceResult => {
       analysis: "loadBalance" as const,
       scale: input.scale,
       steps: input.checkpoints.map((c) => c.step),
-      layers: [...h.layerIds],
+      layers: h.layerIds.map(megatronLayerNumber),
       numExperts: h.numExperts,
       topK: h.topK,
       tokens: h.numTokens,

@@ -4,6 +4,7 @@
  * at the final checkpoint, averaged over tokens, per layer.
  */
 import { TraceError, TraceMismatch } from "./errors.ts"
+import { megatronLayerNumber } from "./layerNumber.ts"
 import type { SaturationResult } from "./schema.ts"
 import { checkExperts, checkSameShape, DEFAULT_CHUNK_TOKENS, withTraces } from "./TraceFile.ts"
 
@@ -160,7 +161,7 @@ export const routerSaturation = (input: SaturationInput): SaturationResult => {
       steps: input.checkpoints.map((c) => c.step),
       finalStep: final.step,
       ks: [...input.ks],
-      layers: [...h.layerIds],
+      layers: h.layerIds.map(megatronLayerNumber),
       tokens: h.numTokens,
       saturation: hists.map((perCheckpoint) =>
         perCheckpoint.map((hist) => saturationFromHistogram(hist, h.numTokens, input.ks))

@@ -1,7 +1,9 @@
 /**
  * What the routing analyses write (the JSON outputs of the analysis stages), as Schemas so the report
  * and other readers decode them instead of trusting their shape. Arrays are indexed the way their
- * comments say; `layers` holds model layer ids (the first layer is dense, so MoE layers start at 1).
+ * comments say. Layers are named by Megatron's 1-based layer_number over all layers (layerNumber.ts):
+ * `layers` lists the MoE layers' numbers in model order and `perLayer[].layer` is one of them; FLAME-MoE's
+ * first layer is dense, so its MoE layers are 2..numLayers. (trace.bin stores the worker's 0-based indices.)
  */
 import { Schema } from "effect"
 
@@ -18,6 +20,7 @@ export const SaturationResult = Schema.Struct({
   steps: Schema.Array(Int),
   finalStep: Int,
   ks: Schema.Array(Int),
+  /** Megatron layer numbers (1-based, layerNumber.ts) of the traced MoE layers; `[layer]` indexes this list. */
   layers: Schema.Array(Int),
   tokens: Int,
   /** [layer][step][k index]: in [0, 1]; 1 at the final step. */
@@ -34,6 +37,7 @@ export const LoadBalanceResult = Schema.Struct({
   analysis: Schema.Literal("loadBalance"),
   scale: Schema.String,
   steps: Schema.Array(Int),
+  /** Megatron layer numbers (1-based, layerNumber.ts) of the traced MoE layers; `[layer]` indexes this list. */
   layers: Schema.Array(Int),
   numExperts: Int,
   topK: Int,
@@ -58,6 +62,7 @@ export const CoactivationResult = Schema.Struct({
   analysis: Schema.Literal("expertCoactivation"),
   scale: Schema.String,
   step: Int,
+  /** Megatron layer numbers (1-based, layerNumber.ts) of the traced MoE layers; `[layer]` indexes this list. */
   layers: Schema.Array(Int),
   numExperts: Int,
   tokens: Int,
@@ -86,6 +91,7 @@ export const SpecializationSummary = Schema.Struct({
   analysis: Schema.Literal("expertSpecialization"),
   scale: Schema.String,
   step: Int,
+  /** Megatron layer numbers (1-based, layerNumber.ts) of the traced MoE layers; `[layer]` indexes this list. */
   layers: Schema.Array(Int),
   numExperts: Int,
   topK: Int,
@@ -96,6 +102,7 @@ export const SpecializationSummary = Schema.Struct({
   /** Token ids seen at least minOccurrences times: the population the scores below are taken over. */
   eligibleTokens: Int,
   perLayer: Schema.Array(Schema.Struct({
+    /** Megatron layer number (1-based), as in `layers`. */
     layer: Int,
     /** Mean over experts of the expert's highest score (an expert that saw no eligible token counts 0). */
     meanTopScore: Schema.Number,

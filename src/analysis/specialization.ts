@@ -5,6 +5,7 @@
  * summary (most specialised tokens per expert) to JSON.
  */
 import { TraceError } from "./errors.ts"
+import { megatronLayerNumber } from "./layerNumber.ts"
 import type { SpecializationSummary } from "./schema.ts"
 import { SpecializationCountsWriter } from "./specializationCounts.ts"
 import { checkExperts, DEFAULT_CHUNK_TOKENS, type TraceHeader, withTraces } from "./TraceFile.ts"
@@ -194,7 +195,14 @@ export const expertSpecialization = (input: SpecializationInput): Specialization
         )
         writer.appendLayer(routed)
         perLayer.push(
-          summarizeLayer(h.layerIds[layer]!, { routed, occurrences }, E, V, input.minOccurrences, input.topTokens)
+          summarizeLayer(
+            megatronLayerNumber(h.layerIds[layer]!),
+            { routed, occurrences },
+            E,
+            V,
+            input.minOccurrences,
+            input.topTokens
+          )
         )
       }
       writer!.finish()
@@ -213,7 +221,7 @@ export const expertSpecialization = (input: SpecializationInput): Specialization
       analysis: "expertSpecialization" as const,
       scale: input.scale,
       step: input.step,
-      layers: [...h.layerIds],
+      layers: h.layerIds.map(megatronLayerNumber),
       numExperts: E,
       topK: h.topK,
       vocabSize: V,

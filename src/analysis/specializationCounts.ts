@@ -5,6 +5,8 @@
  *   u32 layerIds[numLayers] | u32 tokenIds[U] (ascending: the ids that occur in the trace) |
  *   u32 occurrences[U] | per layer: u32 routed[U][numExperts] (token-major)
  *
+ * layerIds are the trace's 0-based layer indices (as trace.bin stores them, not Megatron's 1-based layer
+ * numbers that the JSON summary uses: number = index + 1, layerNumber.ts).
  * specialization(layer, expert, tokenIds[u]) = routed[layer][u][expert] / occurrences[u]. Only tokens that
  * occur get a row, so a trace of a few thousand distinct tokens stays small whatever the vocabulary.
  * Written to a temporary name and renamed into place when complete.

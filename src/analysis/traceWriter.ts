@@ -6,6 +6,7 @@ import * as fs from "node:fs"
 import { TRACE_MAGIC, TRACE_VERSION } from "./TraceFile.ts"
 
 export interface TraceShape {
+  /** 0-based layer indices, as the worker stores them (a dense first layer makes the first MoE layer 1). */
   readonly layerIds: ReadonlyArray<number>
   readonly topK: number
   readonly numExperts: number
@@ -53,7 +54,9 @@ export const writeTrace = (
         slots += chunk.ids.length
         if (chunk.probs) given.push(chunk.probs)
       }
-      if (slots !== numTokens * shape.topK) throw new Error(`writeTrace: layer ${l} has ${slots} slots`)
+      if (slots !== numTokens * shape.topK) {
+        throw new Error(`writeTrace: traced layer #${l} (index ${shape.layerIds[l]}) has ${slots} slots`)
+      }
       if (given.length > 0) {
         for (const p of given) fs.writeSync(fd, bytes(p))
       } else {

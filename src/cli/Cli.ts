@@ -2,8 +2,10 @@
  * The command line: parse arguments, build the services for the chosen workspace, call them, print.
  */
 import { Args, Command, Options } from "@effect/cli"
-import { Console, Effect, Layer, Option } from "effect"
+import { Console, Effect, Either, Layer, Option } from "effect"
 import * as os from "node:os"
+import * as path from "node:path"
+import { PipelineError } from "../domain/Errors.ts"
 import { describeReason } from "../domain/Plan.ts"
 import type { RunSummary } from "../domain/Run.ts"
 import { plan } from "../engine/Planner.ts"
@@ -11,6 +13,7 @@ import { formatMs, Reporter } from "../engine/Reporter.ts"
 import { run } from "../engine/Runner.ts"
 import { Executor } from "../executor/Executor.ts"
 import { Lineage } from "../lineage/Lineage.ts"
+import type { PipelineDefinition } from "../Pipeline.ts"
 import { resolve } from "../Pipeline.ts"
 import { describeJobs, jobRecords } from "../slurm/JobRecords.ts"
 import { ArtifactStore } from "../store/ArtifactStore.ts"
@@ -32,6 +35,7 @@ import { toDot, toMermaid } from "./Dag.ts"
 import { chooseExecutor, executorOption } from "./ExecutorOption.ts"
 import { gcCommand, pinCommand, unpinCommand } from "./GcCommand.ts"
 import { jobCommand } from "./JobCommand.ts"
+import { launchPreviews, launchText, loggedLaunches, previewJson, previewText } from "./LaunchPreview.ts"
 import { formatBytes, lineageTree } from "./LineageView.ts"
 import { PipelineRegistry } from "./PipelineRegistry.ts"
 import { reportCommand } from "./ReportCommand.ts"
@@ -66,6 +70,32 @@ const resolvePipeline = (
       executor: { gpus: executorGpus }
     })
   })
+
+/**
+ * A pipeline for `dag`, which runs nothing: its preflight checked as if the executor had GPUs (the data
+ * paths must still exist, as the graph is built from them: one tokenize stage per corpus shard), and
+ * the original preflight, to tell whether a run here would be refused.
+ */
+const previewDefinition = (definition: PipelineDefinition) => {
+  const preflight = definition.preflight
+  if (preflight === undefined) return { definition, preflight }
+  return {
+    preflight,
+    definition: {
+      ...definition,
+      preflight: (ctx: Parameters<typeof preflight>[0]) =>
+        preflight({ ...ctx, executor: { ...ctx.executor, gpus: Math.max(1, ctx.executor.gpus) } }).pipe(
+          Effect.mapError((error) =>
+            new PipelineError({
+              pipeline: error.pipeline,
+              reason: `${error.reason}\n\`dag\` runs nothing and needs no GPUs, but the graph is built from these ` +
+                `settings (e.g. one tokenize stage per corpus shard)`
+            })
+          )
+        )
+    }
+  }
+}
 
 const printSummary = (summary: RunSummary) =>
   Console.log(
@@ -123,7 +153,7 @@ const runCommand = Command.make(
           servicesLayer(
             args.workspace,
             Reporter.forStream(args.json ? process.stderr : process.stdout),
-            executor.layer(pipeline.preset, args.set)
+            executor.layer(pipeline, args.set)
           )
         )
       )
@@ -138,23 +168,33 @@ const planCommand = Command.make(
   { pipeline: pipelineArg, workspace, preset, set, config, json, gpus, executor: executorOption },
   (args) =>
     Effect.gen(function*() {
-      const { gpus: executorGpus } = yield* chooseExecutor(args.executor, {
+      const executor = yield* chooseExecutor(args.executor, {
         pipeline: args.pipeline,
         config: parseConfig(args.config),
-        gpuIds: resolveGpus(args.gpus)
+        gpuIds: resolveGpus(args.gpus),
+        preview: true
       })
-      const pipeline = yield* resolvePipeline(args.pipeline, args.preset, args.set, args.config, executorGpus)
-      const entries = yield* plan(pipeline).pipe(Effect.provide(servicesLayer(args.workspace)))
+      const pipeline = yield* resolvePipeline(args.pipeline, args.preset, args.set, args.config, executor.gpus)
+      const { entries, launches } = yield* Effect.gen(function*() {
+        const entries = yield* plan(pipeline)
+        return { entries, launches: yield* launchPreviews(pipeline, entries, executor.kind) }
+      }).pipe(Effect.provide(servicesLayer(args.workspace)))
       if (args.json) {
-        return yield* Console.log(
-          JSON.stringify({ pipeline: pipeline.name, preset: pipeline.preset, stages: entries }, null, 2)
-        )
+        const stages = entries.map((entry) => {
+          const launch = launches.get(entry.stage)
+          return launch === undefined ? entry : { ...entry, launch: previewJson(launch) }
+        })
+        return yield* Console.log(JSON.stringify({ pipeline: pipeline.name, preset: pipeline.preset, stages }, null, 2))
       }
       const stale = entries.filter((e) => e.status === "stale")
-      const lines = entries.map((entry) => {
-        if (entry.status === "fresh") return `fresh  ${entry.stage}`
+      const lines = entries.flatMap((entry) => {
+        if (entry.status === "fresh") return [`fresh  ${entry.stage}`]
         const cost = entry.estimatedMs === null ? "" : ` (~${formatMs(entry.estimatedMs)})`
-        return `STALE  ${entry.stage}${cost}: ${entry.reasons.map(describeReason).join("; ")}`
+        const launch = launches.get(entry.stage)
+        return [
+          `STALE  ${entry.stage}${cost}: ${entry.reasons.map(describeReason).join("; ")}`,
+          ...(launch === undefined ? [] : previewText(launch).map((line) => `         ${line}`))
+        ]
       })
       yield* Console.log(lines.join("\n"))
       const known = stale.reduce((sum, e) => sum + (e.estimatedMs ?? 0), 0)
@@ -165,7 +205,11 @@ const planCommand = Command.make(
           (unknown > 0 ? ` plus ${unknown} never timed` : "")
       )
     })
-).pipe(Command.withDescription("what a run would execute, and why"))
+).pipe(
+  Command.withDescription(
+    "what a run would execute, and why; for a Megatron stage, the command it would launch (placeholders for what only the run knows)"
+  )
+)
 
 const statusCommand = Command.make(
   "status",
@@ -175,7 +219,8 @@ const statusCommand = Command.make(
       const { gpus: executorGpus } = yield* chooseExecutor(args.executor, {
         pipeline: args.pipeline,
         config: parseConfig(args.config),
-        gpuIds: resolveGpus(args.gpus)
+        gpuIds: resolveGpus(args.gpus),
+        preview: true
       })
       const pipeline = yield* resolvePipeline(args.pipeline, args.preset, args.set, args.config, executorGpus)
       const { entries, last } = yield* Effect.gen(function*() {
@@ -223,14 +268,50 @@ const dagCommand = Command.make(
     preset,
     set,
     config,
-    format: Options.choice("format", ["mermaid", "dot"]).pipe(Options.withDefault("mermaid" as const))
+    format: Options.choice("format", ["mermaid", "dot"]).pipe(Options.withDefault("mermaid" as const)),
+    gpus: gpusOption("GPUs of the executor the graph is settled for (no GPU is needed to print it)"),
+    executor: executorOption
   },
   (args) =>
     Effect.gen(function*() {
-      const pipeline = yield* resolvePipeline(args.pipeline, args.preset, args.set, args.config, 0)
+      const config = parseConfig(args.config)
+      const executor = yield* chooseExecutor(args.executor, {
+        pipeline: args.pipeline,
+        config,
+        gpuIds: resolveGpus(args.gpus),
+        preview: true
+      })
+      const definition = yield* (yield* PipelineRegistry).load(args.pipeline)
+      const ctx = {
+        preset: Option.getOrElse(args.preset, () => definition.defaultPreset),
+        config,
+        executor: { gpus: executor.gpus }
+      }
+      const preview = previewDefinition(definition)
+      const pipeline = yield* resolve(preview.definition, {
+        preset: ctx.preset,
+        overrides: args.set,
+        config,
+        executor: ctx.executor
+      })
+      if (preview.preflight !== undefined && executor.gpus === 0) {
+        // Refused here for want of GPUs only (the data checks passed above): say what was printed.
+        const here = yield* Effect.either(preview.preflight(ctx))
+        if (Either.isLeft(here)) {
+          yield* Console.error(
+            `note: the graph is settled for an executor without GPUs (this machine's, or --gpus none), where ` +
+              `\`flame-pipe run\` would refuse preset ${pipeline.preset}; --gpus 0 (any ids) or --executor slurm ` +
+              `--config slurm.gpusPerNode=N prints the graph of a run on GPUs`
+          )
+        }
+      }
       yield* Console.log(args.format === "dot" ? toDot(pipeline) : toMermaid(pipeline))
     })
-).pipe(Command.withDescription("print the pipeline's DAG as Mermaid or Graphviz dot"))
+).pipe(
+  Command.withDescription(
+    "print the pipeline's DAG as Mermaid or Graphviz dot; needs no GPUs (a preview: its data paths must exist)"
+  )
+)
 
 const showCommand = Command.make(
   "show",
@@ -257,6 +338,8 @@ const showCommand = Command.make(
       const environment = execution.environmentId ? yield* lineage.environment(execution.environmentId) : undefined
       const metrics = yield* lineage.metricsOf(execution.id)
       const slurmJobs = yield* Effect.flatMap(jobRecords, (jobs) => jobs.ofExecution(execution.id))
+      // A Megatron stage's launch as its log recorded it; the latest, when a requeued job launched again.
+      const launch = loggedLaunches(path.resolve((yield* Workspace).root, execution.logPath)).at(-1)
       const lastMetric = new Map<string, { step: number; value: number | null; count: number }>()
       for (const m of metrics) {
         const prev = lastMetric.get(m.name)
@@ -267,7 +350,15 @@ const showCommand = Command.make(
       if (args.json) {
         return yield* Console.log(
           JSON.stringify(
-            { execution, inputs, outputs, environment, metrics: Object.fromEntries(lastMetric), slurmJobs },
+            {
+              execution,
+              inputs,
+              outputs,
+              environment,
+              metrics: Object.fromEntries(lastMetric),
+              slurmJobs,
+              ...(launch === undefined ? {} : { launch: previewJson(Either.right(launch.plan)) })
+            },
             null,
             2
           )
@@ -307,6 +398,7 @@ const showCommand = Command.make(
             ]
             : []),
           ...describeJobs(slurmJobs),
+          ...(launch === undefined ? [] : ["  launch", ...launchText(launch.plan).map((line) => `    ${line}`)]),
           ...(execution.error ? [`  error       ${JSON.stringify(execution.error)}`] : [])
         ].join("\n")
       )

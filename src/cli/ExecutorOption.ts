@@ -1,6 +1,7 @@
 /**
  * `--executor local|slurm`: what stages settle their params against (GPUs per node), how many may run
- * at once by default, and the layer that runs their bodies.
+ * at once by default, and the layer that runs their bodies. A preview (`plan`, `status`, `dag`) of the
+ * Slurm executor needs no cluster when `slurm.gpusPerNode` is given: nothing is submitted.
  */
 import { Options } from "@effect/cli"
 import { Effect, Either, Layer } from "effect"
@@ -10,6 +11,8 @@ import type { StageFailed } from "../domain/Errors.ts"
 import type { Reporter } from "../engine/Reporter.ts"
 import { Executor } from "../executor/Executor.ts"
 import type { Lineage } from "../lineage/Lineage.ts"
+import { withMegatronTimes } from "../megatron/StageLaunch.ts"
+import type { ResolvedPipeline } from "../Pipeline.ts"
 import { fromRoot } from "../ProjectRoot.ts"
 import { buildJobBundle } from "../slurm/JobBundle.ts"
 import { slurmSettingsFromConfig } from "../slurm/Settings.ts"
@@ -26,11 +29,12 @@ export const executorOption = Options.choice("executor", ["local", "slurm"]).pip
 )
 
 export interface ChosenExecutor {
+  readonly kind: "local" | "slurm"
   /** GPUs stages settle against (e.g. backend auto -> cuda). */
   readonly gpus: number
   readonly defaultJobs: number
   readonly layer: (
-    preset: string,
+    pipeline: ResolvedPipeline,
     overrides: ReadonlyArray<string>
   ) => Layer.Layer<Executor, StageFailed, Lineage | Workspace | Reporter>
 }
@@ -41,11 +45,14 @@ export const chooseExecutor = (
     readonly pipeline: string
     readonly config: Readonly<Record<string, string>>
     readonly gpuIds: ReadonlyArray<string>
+    /** Nothing will run (plan, status, dag): no cluster needed where the settings say the GPUs per node. */
+    readonly preview?: boolean
   }
 ) =>
   Effect.gen(function*() {
     if (kind === "local") {
       return {
+        kind,
         gpus: options.gpuIds.length,
         defaultJobs: os.cpus().length,
         layer: () => Executor.local({ gpus: options.gpuIds.length })
@@ -56,9 +63,16 @@ export const chooseExecutor = (
       onRight: Effect.succeed
     })
     const client = yield* SlurmClient
-    yield* client.check.pipe(
-      Effect.mapError((error) => new Error(`--executor slurm needs a reachable Slurm cluster: ${error.message}`))
+    const reachable = client.check.pipe(
+      Effect.mapError((error) =>
+        new Error(
+          `--executor slurm needs a reachable Slurm cluster: ${error.message}` +
+            (options.preview === true ? " (or --config slurm.gpusPerNode=N to preview without one)" : "")
+        )
+      )
     )
+    // A preview submits nothing: given the GPUs per node, it asks the cluster nothing.
+    if (options.preview !== true || settings.gpusPerNode === "auto") yield* reachable
     const gpus = settings.gpusPerNode === "auto" ? yield* client.gpusPerNode(settings.partition) : settings.gpusPerNode
     // The job resolves the pipeline itself, possibly from another working directory; a module path is
     // bundled with the CLI first (only by `run`, when the executor is built), so that jobs start fast.
@@ -68,16 +82,18 @@ export const chooseExecutor = (
       Effect.map(buildJobBundle(pipeline), (bundle) => [node, bundle, "job", pipeline]) :
       Effect.succeed([node, fromRoot("bin", "flame-pipe.js"), "job", pipeline])
     return {
+      kind,
       gpus,
       defaultJobs: 1000,
-      layer: (preset, overrides) =>
+      layer: (resolved, overrides) =>
         Layer.unwrapEffect(Effect.map(jobCommand, (command) =>
           SlurmExecutor.layer({
             pipeline,
-            preset,
+            preset: resolved.preset,
             overrides,
             config: options.config,
-            settings,
+            // A Megatron stage's job takes its megatron.time unless a stage rule of the settings says otherwise.
+            settings: withMegatronTimes(settings, resolved.stages),
             gpusPerNode: gpus,
             jobCommand: command
           }).pipe(Layer.provide(SlurmClient.Default))))

@@ -1,12 +1,13 @@
 /**
  * The pretrain_gpt.py command line of a FLAME-MoE run, grouped as FLAME-MoE's scripts group it:
  * model and MoE arguments (configs/model/flame-moe.sh), infrastructure and training arguments
- * (configs/train/flame-moe.sh), data and save arguments (the training script). Every flag FLAME-MoE
- * passes is here with the value it passes for the scale; a few Megatron defaults FLAME-MoE relied on
- * are pinned too, because the stage's params carry them (seed, weight decay, clipping, Adam, the WSD
- * decay style, the RoPE base): a changed param must reach Megatron, and a changed Megatron default
- * must not change the run.
+ * (configs/train/flame-moe.sh), data and save arguments (scripts/training/modules/flame-moe_step2.sh).
+ * Every flag FLAME-MoE passes is here with the value it passes for the scale; a few Megatron defaults
+ * FLAME-MoE relied on are pinned too, because the stage's params carry them (seed, weight decay,
+ * clipping, Adam, the WSD decay style, the RoPE base, the tensor-parallel size): a changed param must
+ * reach Megatron, and a changed Megatron default must not change the run.
  */
+import * as path from "node:path"
 import { architecture, training } from "../flame/architecture.ts"
 import type { MegatronParams } from "./Params.ts"
 
@@ -51,6 +52,11 @@ export interface PretrainPaths {
   readonly dataPath: ReadonlyArray<string>
   /** Checkpoints are saved here and loaded from here: a requeued run continues from the latest. */
   readonly saveDir: string
+  /**
+   * The wandb experiment name unless `megatron.wandbExpName` sets one: the Slurm job id, as
+   * FLAME-MoE's --wandb-exp-name $SLURM_JOB_ID, or the stage id outside Slurm.
+   */
+  readonly runName: string
 }
 
 export interface PretrainArguments {
@@ -129,7 +135,9 @@ export const pretrainArguments = (
     num(t.model.zLossCoeff)
   ]
   const infra = [
-    "--sequence-parallel",
+    // Megatron turns sequence parallelism off (with a warning) at tensor parallel 1, and FLAME-MoE dropped
+    // the flag; with experts and tensor parallelism Megatron needs it.
+    ...(m.tensorParallel > 1 ? ["--sequence-parallel"] : []),
     "--tensor-model-parallel-size",
     num(m.tensorParallel),
     "--pipeline-model-parallel-size",
@@ -198,8 +206,18 @@ export const pretrainArguments = (
     paths.saveDir,
     "--eval-interval",
     num(m.evalInterval ?? t.saveInterval),
-    "--tensorboard-dir",
-    `${paths.saveDir}/tensorboard`
+    ...(m.wandbProject === undefined || m.wandbProject === "" ? [] : [
+      "--wandb-save-dir",
+      path.resolve(m.wandbSaveDir ?? paths.saveDir),
+      "--wandb-project",
+      m.wandbProject,
+      "--wandb-exp-name",
+      m.wandbExpName ?? paths.runName
+    ]),
+    ...(m.tensorboardDir === null ? [] : [
+      "--tensorboard-dir",
+      m.tensorboardDir === undefined ? path.join(paths.saveDir, "tensorboard") : path.resolve(m.tensorboardDir)
+    ])
   ]
   return { model, moe, infra, train, data, save, extra: m.extraArgs }
 }
@@ -246,6 +264,9 @@ export const layoutProblems = (t: MegatronTraining, m: MegatronParams): Readonly
   }
   if (t.model.numLayers % m.pipelineParallel !== 0) {
     problems.push(`${t.model.numLayers} layers are not divisible by pipelineParallel ${m.pipelineParallel}`)
+  }
+  if (m.wandbProject !== undefined && m.wandbProject !== "" && m.wandbExpName === "") {
+    problems.push("wandbExpName is empty: Megatron-LM needs an experiment name for wandb")
   }
   if (t.data.seed !== t.seed) {
     problems.push(

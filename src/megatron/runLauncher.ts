@@ -10,11 +10,11 @@ import * as fs from "node:fs"
 import * as readline from "node:readline"
 import type { Readable } from "node:stream"
 import type { WorkerFailed } from "../domain/Errors.ts"
-import { shellQuote } from "../slurm/JobScript.ts"
 import type { StageContext } from "../Stage.ts"
 import { killGroup, stopGroup } from "../worker/processGroup.ts"
 import { workerFailed } from "../worker/runWorker.ts"
 import type { LaunchPlan } from "./Launch.ts"
+import { launchLines } from "./Launch.ts"
 
 /** Ranks flush and close their files on SIGTERM; a checkpoint being written can take a while. */
 const GRACE_MS = 30_000
@@ -26,7 +26,7 @@ export const runLauncher = (
 ): Effect.Effect<void, WorkerFailed> =>
   Effect.async<void, WorkerFailed>((resume) => {
     const logFd = fs.openSync(ctx.logPath, "a")
-    fs.writeSync(logFd, `$ (cd ${shellQuote(plan.cwd)}) ${[plan.file, ...plan.args].map(shellQuote).join(" ")}\n`)
+    fs.writeSync(logFd, `${launchLines(plan).join("\n")}\n`)
     const child = execa(plan.file, [...plan.args], {
       cwd: plan.cwd,
       env: { ...plan.env },

@@ -11,13 +11,11 @@ import type { WorkerFailed } from "../domain/Errors.ts"
 import { countParams } from "../flame/paramCount.ts"
 import type { StageContext } from "../Stage.ts"
 import type { MegatronTraining } from "./Arguments.ts"
-import { flattenArguments, layoutProblems, pretrainArguments } from "./Arguments.ts"
 import { completeCheckpoints, trackedIteration, TRACKER } from "./Checkpoints.ts"
-import { launchPlan } from "./Launch.ts"
 import { iterationMetrics, parseCheckpointLoaded, parseIterationLine, parseValidationLine } from "./LogParser.ts"
 import type { MegatronParams } from "./Params.ts"
-import { defaultMegatronParams } from "./Params.ts"
 import { runLauncher } from "./runLauncher.ts"
+import { stageLaunch } from "./StageLaunch.ts"
 
 export interface MegatronTrainParams extends MegatronTraining {
   readonly model: MegatronTraining["model"] & { readonly vocabSize: number }
@@ -41,29 +39,27 @@ export const trainWithMegatron = (
 ): Effect.Effect<MegatronTrainResult, StageFailed | WorkerFailed> =>
   Effect.gen(function*() {
     const p = ctx.params
-    const m = p.megatron ?? defaultMegatronParams
     const fail = (reason: string) => new StageFailed({ stage: ctx.stageId, reason })
-    const problems = layoutProblems(p, m)
-    if (problems.length > 0) return yield* fail(`Megatron-LM layout: ${problems.join("; ")}`)
-
     const saveDir = ctx.workDir
     const startIteration = trackedIteration(saveDir) ?? 0
     const reused = completeCheckpoints(saveDir).map((c) => c.name)
     if (startIteration > 0) yield* ctx.log(`resuming from iteration ${startIteration} (${TRACKER} in ${saveDir})`)
 
-    const args = flattenArguments(pretrainArguments(p, m, { dataPath, saveDir }))
-    const plan = launchPlan(m, args, process.env, { runId: `${ctx.stageId}-${Date.now()}`, cpus: ctx.cpus })
+    const plan = stageLaunch(p, {
+      stageId: ctx.stageId,
+      dataPath,
+      saveDir,
+      env: process.env,
+      runId: `${ctx.stageId}-${Date.now()}`,
+      gpus: ctx.gpus
+    })
     if (Either.isLeft(plan)) return yield* fail(plan.left)
 
     const tokensPerIteration = p.globalBatchSize * p.model.seqLength
     let finalLoss: number | null = null
     let loadedIteration: number | undefined
     const t0 = Date.now()
-    // The local executor hands out GPU slots; under Slurm the job's GPUs are already in the environment.
-    const launch = ctx.gpus.length > 0 ?
-      { ...plan.right, env: { CUDA_VISIBLE_DEVICES: ctx.gpus.join(","), ...plan.right.env } } :
-      plan.right
-    yield* runLauncher(ctx, launch, (line) => {
+    yield* runLauncher(ctx, plan.right, (line) => {
       const iteration = parseIterationLine(line)
       if (iteration) {
         for (const { name, value } of iterationMetrics(iteration, tokensPerIteration)) {

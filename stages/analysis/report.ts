@@ -42,7 +42,8 @@ const workspaceOf = (ctx: StageContext<unknown>): string => {
 
 export const report = define({
   kind: "report",
-  version: "1",
+  // 2: layers named by Megatron's 1-based numbers (src/analysis/layerNumber.ts).
+  version: "2",
   params: ReportParams,
   outputs: () => ({ "report.html": "file" }),
   result: Schema.Struct({

@@ -7,6 +7,9 @@
  *   analysis/<scale>/specialization   the final checkpoint (summary JSON + the full counts)
  *
  * Each consumes `trace.bin` outputs, named `step<N>` by checkpoint step, and is cached on their hashes.
+ * Their JSON outputs (src/analysis/schema.ts) name layers by Megatron's 1-based layer number (FLAME-MoE's
+ * first MoE layer is layer 2; src/analysis/layerNumber.ts); specialization.bin keeps the trace's 0-based
+ * indices. Version 2: version 1 wrote the 0-based indices in the JSON.
  */
 import { Effect, Schema } from "effect"
 import * as fs from "node:fs"
@@ -49,7 +52,7 @@ const mean = (xs: ReadonlyArray<number>) => xs.reduce((a, b) => a + b, 0) / Math
 
 export const routerSaturationStage = define({
   kind: "analysis/router-saturation",
-  version: "1",
+  version: "2",
   params: Schema.Struct({
     scale: Schema.String,
     /** Checkpoint steps in training order; the last is the final checkpoint. */
@@ -83,7 +86,7 @@ export const routerSaturationStage = define({
 
 export const loadBalanceStage = define({
   kind: "analysis/load-balance",
-  version: "1",
+  version: "2",
   params: Schema.Struct({ scale: Schema.String, steps: Steps }),
   outputs: () => ({ "load-balance.json": "file" }),
   result: Schema.Struct({
@@ -111,7 +114,7 @@ export const loadBalanceStage = define({
 
 export const coactivationStage = define({
   kind: "analysis/expert-coactivation",
-  version: "1",
+  version: "2",
   params: Schema.Struct({ scale: Schema.String, step: Schema.Int.pipe(Schema.nonNegative()) }),
   outputs: () => ({ "coactivation.json": "file" }),
   result: Schema.Struct({ layers: Schema.Number, tokens: Schema.Number }),
@@ -127,7 +130,7 @@ export const coactivationStage = define({
 
 export const specializationStage = define({
   kind: "analysis/expert-specialization",
-  version: "1",
+  version: "2",
   params: Schema.Struct({
     scale: Schema.String,
     step: Schema.Int.pipe(Schema.nonNegative()),

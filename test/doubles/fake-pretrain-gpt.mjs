@@ -89,6 +89,9 @@ const valueFlags = new Set([
   "eval-interval",
   "eval-iters",
   "tensorboard-dir",
+  "wandb-project",
+  "wandb-exp-name",
+  "wandb-save-dir",
   "exit-duration-in-mins",
   "make-vocab-size-divisible-by"
 ])

@@ -98,7 +98,8 @@ int cmd_train(const Config& cfg, const CliArgs& args) {
     }
     if (nMoe && (it % tc.logInterval == 0 || it == tc.trainIters)) {
       for (int j = 0; j < nMoe; j++) {
-        int l = model.moeLayerIds()[j];
+        // Named by Megatron's 1-based layer_number (index + 1): FLAME-MoE's first MoE layer is layer2.
+        int l = model.moeLayerIds()[j] + 1;
         double mean = 1.0 / E, var = 0, mx = 0;
         for (int e = 0; e < E; e++) { double f = lastLoad[j][e]; var += (f - mean) * (f - mean); mx = std::max(mx, f); }
         std::string p = "expert_load/layer" + std::to_string(l) + "/";
@@ -138,7 +139,7 @@ int cmd_train(const Config& cfg, const CliArgs& args) {
   Json el = Json::object();
   for (int j = 0; j < nMoe; j++) {
     Json a = Json::array(); for (int e = 0; e < E; e++) a.push(Json::number(lastLoad[j][e]));
-    el.set("layer" + std::to_string(model.moeLayerIds()[j]), a);
+    el.set("layer" + std::to_string(model.moeLayerIds()[j] + 1), a);  // Megatron's layer number
   }
   r.set("expertLoad", el);
   ParamCounts pc = count_params(mc);

@@ -1,6 +1,8 @@
 /**
  * Routing: router saturation along training, load balance over training, expert co-activation and
- * specialization at the final checkpoint, from the analysis stages' outputs.
+ * specialization at the final checkpoint, from the analysis stages' outputs. Layers are named by the
+ * numbers the analyses write: Megatron's 1-based layer_number (src/analysis/layerNumber.ts), so
+ * FLAME-MoE's first MoE layer is "layer 2".
  */
 import { Either, Schema } from "effect"
 import {
@@ -34,6 +36,9 @@ const finalPerScale = <D extends { readonly scale: string; readonly step: number
   return docs.filter(({ doc }) => doc.step === last.get(doc.scale))
 }
 
+/** Said wherever the section names a layer. */
+const NUMBERING = "layers numbered from 1 as in Megatron"
+
 export const routingSection: SectionBuilder = {
   id: "routing",
   build: (data) => {
@@ -56,7 +61,7 @@ export const routingSection: SectionBuilder = {
         title: `Router saturation: ${doc.scale}`,
         caption: `Fraction of each token's top-k experts at a checkpoint that are among its top-k at the final ` +
           `checkpoint (step ${doc.finalStep}), averaged over ${doc.tokens} held-out tokens and the ` +
-          `${doc.layers.length} MoE layers (dashed: each layer, k = ${doc.ks[doc.ks.length - 1]}).`,
+          `${doc.layers.length} MoE layers (dashed: each layer, k = ${doc.ks[doc.ks.length - 1]}; ${NUMBERING}).`,
         sources: [record.stageId],
         option: {
           ...baseOption(true),
@@ -139,7 +144,7 @@ export const routingSection: SectionBuilder = {
         id: `coactivation-${doc.scale}`,
         title: `Expert co-activation: ${doc.scale}, step ${doc.step}`,
         caption: `Row i, column j: tokens routed to both experts / tokens routed to expert i (diagonal zero), over ` +
-          `${doc.tokens} held-out tokens; the slider below picks the MoE layer.`,
+          `${doc.tokens} held-out tokens; the slider below picks the MoE layer (${NUMBERING}).`,
         sources: [record.stageId],
         height: 560,
         option: {
@@ -177,20 +182,22 @@ export const routingSection: SectionBuilder = {
     }
 
     if (specialization.length > 0) {
-      const maxLayers = Math.max(...specialization.map((s) => s.doc.perLayer.length))
+      // Scales differ in depth: the axis is every MoE layer number any of them has, in order.
+      const layerNumbers = [...new Set(specialization.flatMap((s) => s.doc.perLayer.map((l) => l.layer)))]
+        .sort((a, b) => a - b)
       figures.push({
         id: "specialization",
         title: "Expert specialization",
-        caption: "Per MoE layer (in order), the mean over tokens seen at least minOccurrences times of their highest " +
-          "routed / occurrences ratio over experts: 1 when some expert takes every occurrence of a token.",
+        caption: "Per MoE layer, the mean over tokens seen at least minOccurrences times of their highest " +
+          `routed / occurrences ratio over experts: 1 when some expert takes every occurrence of a token (${NUMBERING}).`,
         sources: specialization.map((s) => s.record.stageId),
         option: {
           ...baseOption(true),
           tooltip: { trigger: "axis", confine: true },
           xAxis: {
             type: "category",
-            data: Array.from({ length: maxLayers }, (_, i) => `MoE layer ${i + 1}`),
-            name: "layer",
+            data: layerNumbers.map((n) => `layer ${n}`),
+            name: "layer (Megatron number)",
             nameLocation: "middle",
             nameGap: 30
           },
@@ -198,14 +205,18 @@ export const routingSection: SectionBuilder = {
           series: specialization.map(({ doc }) => ({
             name: doc.scale,
             type: "bar",
-            data: doc.perLayer.map((l) => Number(l.meanTokenMaxScore.toPrecision(4)))
+            data: layerNumbers.map((n) => {
+              const l = doc.perLayer.find((p) => p.layer === n)
+              return l === undefined ? null : Number(l.meanTokenMaxScore.toPrecision(4))
+            })
           }))
         }
       })
       tables.push({
         id: "specialization-top",
         title: "Most specialised (expert, token) pairs in the last MoE layer",
-        caption: "Token ids of the model's vocabulary; score = occurrences routed to the expert / occurrences.",
+        caption: "Token ids of the model's vocabulary; score = occurrences routed to the expert / occurrences; " +
+          `${NUMBERING}.`,
         columns: ["scale", "layer", "expert", "token id", "routed", "occurrences", "score"],
         rows: specialization.flatMap(({ doc }) => {
           const last = doc.perLayer[doc.perLayer.length - 1]
@@ -224,7 +235,8 @@ export const routingSection: SectionBuilder = {
       id: "routing",
       title: "Routing",
       intro: "Router traces of fixed held-out test-split samples at every checkpoint (the same tokens each time), " +
-        "analysed per MoE layer.",
+        "analysed per MoE layer. Layers carry Megatron's 1-based layer numbers, as FLAME-MoE and its paper " +
+        "name them: layer 1 is FLAME-MoE's dense first layer, so its first MoE layer is layer 2.",
       figures,
       tables
     }

@@ -21,6 +21,7 @@ export const doublesMegatron = {
   nodes: 1,
   gpusPerNode: 2,
   expertParallel: 2,
+  cpusPerTask: 1,
   memoryMb: 2048,
   logInterval: 1,
   tokenizerModel: path.join(root, "fixtures", "tokenizer")

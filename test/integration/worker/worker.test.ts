@@ -97,7 +97,12 @@ describe("flame-worker", () => {
     expect(lr[0]).toBe(0)
     expect(lr[10]).toBeCloseTo(3e-3, 12)
     expect(lr[59]).toBeLessThan(1e-3)
-    expect(metricValues(trainRun, "expert_load/layer1/cv").length).toBeGreaterThan(0)
+    // Layers are named by Megatron's 1-based number: the dense first layer is layer 1, the MoE layers 2 and 3.
+    const metricNames = new Set(trainRun.messages.filter((m) => m.type === "metric").map((m) => m["name"] as string))
+    const loadLayers = [...metricNames].flatMap((n) => /^expert_load\/(layer\d+)\/cv$/.exec(n)?.[1] ?? []).sort()
+    expect(loadLayers).toEqual(["layer2", "layer3"])
+    expect(metricValues(trainRun, "expert_load/layer2/cv").length).toBeGreaterThan(0)
+    expect(Object.keys(resultOf(trainRun)["expertLoad"] as object).sort()).toEqual(["layer2", "layer3"])
     const artifacts = trainRun.messages.filter((m) => m.type === "artifact").map((m) => m["path"])
     expect(artifacts).toEqual(["iter_0000025", "iter_0000050", "iter_0000060"])
     const progress = trainRun.messages.filter((m) => m.type === "progress")
@@ -186,6 +191,7 @@ describe("flame-worker", () => {
     const tokens = Number(b.readBigUInt64LE(32))
     expect(tokens).toBe(96)
     let o = 40
+    // The stored layer ids stay the worker's 0-based indices (Megatron layers 2 and 3).
     expect([b.readUInt32LE(o), b.readUInt32LE(o + 4)]).toEqual([1, 2])
     o += 8 + 8 * 3
     const ids = Array.from({ length: tokens }, (_, i) => b.readInt32LE(o + 4 * i))

@@ -11,13 +11,18 @@ import { expertSpecialization } from "../../../src/analysis/specialization.ts"
 import { readSpecializationCounts } from "../../../src/analysis/specializationCounts.ts"
 import { readTraceHeader } from "../../../src/analysis/TraceFile.ts"
 import { writeTrace } from "../../../src/analysis/traceWriter.ts"
+import { moeLayerPatternOf } from "../../../src/flame/moeLayerFreq.ts"
+import { scales } from "../../../src/flame/scales.ts"
 import { pythonWith } from "../../support/python.ts"
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fp-routing-"))
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }))
 const oracle = path.join(import.meta.dirname, "../../../bench/analysis/routing_numpy.py")
 
-/** A trace of 2 samples x 2 tokens, top-3 of 8 experts, one layer, from explicit rows. */
+/**
+ * A trace of 2 samples x 2 tokens, top-3 of 8 experts, one layer, from explicit rows: stored index 1, the
+ * first MoE layer of a dense-first model, which the analyses name layer 2 (Megatron's number).
+ */
 const handTrace = (name: string, rows: ReadonlyArray<ReadonlyArray<number>>, tokens = [5, 6, 5, 7]) => {
   const file = path.join(dir, name)
   writeTrace(
@@ -57,10 +62,10 @@ describe("router saturation", () => {
 })
 
 describe("trace validation", () => {
-  it("names the file, layer, token and byte of an expert id outside the router", () => {
+  it("names the file, layer (Megatron's number), token and byte of an expert id outside the router", () => {
     const bad = handTrace("bad.bin", [[0, 1, 2], [3, 9, 5], [0, 1, 2], [6, 7, 0]])
     expect(() => loadBalance({ scale: "s", checkpoints: [{ step: 1, file: bad }] })).toThrow(
-      /bad\.bin: layer 1 token 1 slot 1: expert id 9 >= numExperts 8 \(byte \d+\)/
+      /bad\.bin: layer 2 token 1 slot 1: expert id 9 >= numExperts 8 \(byte \d+\)/
     )
   })
 
@@ -92,6 +97,49 @@ describe("trace validation", () => {
       })
     ).toThrow(/vocab\.bin: token 2 has id 50, outside the vocabulary of 10/)
     expect(fs.readdirSync(dir).filter((f) => f.startsWith("vocab.counts"))).toEqual([])
+  })
+})
+
+describe("layer names", () => {
+  it("are Megatron's layer numbers: a FLAME-MoE model's first MoE layer (after the dense one) is layer 2", () => {
+    // flame-moe-38m's own pattern, "[0]*1+[1]*8": the worker stores the MoE layers' 0-based indices 1..8.
+    const scale = scales[0]!
+    const pattern = moeLayerPatternOf(scale.moeLayerFreq, scale.numLayers)
+    const layerIds = pattern.flatMap((isMoe, i) => (isMoe ? [i] : []))
+    expect(layerIds[0]).toBe(1)
+    const megatron = Array.from({ length: scale.numLayers - 1 }, (_, i) => i + 2)
+    const tokens = [5, 6, 5, 7]
+    const rows = (l: number) => [[0, 1, 2], [3, 4, 5], [l % 8, (l + 1) % 8, (l + 2) % 8], [6, 7, 0]]
+    const traceOf = (name: string) => {
+      const file = path.join(dir, name)
+      writeTrace(
+        file,
+        { layerIds, topK: 3, numExperts: 8, seqLength: 2, sampleIndices: [0, 1] },
+        Int32Array.from(tokens),
+        (l) => [{ ids: Uint8Array.from(rows(l).flat()) }]
+      )
+      expect(readTraceHeader(file).layerIds).toEqual(layerIds) // the stored format keeps 0-based indices
+      return file
+    }
+    const file = traceOf("flame-layers.bin")
+    const checkpoints = [{ step: 1, file }, { step: 2, file }]
+    expect(routerSaturation({ scale: "s", checkpoints, ks: [1] }).layers).toEqual(megatron)
+    expect(loadBalance({ scale: "s", checkpoints }).layers).toEqual(megatron)
+    expect(expertCoactivation({ scale: "s", step: 2, file }).layers).toEqual(megatron)
+    const countsFile = path.join(dir, "flame-layers.counts")
+    const summary = expertSpecialization({
+      scale: "s",
+      step: 2,
+      file,
+      vocabSize: 10,
+      minOccurrences: 1,
+      topTokens: 2,
+      countsFile
+    })
+    expect(summary.layers).toEqual(megatron)
+    expect(summary.perLayer.map((l) => l.layer)).toEqual(megatron)
+    expect(summary.perLayer[0]!.layer).toBe(2)
+    expect(readSpecializationCounts(countsFile).layerIds).toEqual(layerIds)
   })
 })
 

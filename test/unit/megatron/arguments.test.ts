@@ -1,9 +1,10 @@
 /**
  * The pretrain_gpt.py command line of the published configuration, flag by flag. Expected values are
  * FLAME-MoE's, transcribed from its published configuration (the architecture, training and scale
- * figures of the reference facts, and the flags of configs/model/flame-moe.sh and
- * configs/train/flame-moe.sh), not computed from the project's own constants. The command line is
- * generated from the train stages of `scaling-suite --preset full`, as a run would.
+ * figures of the reference facts, and the flags of configs/model/flame-moe.sh,
+ * configs/train/flame-moe.sh and scripts/training/modules/flame-moe_step2.sh), not computed from the
+ * project's own constants. The command line is generated from the train stages of
+ * `scaling-suite --preset full`, as a run would.
  */
 import { Effect, Schema } from "effect"
 import * as path from "node:path"
@@ -29,6 +30,9 @@ const published = [
 
 const DATA = "/data/dclm/dclm_text_document"
 const SAVE = "/ckpt/flame-moe"
+/** $SLURM_JOB_ID, FLAME-MoE's --wandb-exp-name. */
+const JOB = "4242"
+const paths = { dataPath: [DATA], saveDir: SAVE, runName: JOB }
 
 /** FLAME-MoE's arguments for one scale: [flag, value] (value undefined for a switch). */
 const flameMoeFlags = (s: (typeof published)[number]): ReadonlyArray<[string, string | number | undefined]> => {
@@ -63,9 +67,8 @@ const flameMoeFlags = (s: (typeof published)[number]): ReadonlyArray<[string, st
     ["--init-method-std", 0.02],
     ["--tokenizer-type", "HuggingFaceTokenizer"],
     ["--tokenizer-model", "EleutherAI/pythia-12b"],
-    // configs/train/flame-moe.sh: infrastructure (EP 8 on 4 nodes x 8 GPUs)
-    ["--sequence-parallel", undefined],
-    ["--tensor-model-parallel-size", 1],
+    // configs/train/flame-moe.sh: infrastructure (EP 8 on 4 nodes x 8 GPUs). No --sequence-parallel
+    // (FLAME-MoE removed it with --tensor-model-parallel-size 1 in 5b133cd: useless without tensor parallelism).
     ["--pipeline-model-parallel-size", 1],
     ["--expert-model-parallel-size", 8],
     ["--use-distributed-optimizer", undefined],
@@ -87,7 +90,8 @@ const flameMoeFlags = (s: (typeof published)[number]): ReadonlyArray<[string, st
     ["--seq-length", 2048],
     ["--data-path", DATA],
     ["--split", "90,5,5"],
-    // save
+    // scripts/training/modules/flame-moe_step2.sh: save (wandb off unless a project is set; tensorboard
+    // in the save directory's tensorboard/, where FLAME-MoE used the save directory itself: see below)
     ["--log-interval", 5],
     ["--log-throughput", undefined],
     ["--save", SAVE],
@@ -100,6 +104,7 @@ const flameMoeFlags = (s: (typeof published)[number]): ReadonlyArray<[string, st
 
 /** Megatron defaults FLAME-MoE relied on, pinned because the stage's params carry them. */
 const pinned: ReadonlyArray<[string, string | number]> = [
+  ["--tensor-model-parallel-size", 1],
   ["--rotary-base", 10000],
   ["--lr-wsd-decay-style", "exponential"],
   ["--weight-decay", 0.01],
@@ -152,7 +157,7 @@ describe("Megatron-LM arguments for the published configuration", () => {
     it(`${scale[0]}: every FLAME-MoE flag with its value, plus the pinned defaults, nothing else`, () => {
       const p = params.get(scale[0])!
       expect(p).toBeDefined()
-      const argv = flattenArguments(pretrainArguments(p, defaultMegatronParams, { dataPath: [DATA], saveDir: SAVE }))
+      const argv = flattenArguments(pretrainArguments(p, defaultMegatronParams, paths))
       const actual = parse(argv)
       const expected = [...flameMoeFlags(scale), ...pinned]
       for (const [flag, value] of expected) {
@@ -168,10 +173,7 @@ describe("Megatron-LM arguments for the published configuration", () => {
   }
 
   it("groups the arguments as FLAME-MoE's scripts do", () => {
-    const args = pretrainArguments(params.get("flame-moe-38m")!, defaultMegatronParams, {
-      dataPath: [DATA],
-      saveDir: SAVE
-    })
+    const args = pretrainArguments(params.get("flame-moe-38m")!, defaultMegatronParams, paths)
     expect(args.moe[0]).toBe("--moe-ffn-hidden-size")
     expect(args.infra).toContain("--expert-model-parallel-size")
     expect(args.data).toEqual(["--seq-length", "2048", "--data-path", DATA, "--split", "90,5,5"])
@@ -191,8 +193,8 @@ describe("Megatron-LM arguments for the published configuration", () => {
 
   it("passes FLAME-MoE's per-shard blend as one --data-path list, weight before prefix", () => {
     const args = pretrainArguments(params.get("flame-moe-38m")!, defaultMegatronParams, {
-      dataPath: ["1.0", "/d/a_text_document", "1.0", "/d/b_text_document"],
-      saveDir: SAVE
+      ...paths,
+      dataPath: ["1.0", "/d/a_text_document", "1.0", "/d/b_text_document"]
     })
     expect(args.data).toEqual([
       "--seq-length",
@@ -211,7 +213,7 @@ describe("Megatron-LM arguments for the published configuration", () => {
     const p = { ...params.get("flame-moe-38m")!, weightDecay: 0.1, seed: 7, data: { split: "98,1,1", seed: 7 } }
     const argv = flattenArguments(
       pretrainArguments(p, { ...defaultMegatronParams, extraArgs: ["--exit-signal-handler"], evalInterval: 50 }, {
-        dataPath: [DATA],
+        ...paths,
         saveDir: path.join(SAVE, "x")
       })
     )
@@ -221,6 +223,64 @@ describe("Megatron-LM arguments for the published configuration", () => {
     expect(flags.get("--split")).toBe("98,1,1")
     expect(flags.get("--eval-interval")).toBe("50")
     expect(argv[argv.length - 1]).toBe("--exit-signal-handler")
+  })
+
+  it("with FLAME-MoE's logging settings, its SAVE_ARGS exactly, in its order", () => {
+    // scripts/training/modules/flame-moe_step2.sh, with WANDB_PROJECT's default from
+    // scripts/training/flame-moe.sh and the save directory as FLAME-MoE's $SSD_WEIGHTS.
+    const m = { ...defaultMegatronParams, wandbProject: "flame-moe", tensorboardDir: SAVE }
+    expect(pretrainArguments(params.get("flame-moe-38m")!, m, paths).save).toEqual([
+      "--log-interval",
+      "5",
+      "--log-throughput",
+      "--save",
+      SAVE,
+      "--save-interval",
+      "212",
+      "--load",
+      SAVE,
+      "--eval-interval",
+      "212",
+      "--wandb-save-dir",
+      SAVE,
+      "--wandb-project",
+      "flame-moe",
+      "--wandb-exp-name",
+      JOB,
+      "--tensorboard-dir",
+      SAVE
+    ])
+  })
+
+  it("logging is configurable: wandb off without a project, tensorboard off with null, names and directories set", () => {
+    const p = params.get("flame-moe-38m")!
+    const flags = (m: Partial<typeof defaultMegatronParams>) =>
+      parse(flattenArguments(pretrainArguments(p, { ...defaultMegatronParams, ...m }, paths)))
+    const plain = flags({})
+    expect([...plain.keys()].filter((f) => f.startsWith("--wandb"))).toEqual([])
+    expect(plain.get("--tensorboard-dir")).toBe(`${SAVE}/tensorboard`)
+    expect(flags({ wandbProject: "" }).has("--wandb-project")).toBe(false)
+    expect(flags({ tensorboardDir: null }).has("--tensorboard-dir")).toBe(false)
+    const named = flags({ wandbProject: "p", wandbExpName: "run-1", wandbSaveDir: "/logs/wandb", tensorboardDir: "tb" })
+    expect(named.get("--wandb-project")).toBe("p")
+    expect(named.get("--wandb-exp-name")).toBe("run-1")
+    expect(named.get("--wandb-save-dir")).toBe("/logs/wandb")
+    // torchrun runs in the Megatron-LM checkout: a relative directory is taken from where flame-pipe runs.
+    expect(named.get("--tensorboard-dir")).toBe(path.resolve("tb"))
+    expect(layoutProblems(p, { ...defaultMegatronParams, wandbProject: "p", wandbExpName: "" })).toEqual([
+      "wandbExpName is empty: Megatron-LM needs an experiment name for wandb"
+    ])
+  })
+
+  it("--sequence-parallel only with tensor parallelism (Megatron drops it, with a warning, at tensor parallel 1)", () => {
+    const p = params.get("flame-moe-38m")!
+    const tp1 = parse(flattenArguments(pretrainArguments(p, defaultMegatronParams, paths)))
+    expect(tp1.has("--sequence-parallel")).toBe(false)
+    expect(tp1.get("--tensor-model-parallel-size")).toBe("1")
+    const tp2 = parse(flattenArguments(pretrainArguments(p, { ...defaultMegatronParams, tensorParallel: 2 }, paths)))
+    expect(tp2.has("--sequence-parallel")).toBe(true)
+    expect(tp2.get("--sequence-parallel")).toBeUndefined()
+    expect(tp2.get("--tensor-model-parallel-size")).toBe("2")
   })
 
   it("wsd decay iterations are trainIters / 10 by integer division, for every scale", () => {

@@ -41,6 +41,7 @@ export const record = (stageId: string, kind: string, fields: Partial<StageRecor
 
 export const suiteData = (): ReportData => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fp-report-unit-"))
+  // Two MoE layers after a dense first one, as FLAME-MoE: the traces store indices 1 and 2 (Megatron layers 2, 3).
   const o = { numTokens: 2 * 256, vocabSize: 200, numExperts: 64, topK: 6, numLayers: 2, seqLength: 256, seed: 3 }
   const file = (s: number) => path.join(dir, `t${s}.bin`)
   writeSyntheticTraces(o, {

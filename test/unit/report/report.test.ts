@@ -3,6 +3,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { describe, expect, it } from "vitest"
+import type { SpecializationSummary } from "../../../src/analysis/schema.ts"
 import { Lineage } from "../../../src/lineage/Lineage.ts"
 import { buildReport } from "../../../src/report/build.ts"
 import { collectRecords, reportMetrics } from "../../../src/report/collect.ts"
@@ -111,6 +112,50 @@ describe("report sections", () => {
     ])
     const rows = report.sections.at(-1)!.tables[0]!.rows
     expect(rows.some((r) => r[1] === "Audit results")).toBe(true)
+  })
+
+  it("names layers by Megatron's number: the first MoE layer after FLAME-MoE's dense layer 1 is layer 2", () => {
+    // The fixture's traces are of a dense-first model: stored (0-based) MoE layer indices 1 and 2.
+    const data = suiteData()
+    const figures = buildReport(data).sections.flatMap((s) => s.figures)
+    const tables = buildReport(data).sections.flatMap((s) => s.tables)
+    type Timeline = {
+      baseOption: { timeline: { data: Array<string> } }
+      options: Array<{ title: { text: string } }>
+    }
+    const coactivation = figures.find((f) => f.id === "coactivation-s-tiny")!.option as unknown as Timeline
+    expect(coactivation.baseOption.timeline.data).toEqual(["layer 2", "layer 3"])
+    expect(coactivation.options.map((o) => o.title.text)).toEqual(["layer 2", "layer 3"])
+    const saturation = figures.find((f) => f.id === "saturation-s-tiny")!
+    const names = (saturation.option.series as Array<{ name: string }>).map((s) => s.name)
+    expect(names.filter((n) => n.startsWith("layer"))).toEqual(["layer 2, k = 1", "layer 3, k = 1"])
+    const specialization = figures.find((f) => f.id === "specialization")!
+    expect((specialization.option.xAxis as { data: Array<string> }).data).toEqual(["layer 2", "layer 3"])
+    const top = tables.find((t) => t.id === "specialization-top")!
+    expect(top.rows.length).toBeGreaterThan(0)
+    for (const row of top.rows) expect(row[top.columns.indexOf("layer")]).toBe(3)
+    for (const f of figures.filter((f) => f.id.startsWith("coactivation") || f.id === "specialization")) {
+      expect(f.caption, f.id).toContain("numbered from 1 as in Megatron")
+    }
+  })
+
+  it("lines up the specialization bars of scales of different depth by layer number", () => {
+    const data = suiteData()
+    const shallow = data.records.find((r) => r.kind === "analysis/expert-specialization")!
+    const doc = shallow.documents["specialization.json"] as SpecializationSummary
+    const extra = { ...doc.perLayer[1]!, layer: 4, meanTokenMaxScore: 0.5 }
+    const deeper = record("analysis/s-deep/specialization", "analysis/expert-specialization", {
+      documents: {
+        "specialization.json": { ...doc, scale: "s-deep", layers: [2, 3, 4], perLayer: [...doc.perLayer, extra] }
+      }
+    })
+    const report = buildReport({ ...data, records: [...data.records, deeper] })
+    const fig = report.sections.flatMap((s) => s.figures).find((f) => f.id === "specialization")!
+    expect((fig.option.xAxis as { data: Array<string> }).data).toEqual(["layer 2", "layer 3", "layer 4"])
+    const series = fig.option.series as Array<{ name: string; data: Array<number | null> }>
+    expect(series.map((s) => s.data.length)).toEqual([3, 3])
+    expect(series[0]!.data[2]).toBeNull()
+    expect(series[1]!.data[2]).toBe(0.5)
   })
 
   it("names the stage and output of an analysis document that does not decode", () => {

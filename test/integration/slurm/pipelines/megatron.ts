@@ -65,6 +65,7 @@ export default Pipeline.define({
           nodes: 1,
           gpusPerNode: 2,
           expertParallel: 2,
+          cpusPerTask: 1,
           memoryMb: 1024,
           logInterval: 1,
           tokenizerModel: fromRoot("fixtures", "tokenizer"),
