@@ -3,7 +3,11 @@
  *
  *   L(N, D) = E + A / N^alpha + B / D^beta,   N = active parameters, D = training tokens,
  *
- * and the fit objective: the sum over runs of Huber_delta(log L_pred - log L_obs), delta = 1e-3.
+ * and the fit objective: the mean over runs of Huber_delta(log L_pred - log L_obs), delta = 1e-3, as
+ * FLAME-MoE's notebook computes it (analysis/find_scaling_law.ipynb, `huber_loss`: np.mean). The sum is
+ * the same minimiser at n times the scale; since L-BFGS-B's stopping tests are absolute (pgtol on the
+ * gradient, factr * eps on the decrease when |f| < 1), the scale decides where each start stops, so
+ * the reduction is a parameter here (`Reduction`) and objectives are reported as the mean.
  * Two parameterisations of the same objective:
  *
  * - raw (E, A, alpha, B, beta): what FLAME-MoE optimised. A and B are O(e^5)..O(e^25) while their
@@ -41,6 +45,12 @@ export const huber = (delta: number, r: number): number =>
 /** Its derivative: the residual clipped to [-delta, delta]. */
 export const huberDerivative = (delta: number, r: number): number => (r > delta ? delta : r < -delta ? -delta : r)
 
+/**
+ * How the runs' Huber losses are combined: `mean` is FLAME-MoE's (np.mean) and the unit every objective
+ * is reported in; `sum` is the same function times the number of runs.
+ */
+export type Reduction = "mean" | "sum"
+
 /** The raw vector is [E, A, alpha, B, beta]. */
 export const rawVector = (p: LawParams): Array<number> => [p.E, p.A, p.alpha, p.B, p.beta]
 export const fromRawVector = (x: ArrayLike<number>): LawParams => ({
@@ -61,6 +71,13 @@ export const fromLogVector = (x: ArrayLike<number>): LawParams => ({
   beta: x[4]!
 })
 
+/** The sum and its gradient divided by `count` (the number of runs for the mean, as np.mean divides; 1 for the sum). */
+const scaled = (total: number, g: Float64Array, count: number): number => {
+  if (count === 1) return total
+  for (let i = 0; i < g.length; i++) g[i] = g[i]! / count
+  return total / count
+}
+
 /** log N, log D and log L of each run, computed once per fit. */
 interface Prepared {
   readonly logN: Float64Array
@@ -78,8 +95,13 @@ const prepare = (runs: ReadonlyArray<Observation>): Prepared => ({
  * Objective over the raw parameters. Where the prediction is not positive (E < 0 far enough) the log
  * is undefined: the objective is +Infinity there, which the line search backs away from.
  */
-export const rawObjective = (runs: ReadonlyArray<Observation>, delta: number): Objective => {
+export const rawObjective = (
+  runs: ReadonlyArray<Observation>,
+  delta: number,
+  reduction: Reduction = "mean"
+): Objective => {
   const { logD, logL, logN } = prepare(runs)
+  const count = reduction === "mean" ? logN.length : 1
   return (x, g) => {
     const [E, A, alpha, B, beta] = [x[0]!, x[1]!, x[2]!, x[3]!, x[4]!]
     g.fill(0)
@@ -101,13 +123,18 @@ export const rawObjective = (runs: ReadonlyArray<Observation>, delta: number): O
       g[3] = g[3]! + w * db
       g[4] = g[4]! - w * B * db * logD[i]!
     }
-    return total
+    return scaled(total, g, count)
   }
 }
 
 /** Objective over [log E, log A, alpha, log B, beta], log L_pred by a stable log-sum-exp. */
-export const logObjective = (runs: ReadonlyArray<Observation>, delta: number): Objective => {
+export const logObjective = (
+  runs: ReadonlyArray<Observation>,
+  delta: number,
+  reduction: Reduction = "mean"
+): Objective => {
   const { logD, logL, logN } = prepare(runs)
+  const count = reduction === "mean" ? logN.length : 1
   return (x, g) => {
     const [e, a, alpha, b, beta] = [x[0]!, x[1]!, x[2]!, x[3]!, x[4]!]
     g.fill(0)
@@ -129,13 +156,16 @@ export const logObjective = (runs: ReadonlyArray<Observation>, delta: number): O
       g[3] = g[3]! + h * wB
       g[4] = g[4]! - h * wB * logD[i]!
     }
-    return total
+    return scaled(total, g, count)
   }
 }
 
-/** The objective value of parameters, whichever parameterisation found them (they share the objective). */
+/**
+ * The objective at parameters, whichever parameterisation found them (they share the objective), in
+ * FLAME-MoE's unit: the mean over runs.
+ */
 export const objectiveValue = (runs: ReadonlyArray<Observation>, delta: number, p: LawParams): number => {
   let total = 0
   for (const r of runs) total += huber(delta, Math.log(predictLoss(p, r.N, r.D)) - Math.log(r.loss))
-  return total
+  return total / runs.length
 }

@@ -30,7 +30,13 @@ export const LawParamsSchema = Schema.Struct({
 export const FitSummary = Schema.Struct({
   method: Schema.Literal("raw", "log"),
   params: LawParamsSchema,
+  /**
+   * Mean over runs of Huber_delta(log L_pred - log L_obs) at `params`, FLAME-MoE's unit (np.mean).
+   * Fits written by scaling/fit version 1 gave the sum (80 times as large for the 80 ablation runs).
+   */
   objective: Schema.Number,
+  /** What L-BFGS-B minimised: the mean (FLAME-MoE's, the raw fit) or the sum (the log fit); absent before version 2. */
+  reduction: Schema.optional(Schema.Literal("mean", "sum")),
   delta: Schema.Number,
   start: LawParamsSchema,
   iterations: Schema.Number,
@@ -65,7 +71,7 @@ export const ScalingFitResult = Schema.Struct({
    */
   budgets: Schema.Array(Schema.Struct({ flopsBudget: Schema.Number, flops: Schema.Number })),
   fits: Schema.Array(FitSummary),
-  /** The published constants, evaluated on the same runs (objective of the published law on this data). */
+  /** The published constants, evaluated on the same runs (the objective, a mean as the fits', of the published law on this data). */
   published: Schema.Struct({ params: LawParamsSchema, objective: Schema.Number })
 })
 export type ScalingFitResult = typeof ScalingFitResult.Type

@@ -131,7 +131,8 @@ export const scalingSection: SectionBuilder = {
       tables.push({
         id: `scaling-fits${suffix}`,
         title: "Fitted constants",
-        caption: `Huber(delta ${fit.fits[0]?.delta ?? "-"}) objective summed over ${fit.runs.length} runs; ` +
+        caption: `Huber(delta ${fit.fits[0]?.delta ?? "-"}) objective, the mean over ${fit.runs.length} runs as in ` +
+          "FLAME-MoE's notebook (the raw fit minimises it; our log-space fit minimises the sum); " +
           "compare fits by objective and predicted losses: A, B and alpha trade off along a ridge.",
         columns: [
           "fit",

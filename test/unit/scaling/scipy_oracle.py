@@ -1,5 +1,10 @@
 """scipy.optimize.minimize(method="L-BFGS-B") on the problems the TypeScript tests give it, with objectives
-written here independently: reads a JSON list of problems on stdin, prints a JSON list of results."""
+written here independently: reads a JSON list of problems on stdin, prints a JSON list of results.
+
+A "grid" problem is FLAME-MoE's fit (analysis/find_scaling_law.ipynb): minimize from each start in turn,
+keep the lowest objective among the results with result.success; it returns that result and its start's
+index. The scaling objectives are the Huber losses' np.mean, as the notebook's huber_loss, or their sum
+("reduction": "sum"), with their exact gradients (the notebook let scipy difference them)."""
 import json
 import sys
 
@@ -23,7 +28,7 @@ def quadratic(A, b):
     return lambda x: (0.5 * x @ A @ x - b @ x, A @ x - b)
 
 
-def scaling(runs, delta, param):
+def scaling(runs, delta, param, reduction):
     logN = np.log([r["N"] for r in runs])
     logD = np.log([r["D"] for r in runs])
     logL = np.log([r["loss"] for r in runs])
@@ -50,9 +55,18 @@ def scaling(runs, delta, param):
             h = np.clip(r, -delta, delta) / s
             g = np.array([(h * w[2]).sum(), (h * w[0]).sum(), -(h * w[0] * logN).sum(),
                           (h * w[1]).sum(), -(h * w[1] * logD).sum()])
-        return float(huber(delta, r).sum()), g
+        losses = huber(delta, r)
+        if reduction == "mean":
+            return float(np.mean(losses)), g / len(losses)
+        return float(losses.sum()), g
 
     return fun
+
+
+def lbfgsb(fun, x0, bounds):
+    r = minimize(fun, np.asarray(x0, dtype=float), jac=True, method="L-BFGS-B", bounds=bounds)
+    return r, {"x": r.x.tolist(), "fun": float(r.fun), "nit": int(r.nit), "nfev": int(r.nfev),
+               "status": int(r.status), "message": str(r.message)}
 
 
 def main():
@@ -63,13 +77,21 @@ def main():
         elif p["kind"] == "quadratic":
             fun = quadratic(p["A"], p["b"])
         else:
-            fun = scaling(p["runs"], p["delta"], p["param"])
+            fun = scaling(p["runs"], p["delta"], p["param"], p.get("reduction", "mean"))
         bounds = None
         if p.get("bounds") is not None:
             bounds = [(None if lo is None else lo, None if hi is None else hi) for lo, hi in p["bounds"]]
-        r = minimize(fun, np.asarray(p["x0"], dtype=float), jac=True, method="L-BFGS-B", bounds=bounds)
-        out.append({"x": r.x.tolist(), "fun": float(r.fun), "nit": int(r.nit), "nfev": int(r.nfev),
-                    "status": int(r.status), "message": str(r.message)})
+        if p["kind"] != "grid":
+            out.append(lbfgsb(fun, p["x0"], bounds)[1])
+            continue
+        best, lowest = None, np.inf
+        for i, x0 in enumerate(p["starts"]):
+            r, summary = lbfgsb(fun, x0, bounds)
+            if r.success:
+                current = fun(r.x)[0]
+                if current < lowest:
+                    best, lowest = dict(summary, start=i), current
+        out.append(best)
     json.dump(out, sys.stdout)
 
 
