@@ -1,7 +1,7 @@
 /**
  * The tiny scaling suite cut down to its smallest scale: the same stages, params and fingerprints as
  * `scaling-suite --preset tiny` for everything flame-moe-38m-tiny needs (sources, compile-kernels,
- * tokenization, training, its 10 evaluations and traces), plus a suite table over that one scale.
+ * tokenization, training, its 11 evaluations and traces), plus a suite table over that one scale.
  * Runs in about a minute on 2 cores, so the audit and gc tests can afford a workspace of their own.
  * `--config kernels=DIR` takes the worker's sources from DIR/src and DIR/Makefile instead of kernels/
  * (the store hard-links sources, so a test works on a copy nobody edits meanwhile).

@@ -166,10 +166,10 @@ describe("audit and gc on the tiny suite", () => {
       expect(found.map((f) => [f.code, f.stage, f.artifact?.name])).toEqual([
         ["modified", "compile-kernels", "flame-worker"]
       ])
-      // train, 10 evals and 10 traces ran it.
-      expect(found[0]!.message).toContain("the worker binary of 21 execution(s)")
+      // train, 11 evals and 11 traces (10 interval checkpoints and the final one) ran it.
+      expect(found[0]!.message).toContain("the worker binary of 23 execution(s)")
       const binary = report.environment.workers.find((w) => w.path === worker.path)!
-      expect(binary).toMatchObject({ recordedHash: worker.hash, changed: true, executions: 21 })
+      expect(binary).toMatchObject({ recordedHash: worker.hash, changed: true, executions: 23 })
     } finally {
       fs.writeFileSync(file, original)
     }
@@ -198,8 +198,8 @@ describe("audit and gc on the tiny suite", () => {
   })
 
   it("gc frees a superseded variant, keeps what the latest run and a pin need, and audit rebuilds it", async () => {
-    // A variant (fewer evaluation documents) reruns the requests, the 10 evaluations and the table;
-    // going back to the defaults leaves those 12 executions unused.
+    // A variant (fewer evaluation documents) reruns the requests, the 11 evaluations and the table;
+    // going back to the defaults leaves those 13 executions unused.
     const variant = await cli(["run", pipeline, "--set", "eval/requests.limit=4"])
     expect(variant.exitCode, variant.stderr.slice(-2000)).toBe(0)
     const variantTable = artifactOf("suite/table", "table.md")
@@ -210,7 +210,12 @@ describe("audit and gc on the tiny suite", () => {
     const listed = await dry()
     expect(listed.dryRun).toBe(true)
     expect(listed.units.map((u) => u.stage).sort()).toEqual(
-      ["eval/requests", "suite/table", ...Array.from({ length: 10 }, (_, i) => `eval/${SCALE}/${2 * (i + 1)}`)].sort()
+      [
+        "eval/requests",
+        "suite/table",
+        ...Array.from({ length: 10 }, (_, i) => `eval/${SCALE}/${2 * (i + 1)}`),
+        `eval/${SCALE}/21`
+      ].sort()
     )
     expect(listed.units.every((u) => u.kind === "outputs" && u.bytes > 0)).toBe(true)
     expect(listed.freedBytes).toBe(listed.units.reduce((s, u) => s + u.bytes, 0))
@@ -221,14 +226,14 @@ describe("audit and gc on the tiny suite", () => {
     expect(pinned.exitCode, pinned.stderr).toBe(0)
     const withPin = await dry()
     expect(withPin.units.map((u) => u.stage)).not.toContain("suite/table")
-    expect(withPin.units.map((u) => u.stage)).not.toContain(`eval/${SCALE}/20`)
+    expect(withPin.units.map((u) => u.stage)).not.toContain(`eval/${SCALE}/21`)
     expect(withPin.units.map((u) => u.stage)).not.toContain("eval/requests")
-    expect(withPin.units).toHaveLength(9)
+    expect(withPin.units).toHaveLength(10)
     expect((await cli(["unpin", variantTable.execution_id])).exitCode).toBe(0)
 
     const collected = JSON.parse((await cli(["gc", "--yes", "--json"])).stdout) as GcPlan
     expect(collected.dryRun).toBe(false)
-    expect(collected.units).toHaveLength(12)
+    expect(collected.units).toHaveLength(13)
     expect(fs.existsSync(path.join(ws, variantTable.path))).toBe(false)
     expect(fs.existsSync(path.join(ws, ".gc"))).toBe(false)
     // Lineage stays, marked collected; the latest run's results are all there.
@@ -245,7 +250,7 @@ describe("audit and gc on the tiny suite", () => {
     const { exitCode, report } = await auditJson([variantTable.execution_id, "--restore"])
     expect(exitCode, JSON.stringify(fails(report))).toBe(0)
     expect(report.reexecution.results.map((r) => [r.stage, r.status, r.selectedBy]).sort()).toEqual([
-      [`eval/${SCALE}/20`, "reproduced", "restore"],
+      [`eval/${SCALE}/21`, "reproduced", "restore"],
       ["eval/requests", "reproduced", "restore"],
       ["suite/table", "reproduced", "restore"]
     ])

@@ -5,7 +5,7 @@
  * pretrain_gpt.py and save real torch_dist checkpoints of random weights), and the evaluations and
  * traces then import those checkpoints (stages/importMegatron.ts).
  *
- * Presets: `tiny` keeps everything of the scale (training, the 10 evaluations and traces, the four
+ * Presets: `tiny` keeps everything of the scale (training, the 11 evaluations and traces, the four
  * routing analyses), a suite table and a report over them; `slice` only the training and the
  * evaluation and trace of its first checkpoint (the Slurm test: every stage is a batch job there).
  * The worker is built for the CPU and the evaluations and traces run on it: the GPUs a Megatron
