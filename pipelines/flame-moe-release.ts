@@ -28,17 +28,15 @@ import { defaultTinyOptions, tinyScales } from "../src/flame/tinyPreset.ts"
 import * as Pipeline from "../src/Pipeline.ts"
 import type { ExecutorInfo, StageNode } from "../src/Stage.ts"
 import { node, ref } from "../src/Stage.ts"
-import { reportNode } from "../stages/analysis/report.ts"
 import { routingAnalysisNodes } from "../stages/analysis/routing.ts"
 import { evalRequests } from "../stages/eval.ts"
-import { checkpointStages, publishedModel } from "../stages/flame/checkpointStages.ts"
+import { checkpointStages, publishedModel, tableAndReport } from "../stages/flame/checkpointStages.ts"
 import { dataPathsFor, missingSettings, tokenizerVocabSize } from "../stages/flame/data.ts"
 import { dataAndWorker, datasetInputs } from "../stages/flame/dataStages.ts"
 import { type ModelParams, tinyModel } from "../stages/flame/model.ts"
 import { importMegatron } from "../stages/importMegatron.ts"
 import { workerOutput } from "../stages/kernels.ts"
 import { source } from "../stages/source.ts"
-import { suiteTable } from "../stages/suiteTable.ts"
 
 interface ReleaseScale {
   readonly id: string
@@ -179,17 +177,12 @@ const build = (
     }))
     finals.push([scale.id, steps[steps.length - 1]!])
   }
-  nodes.push(node(suiteTable, {
-    id: "suite/table",
-    params: { scales: finals.map(([s]) => s) },
-    inputs: Object.fromEntries(finals.map(([s, step]) => [s, ref(`eval/${s}/${step}`, "eval.json")]))
-  }))
-  nodes.push(reportNode({
-    id: "suite/report",
+  nodes.push(...tableAndReport({
+    finals,
+    nodes,
     title: `FLAME-MoE released models (${preset})`,
     pipeline: "flame-moe-release",
-    preset,
-    nodes
+    preset
   }))
   return nodes
 }

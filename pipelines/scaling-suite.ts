@@ -32,16 +32,14 @@ import { defaultTinyOptions, tinyScales } from "../src/flame/tinyPreset.ts"
 import * as Pipeline from "../src/Pipeline.ts"
 import type { ExecutorInfo, StageNode } from "../src/Stage.ts"
 import { node, ref } from "../src/Stage.ts"
-import { reportNode } from "../stages/analysis/report.ts"
 import { routingAnalysisNodes } from "../stages/analysis/routing.ts"
 import { evalRequests } from "../stages/eval.ts"
-import { checkpointStages, publishedModel } from "../stages/flame/checkpointStages.ts"
+import { checkpointStages, publishedModel, tableAndReport } from "../stages/flame/checkpointStages.ts"
 import { dataPathsFor, requireData, tokenizerVocabSize } from "../stages/flame/data.ts"
 import { dataAndWorker, dataModeOf, datasetInputs } from "../stages/flame/dataStages.ts"
 import { type ModelParams, tinyModel } from "../stages/flame/model.ts"
 import { workerOutput } from "../stages/kernels.ts"
 import { source } from "../stages/source.ts"
-import { suiteTable } from "../stages/suiteTable.ts"
 import { train } from "../stages/train.ts"
 
 /** The tiny preset's shrink, tuned so the whole suite runs on 2 cores in a few minutes. */
@@ -153,22 +151,13 @@ const build = (
       minOccurrences: preset === "tiny" ? 3 : 10
     }))
   }
-  nodes.push(node(suiteTable, {
-    id: "suite/table",
-    params: { scales: suite.map((s) => s.id) },
-    inputs: Object.fromEntries(
-      suite.map((s) => [s.id, ref(`eval/${s.id}/${s.evalSteps[s.evalSteps.length - 1]}`, "eval.json")])
-    )
+  nodes.push(...tableAndReport({
+    finals: suite.map((s) => [s.id, s.evalSteps[s.evalSteps.length - 1]!]),
+    nodes,
+    title: `FLAME-MoE scaling suite (${preset})`,
+    pipeline: "scaling-suite",
+    preset
   }))
-  nodes.push(
-    reportNode({
-      id: "suite/report",
-      title: `FLAME-MoE scaling suite (${preset})`,
-      pipeline: "scaling-suite",
-      preset,
-      nodes
-    })
-  )
   return nodes
 }
 

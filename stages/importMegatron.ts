@@ -9,30 +9,11 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { StageFailed, type WorkerFailed } from "../src/domain/Errors.ts"
 import type { ImportResult } from "../src/megatron/import/importCheckpoint.ts"
-import { importMegatronCheckpoint, readCheckpointModel } from "../src/megatron/import/importCheckpoint.ts"
+import { openImport } from "../src/megatron/import/importCheckpoint.ts"
 import type { StageContext } from "../src/Stage.ts"
 import { define } from "../src/Stage.ts"
 import { runWorker } from "../src/worker/runWorker.ts"
 import { ModelParams, workerBinary, writeWorkerConfig } from "./flame/model.ts"
-
-const ImportedModelSchema = Schema.Struct({
-  vocabSize: Schema.Number,
-  hiddenSize: Schema.Number,
-  numLayers: Schema.Number,
-  numAttentionHeads: Schema.Number,
-  ffnHiddenSize: Schema.Number,
-  moeFfnHiddenSize: Schema.Number,
-  numExperts: Schema.Number,
-  topK: Schema.Number,
-  sharedExpertSize: Schema.Number,
-  moeLayers: Schema.String,
-  seqLength: Schema.Number,
-  ropeBase: Schema.Number,
-  normEps: Schema.Number,
-  initStd: Schema.Number,
-  auxLossCoeff: Schema.Number,
-  zLossCoeff: Schema.Number
-})
 
 /**
  * Imports the Megatron checkpoint `dir` into `out` as a worker checkpoint, for a stage that has the
@@ -48,17 +29,23 @@ export const importForWorker = (
     const failure = (e: unknown) =>
       new StageFailed({ stage: ctx.stageId, reason: e instanceof Error ? e.message : String(e) })
     const source = path.resolve(dir)
-    const model = yield* Effect.tryPromise({ try: () => readCheckpointModel(source), catch: failure })
-    // The model fingerprint is the worker's (a sha256 of its canonical model section): asked of it.
-    const config = yield* writeWorkerConfig(ctx, "imported-model.json", { model })
-    const { modelFingerprint } = (yield* runWorker(ctx, {
-      file: workerBinary(ctx),
-      args: ["params", "--config", config]
-    })) as { modelFingerprint: string }
-    const result = yield* Effect.tryPromise({
-      try: () => importMegatronCheckpoint(source, { outputDir: out, fingerprint: modelFingerprint, expected }),
-      catch: failure
-    })
+    // The checkpoint is opened once: its model first (the worker computes its fingerprint), then converted.
+    const result = yield* Effect.acquireUseRelease(
+      Effect.tryPromise({ try: () => openImport(source), catch: failure }),
+      (pending) =>
+        Effect.gen(function*() {
+          const config = yield* writeWorkerConfig(ctx, "imported-model.json", { model: pending.model })
+          const { modelFingerprint } = (yield* runWorker(ctx, {
+            file: workerBinary(ctx),
+            args: ["params", "--config", config]
+          })) as { modelFingerprint: string }
+          return yield* Effect.tryPromise({
+            try: () => pending.convert({ outputDir: out, fingerprint: modelFingerprint, expected }),
+            catch: failure
+          })
+        }),
+      (pending) => Effect.sync(() => pending.close())
+    )
     yield* ctx.log(
       `imported ${result.format} checkpoint ${source} at iteration ${result.iteration}: ${result.tensors} tensors, ` +
         `${result.parameters} parameters, ${result.skippedEntries} non-weight entries skipped`
@@ -85,7 +72,8 @@ export const importMegatron = define({
     tensors: Schema.Number,
     parameters: Schema.Number,
     bytesWritten: Schema.Number,
-    model: ImportedModelSchema
+    /** The model the checkpoint holds, as the worker takes it. */
+    model: ModelParams
   }),
   resources: () => ({ cpus: 1, memoryMb: 4096 }),
   reproducibility: { _tag: "bitwise" },

@@ -10,7 +10,9 @@ import { traceCapture, traceSplitSamples, trainingSplitSamples } from "../../src
 import type { Scale } from "../../src/flame/schema.ts"
 import type { OutputRef, StageNode } from "../../src/Stage.ts"
 import { node, ref } from "../../src/Stage.ts"
+import { reportNode } from "../analysis/report.ts"
 import { evaluate } from "../eval.ts"
+import { suiteTable } from "../suiteTable.ts"
 import { trace } from "../trace.ts"
 import { flameModel, type ModelParams } from "./model.ts"
 
@@ -67,3 +69,24 @@ export const checkpointStages = (o: CheckpointStagesOptions): ReadonlyArray<Stag
     inputs: { checkpoint: o.checkpoint, ...o.data, worker: o.worker }
   })
 ]
+
+/**
+ * suite/table over each scale's final evaluation, then suite/report over `nodes` and the table: how a
+ * FLAME-MoE pipeline ends.
+ */
+export const tableAndReport = (o: {
+  /** [scale, final step] for each scale in the table. */
+  readonly finals: ReadonlyArray<readonly [string, number]>
+  readonly nodes: ReadonlyArray<StageNode>
+  readonly title: string
+  readonly pipeline: string
+  readonly preset: string
+}): ReadonlyArray<StageNode> => {
+  const table = node(suiteTable, {
+    id: "suite/table",
+    params: { scales: o.finals.map(([scale]) => scale) },
+    inputs: Object.fromEntries(o.finals.map(([scale, step]) => [scale, ref(`eval/${scale}/${step}`, "eval.json")]))
+  })
+  const nodes = [...o.nodes, table]
+  return [table, reportNode({ id: "suite/report", title: o.title, pipeline: o.pipeline, preset: o.preset, nodes })]
+}

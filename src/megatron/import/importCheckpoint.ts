@@ -18,8 +18,8 @@ import { ArgsError } from "./megatronArgs.ts"
 import type { OpenCheckpoint } from "./megatronCheckpoint.ts"
 import { CheckpointError, openMegatronCheckpoint } from "./megatronCheckpoint.ts"
 import type { WorkerDtype } from "./tensorSource.ts"
-import { ArchiveError } from "./torchArchive.ts"
-import { PickleError } from "./torchPickle.ts"
+import { ArchiveError, numelOf } from "./torchArchive.ts"
+import { dtypeBytes, PickleError } from "./torchPickle.ts"
 import type { WorkerTensor } from "./workerLayout.ts"
 import { MappingError, resolve, workerTensors } from "./workerLayout.ts"
 
@@ -64,8 +64,6 @@ const SAFETENSORS = "model.safetensors"
 /** Slices written at once: large enough for few system calls, small enough to bound memory. */
 const SLICE_BYTES = 32 * 1024 * 1024
 
-const itemBytes: Record<WorkerDtype, number> = { BF16: 2, F32: 4 }
-
 const safetensorsHeader = (
   tensors: ReadonlyArray<{ readonly tensor: WorkerTensor; readonly dtype: WorkerDtype }>,
   fingerprint: string
@@ -73,7 +71,7 @@ const safetensorsHeader = (
   const header: Record<string, unknown> = {}
   let offset = 0
   for (const { dtype, tensor } of tensors) {
-    const bytes = tensor.shape.reduce((a, b) => a * b, 1) * itemBytes[dtype]
+    const bytes = numelOf(tensor.shape) * dtypeBytes[dtype]
     header[tensor.name] = { dtype, shape: tensor.shape, data_offsets: [offset, offset + bytes] }
     offset += bytes
   }
@@ -163,7 +161,7 @@ const convert = async (ckpt: OpenCheckpoint, options: ImportOptions): Promise<Im
     // Tensors go out in slices of up to SLICE_BYTES (rows of their first dimension) through two
     // buffers in turn: one is written (the libuv thread pool) while the next slice is assembled.
     const slices = plan.map(({ source, tensor }) => {
-      const rowBytes = tensor.shape.slice(1).reduce((a, b) => a * b, 1) * itemBytes[source.dtype]
+      const rowBytes = numelOf(tensor.shape.slice(1)) * dtypeBytes[source.dtype]
       const rows = source.permutes ? tensor.shape[0]! : Math.max(1, Math.floor(SLICE_BYTES / rowBytes))
       return { rows, bytes: rows * rowBytes }
     })
@@ -171,12 +169,12 @@ const convert = async (ckpt: OpenCheckpoint, options: ImportOptions): Promise<Im
     const buffers = [new Uint8Array(capacity), new Uint8Array(capacity)]
     let turn = 0
     for (const [i, { source, tensor }] of plan.entries()) {
-      const numel = tensor.shape.reduce((a, b) => a * b, 1)
+      const numel = numelOf(tensor.shape)
       const rows = tensor.shape[0]!
       for (let first = 0; first < rows; first += slices[i]!.rows) {
         const count = Math.min(slices[i]!.rows, rows - first)
         const region = await source.read(buffers[turn], { first, count })
-        const expected = (numel / rows) * count * itemBytes[source.dtype]
+        const expected = (numel / rows) * count * dtypeBytes[source.dtype]
         if (region.dtype !== source.dtype || region.bytes.byteLength !== expected) {
           throw new MappingError(
             source.key,
@@ -227,29 +225,52 @@ const convert = async (ckpt: OpenCheckpoint, options: ImportOptions): Promise<Im
   }
 }
 
-const withCheckpoint = async <A>(dir: string, f: (ckpt: OpenCheckpoint) => Promise<A>): Promise<A> => {
+/** Any failure of reading or converting `dir` as an ImportError naming the place. */
+const asImportError = (dir: string, e: unknown): unknown => {
   const fail = (file: string | undefined, tensor: string | undefined, reason: string) =>
     new ImportError(dir, file, tensor, reason)
-  let ckpt: OpenCheckpoint | undefined
+  if (e instanceof ImportError) return e
+  if (e instanceof CheckpointError) return fail(e.file, e.tensor, e.reason)
+  if (e instanceof MappingError) return fail(e.file, e.tensor, e.message)
+  if (e instanceof ArgsError) return fail(undefined, undefined, e.message)
+  if (e instanceof PickleError || e instanceof ArchiveError) return fail(undefined, undefined, e.message)
+  return e
+}
+
+/** An opened checkpoint: its model is known (and checked) before anything is converted. */
+export interface PendingImport {
+  /** The model the checkpoint holds (from its stored args), checked to be FLAME-MoE's architecture. */
+  readonly model: ImportedModel
+  readonly convert: (options: ImportOptions) => Promise<ImportResult>
+  readonly close: () => void
+}
+
+/**
+ * Opens one iter_XXXXXXX directory once: a caller can learn the model (to ask the worker for its
+ * fingerprint) and then convert without reading the index and args again. Failures are ImportErrors.
+ */
+export const openImport = async (dir: string): Promise<PendingImport> => {
+  const ckpt = await openMegatronCheckpoint(dir).catch((e) => Promise.reject(asImportError(dir, e)))
+  return {
+    model: ckpt.args.model,
+    convert: (options) => convert(ckpt, options).catch((e) => Promise.reject(asImportError(dir, e))),
+    close: () => ckpt.close()
+  }
+}
+
+const withImport = async <A>(dir: string, f: (pending: PendingImport) => Promise<A>): Promise<A> => {
+  const pending = await openImport(dir)
   try {
-    ckpt = await openMegatronCheckpoint(dir)
-    return await f(ckpt)
-  } catch (e) {
-    if (e instanceof ImportError) throw e
-    if (e instanceof CheckpointError) throw fail(e.file, e.tensor, e.reason)
-    if (e instanceof MappingError) throw fail(e.file, e.tensor, e.message)
-    if (e instanceof ArgsError) throw fail(undefined, undefined, e.message)
-    if (e instanceof PickleError || e instanceof ArchiveError) throw fail(undefined, undefined, e.message)
-    throw e
+    return await f(pending)
   } finally {
-    ckpt?.close()
+    pending.close()
   }
 }
 
 /** The model a checkpoint holds (from its stored args), checked to be FLAME-MoE's architecture. */
 export const readCheckpointModel = (dir: string): Promise<ImportedModel> =>
-  withCheckpoint(dir, (ckpt) => Promise.resolve(ckpt.args.model))
+  withImport(dir, (pending) => Promise.resolve(pending.model))
 
 /** Imports one iter_XXXXXXX directory; every failure is an ImportError naming the place. */
 export const importMegatronCheckpoint = (dir: string, options: ImportOptions): Promise<ImportResult> =>
-  withCheckpoint(dir, (ckpt) => convert(ckpt, options))
+  withImport(dir, (pending) => pending.convert(options))

@@ -21,7 +21,7 @@ import { readMegatronArgs } from "./megatronArgs.ts"
 import type { SourceChunk, SourceTensor } from "./tensorSource.ts"
 import type { TorchArchive } from "./torchArchive.ts"
 import { numelOf, openTorchArchive } from "./torchArchive.ts"
-import { field, isTensorRef, type TensorRef } from "./torchPickle.ts"
+import { dtypeBytes, field, isTensorRef, type TensorRef } from "./torchPickle.ts"
 
 export class CheckpointError extends Error {
   constructor(readonly file: string | undefined, readonly tensor: string | undefined, readonly reason: string) {
@@ -187,7 +187,7 @@ const wholeChunk = (
       const rowElems = numelOf(sizes) / sizes[0]!
       if (transform === undefined) return archive.readTensor(t, scratch, first * rowElems, rows * rowElems)
       // A transposed GroupedMLP weight is rebuilt whole, then the rows are cut from it.
-      const item = t.storage.dtype === "F32" ? 4 : 2
+      const item = dtypeBytes[t.storage.dtype]
       return transform(archive.readTensor(t)).subarray(first * rowElems * item, (first + rows) * rowElems * item)
     })
 })
@@ -290,7 +290,7 @@ const openLegacy = async (dir: string, files: Files): Promise<OpenCheckpoint> =>
         const fc1 = grouped[2] === "1"
         const out = fc1 ? 2 * F : h
         const inner = fc1 ? h : F
-        const item = t.storage.dtype === "F32" ? 4 : 2
+        const item = dtypeBytes[t.storage.dtype]
         add(
           `${grouped[1]}.experts.linear_fc${grouped[2]}.weight`,
           dtype,

@@ -5,6 +5,7 @@
  * expert axis). Regions of a global tensor are assembled chunk by chunk, as byte runs, so memory holds
  * the region being built and one chunk.
  */
+import { numelOf, rowMajorStrides } from "./torchArchive.ts"
 import type { TorchDtype } from "./torchPickle.ts"
 import { dtypeBytes } from "./torchPickle.ts"
 
@@ -64,16 +65,6 @@ const copyRun = (dtype: TorchDtype, raw: Uint8Array, from: number, out: Uint8Arr
 /** One chunk buffer, reused from chunk to chunk (chunks are read one at a time). */
 let scratch = new Uint8Array(0)
 
-const rowMajorStrides = (size: ReadonlyArray<number>): Array<number> => {
-  const s = new Array<number>(size.length)
-  let acc = 1
-  for (let d = size.length - 1; d >= 0; d--) {
-    s[d] = acc
-    acc *= size[d]!
-  }
-  return s
-}
-
 export interface Region {
   readonly dtype: WorkerDtype
   /** Row-major elements of the region. */
@@ -102,7 +93,7 @@ export const assembleRegion = async (
     }
   }
   if (!floatDtypes.has(tensor.dtype)) throw new AssembleError(undefined, `has dtype ${tensor.dtype}, not a float type`)
-  const total = extent.reduce((a, b) => a * b, 1)
+  const total = numelOf(extent)
   const dtype = workerDtype(tensor.dtype)
   const bytes = total * dtypeBytes[dtype]
   const out = into !== undefined && into.byteLength >= bytes ? into.subarray(0, bytes) : new Uint8Array(bytes)
@@ -122,7 +113,7 @@ export const assembleRegion = async (
     }
     if (empty) continue
     // Only the chunk's rows (along dimension 0) that the region needs are read.
-    const chunkNumel = chunk.sizes.reduce((a, b) => a * b, 1)
+    const chunkNumel = numelOf(chunk.sizes)
     const rowElems = chunkNumel / chunk.sizes[0]!
     const firstRow = lo[0]! - chunk.offsets[0]!
     const rows = hi[0]! - lo[0]!

@@ -85,7 +85,7 @@ const dataStart = (zip: yauzl.ZipFile, entry: yauzl.Entry): Promise<number> =>
   )
 
 /** Elements of a row-major tensor of this size have these strides. */
-const contiguousStrides = (size: ReadonlyArray<number>): Array<number> => {
+export const rowMajorStrides = (size: ReadonlyArray<number>): Array<number> => {
   const out = new Array<number>(size.length)
   let s = 1
   for (let i = size.length - 1; i >= 0; i--) {
@@ -157,7 +157,7 @@ export const openTorchArchive = async (fd: number, start: number, length: number
     readTensor: (t, into, first = 0, count) => {
       const item = dtypeBytes[t.storage.dtype]
       const numel = numelOf(t.size)
-      const strides = contiguousStrides(t.size)
+      const strides = rowMajorStrides(t.size)
       if (numel > 1 && t.stride.some((s, i) => t.size[i]! > 1 && s !== strides[i])) {
         throw new ArchiveError(
           `tensor of size [${t.size.join(", ")}] is not contiguous (stride [${t.stride.join(", ")}])`

@@ -10,6 +10,7 @@
 import type { ImportedModel } from "./megatronArgs.ts"
 import type { Region, SourceTensor, WorkerDtype } from "./tensorSource.ts"
 import { AssembleError, assembleRegion, workerDtype } from "./tensorSource.ts"
+import { dtypeBytes } from "./torchPickle.ts"
 
 export interface WorkerTensor {
   readonly name: string
@@ -151,7 +152,7 @@ export const resolve = (
         throw e
       }
       if (!permutes) return w
-      const item = w.dtype === "BF16" ? 2 : 4
+      const item = dtypeBytes[w.dtype]
       return { dtype: w.dtype, bytes: qkvToWorker(w.bytes, model.numAttentionHeads, model.hiddenSize, item) }
     }
     return { key: source.key, dtype: workerDtype(source.dtype), permutes, read }
