@@ -167,9 +167,19 @@ const make = (file: string) =>
 
       appendMetrics: (rows: ReadonlyArray<MetricRow>) =>
         rows.length === 0 ? Effect.void : write("recording metrics", (tx) => {
+          // One value per (execution, name, step): a step reported again (a resumed or requeued attempt
+          // replaying it) replaces the earlier value. SQLite refuses an upsert that touches one row
+          // twice in a statement, so repeats within the batch are dropped first, the last one kept.
+          const latest = new Map<string, MetricRow>()
+          for (const row of rows) latest.set(`${row.executionId}\u0000${row.name}\u0000${row.step}`, row)
+          const unique = [...latest.values()]
           // SQLite limits bound variables per statement; 4 columns x 200 rows stays well under it.
-          for (let i = 0; i < rows.length; i += 200) {
-            tx.insert(schema.metrics).values(rows.slice(i, i + 200)).run()
+          for (let i = 0; i < unique.length; i += 200) {
+            tx.insert(schema.metrics).values(unique.slice(i, i + 200))
+              .onConflictDoUpdate({
+                target: [schema.metrics.executionId, schema.metrics.name, schema.metrics.step],
+                set: { value: sql`excluded.value` }
+              }).run()
           }
         }),
 

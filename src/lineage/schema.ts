@@ -53,6 +53,11 @@ export const executions = sqliteTable("executions", {
   host: text("host").notNull(),
   executor: text("executor").notNull(),
   workerPid: integer("worker_pid"),
+  /**
+   * Who `worker_pid` was: "<boot id>:<start time in clock ticks>" from /proc, so that a later run
+   * signals the process group only while that pid still is the process this execution started.
+   */
+  workerIdentity: text("worker_identity"),
   logPath: text("log_path").notNull(),
   outputDir: text("output_dir").notNull(),
   result: text("result", { mode: "json" }).$type<unknown>(),
@@ -98,7 +103,7 @@ export const metrics = sqliteTable("metrics", {
   name: text("name").notNull(),
   step: integer("step").notNull(),
   value: real("value")
-}, (t) => [index("metrics_execution_idx").on(t.executionId, t.name, t.step)])
+}, (t) => [uniqueIndex("metrics_execution_name_step_idx").on(t.executionId, t.name, t.step)])
 
 /** Stat cache: (device, inode, size, mtime) -> content hash, so unchanged files are never re-read. */
 export const fileStats = sqliteTable("file_stats", {
