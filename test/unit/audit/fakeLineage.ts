@@ -95,6 +95,7 @@ export class FakeLineage {
         host: "h",
         executor: "local",
         workerPid: null,
+        workerIdentity: null,
         logPath: `logs/${id}.log`,
         outputDir,
         result: {},
