@@ -8,6 +8,7 @@ import * as path from "node:path"
 import { PipelineError } from "../domain/Errors.ts"
 import { describeReason } from "../domain/Plan.ts"
 import type { RunSummary } from "../domain/Run.ts"
+import { recordMatchesFingerprint } from "../engine/Fingerprint.ts"
 import { plan } from "../engine/Planner.ts"
 import { formatMs, Reporter } from "../engine/Reporter.ts"
 import { run } from "../engine/Runner.ts"
@@ -352,6 +353,7 @@ const showCommand = Command.make(
           JSON.stringify(
             {
               execution,
+              recordMatchesFingerprint: recordMatchesFingerprint(execution),
               inputs,
               outputs,
               environment,
@@ -371,7 +373,11 @@ const showCommand = Command.make(
           `  status      ${execution.status}${execution.exitCode === null ? "" : ` (exit ${execution.exitCode})`}`,
           `  started     ${new Date(execution.startedAt).toISOString()}`,
           `  duration    ${execution.durationMs === null ? "-" : formatMs(execution.durationMs)}`,
-          `  fingerprint ${execution.fingerprint}`,
+          `  fingerprint ${execution.fingerprint}${
+            recordMatchesFingerprint(execution)
+              ? ""
+              : "  (ALTERED: the recorded params, inputs or worker no longer hash to it; never served from the cache)"
+          }`,
           `  version     ${execution.version}`,
           `  worker      ${execution.workerHash ?? "-"}`,
           `  log         ${execution.logPath}`,

@@ -17,7 +17,9 @@ export const StaleReason = Schema.Union(
   Schema.TaggedStruct("UpstreamStale", { stage: Schema.String }),
   Schema.TaggedStruct("OutputMissing", { output: Schema.String, path: Schema.String }),
   Schema.TaggedStruct("OutputModified", { output: Schema.String, path: Schema.String }),
-  Schema.TaggedStruct("Resumable", { execution: Schema.String })
+  Schema.TaggedStruct("Resumable", { execution: Schema.String }),
+  /** The cached execution's recorded params, inputs or worker no longer hash to its fingerprint. */
+  Schema.TaggedStruct("RecordAltered", { execution: Schema.String })
 )
 export type StaleReason = typeof StaleReason.Type
 
@@ -55,6 +57,9 @@ export const describeReason = (reason: StaleReason): string => {
       return `output ${reason.output} was modified (${reason.path})`
     case "Resumable":
       return `resumes interrupted execution ${reason.execution.slice(0, 8)}`
+    case "RecordAltered":
+      return `the lineage record of execution ${reason.execution.slice(0, 8)} was altered ` +
+        `(its params, inputs or worker no longer hash to its fingerprint); not served from the cache`
   }
 }
 

@@ -44,6 +44,32 @@ export const fingerprint = (parts: FingerprintParts): string =>
     })
   )
 
+/** An execution's fingerprint and the parts its lineage row records, JSON columns parsed. */
+export interface RecordedExecution {
+  readonly stageId: string
+  readonly fingerprint: string
+  readonly version: string
+  readonly params: unknown
+  readonly inputHashes: Readonly<Record<string, string>>
+  readonly workerHash: string | null
+  readonly sourceHashes: Readonly<Record<string, string>>
+}
+
+/**
+ * Does a recorded execution still hash to its fingerprint? A row edited by hand (or by anything but
+ * the engine) keeps its old fingerprint while its params or inputs say something else; serving such
+ * a row from the cache would hand out outputs that nothing recorded explains.
+ */
+export const recordMatchesFingerprint = (row: RecordedExecution): boolean =>
+  fingerprint({
+    stageId: row.stageId,
+    version: row.version,
+    params: row.params,
+    inputs: row.inputHashes,
+    workerHash: row.workerHash,
+    sources: row.sourceHashes
+  }) === row.fingerprint
+
 /** Flattens params to dotted keys so a change can be named precisely (`model.hiddenSize: 64 -> 128`). */
 export const flattenParams = (value: unknown, prefix = "", out = new Map<string, string>()): Map<string, string> => {
   if (value !== null && typeof value === "object" && !Array.isArray(value)) {

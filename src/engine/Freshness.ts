@@ -13,7 +13,7 @@ import type { ArtifactState } from "../store/ArtifactStore.ts"
 import { ArtifactStore } from "../store/ArtifactStore.ts"
 import type { ContentHash } from "../store/ContentHasher.ts"
 import { ContentHasher } from "../store/ContentHasher.ts"
-import { diffParams, fingerprint } from "./Fingerprint.ts"
+import { diffParams, fingerprint, recordMatchesFingerprint } from "./Fingerprint.ts"
 
 export type CacheEntry = IndexEntry
 
@@ -77,6 +77,21 @@ const sourceHashesSync = (stage: ResolvedStage, probe: FreshnessProbe): Record<s
   return hashes
 }
 
+/** The index keeps JSON columns as text; a column that no longer parses explains nothing either. */
+const indexedRecordMatches = (entry: CacheEntry): boolean => {
+  const row = entry.execution
+  try {
+    return recordMatchesFingerprint({
+      ...row,
+      params: JSON.parse(row.params),
+      inputHashes: JSON.parse(row.inputHashes) as Record<string, string>,
+      sourceHashes: JSON.parse(row.sourceHashes) as Record<string, string>
+    })
+  } catch {
+    return false
+  }
+}
+
 /** Decides one stage; throws a StoreError when a path it needs cannot be hashed. */
 export const decideSync = (
   stage: ResolvedStage,
@@ -108,6 +123,9 @@ export const decideSync = (
 
   const hit = index.byFingerprint.get(fp)
   if (hit !== undefined) {
+    if (!indexedRecordMatches(hit)) {
+      return stale([{ _tag: "RecordAltered", execution: hit.execution.id }], undefined)
+    }
     const damaged: Array<StaleReason> = []
     for (const artifact of hit.artifacts) {
       const state = probe.check(artifact)
