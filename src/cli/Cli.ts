@@ -129,7 +129,13 @@ const runCommand = Command.make(
     keepGoing: Options.boolean("keep-going").pipe(
       Options.withDescription("after a failure, continue the branches that do not depend on it")
     ),
-    wait: Options.boolean("wait").pipe(Options.withDescription("wait for another run on this workspace to finish"))
+    wait: Options.boolean("wait").pipe(Options.withDescription("wait for another run on this workspace to finish")),
+    verify: Options.boolean("verify").pipe(
+      Options.withDescription(
+        "reread every cached output and source the run consumes instead of trusting size and mtime " +
+          "(finds bit rot; a damaged output is rebuilt)"
+      )
+    )
   },
   (args) =>
     Effect.gen(function*() {
@@ -147,6 +153,7 @@ const runCommand = Command.make(
         gpus: gpuIds,
         keepGoing: args.keepGoing,
         wait: args.wait,
+        verify: args.verify,
         overrides: args.set,
         argv: process.argv.slice(2)
       }).pipe(

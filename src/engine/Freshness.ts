@@ -46,15 +46,17 @@ export type Decision =
  * decides every stage in one loop, and an Effect per stage would cost more than the decision.
  */
 export interface FreshnessProbe {
-  /** Hash of a path every stage of the run shares (worker binary, sources): stat and hash once per run. */
+  /** Hash of a path every stage of the run shares (sources): stat and hash once per run. */
   readonly hashOnce: (target: string) => ContentHash | undefined
+  /** Hash of a program a stage runs (its worker binary), always from its bytes. */
+  readonly hashExecutable: (target: string) => ContentHash | undefined
   readonly check: (artifact: { readonly path: string; readonly hash: string }) => ArtifactState
 }
 
 /** The content hash of the stage's worker binary, which is part of its fingerprint. */
 const workerHashSync = (stage: ResolvedStage, probe: FreshnessProbe): string | null => {
   if (stage.workerPath === undefined) return null
-  const content = probe.hashOnce(stage.workerPath)
+  const content = probe.hashExecutable(stage.workerPath)
   if (content === undefined) {
     throw new StoreError({
       path: stage.workerPath,
@@ -174,12 +176,20 @@ export const decideSync = (
   return stale(reasons.length > 0 ? reasons : [{ _tag: "NeverRun" }], previous)
 }
 
-/** The probe over this run's stat cache and store. */
-export const freshnessProbe = Effect.gen(function*() {
-  const hasher = yield* ContentHasher
-  const store = yield* ArtifactStore
-  return { hashOnce: hasher.hashOnceSync, check: store.checkSync } satisfies FreshnessProbe
-})
+/**
+ * The probe over this run's stat cache and store. `verify` (run --verify) rereads every source and
+ * every recorded output a decision looks at, so bit rot under an unchanged stat is found.
+ */
+export const freshnessProbe = (options: { readonly verify: boolean } = { verify: false }) =>
+  Effect.gen(function*() {
+    const hasher = yield* ContentHasher
+    const store = yield* ArtifactStore
+    return {
+      hashOnce: (target) => hasher.hashOnceSync(target, options.verify),
+      hashExecutable: hasher.hashExecutableSync,
+      check: (artifact) => store.checkSync(artifact, options.verify)
+    } satisfies FreshnessProbe
+  })
 
 export const asStoreError = (cause: unknown): StoreError =>
   cause instanceof StoreError ? cause : new StoreError({ path: "", reason: `cannot decide: ${String(cause)}` })

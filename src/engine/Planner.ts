@@ -13,7 +13,7 @@ export const plan = (pipeline: ResolvedPipeline) =>
   Effect.gen(function*() {
     const lineage = yield* Lineage
     const index = yield* lineage.successIndex()
-    const probe = yield* freshnessProbe
+    const probe = yield* freshnessProbe()
     const outputs = new Map<string, ReadonlyMap<string, InputArtifact>>()
     const entries: Array<PlanEntry> = []
     for (const stage of pipeline.stages) {

@@ -44,6 +44,8 @@ export interface RunOptions {
   readonly wait: boolean
   readonly overrides: ReadonlyArray<string>
   readonly argv: ReadonlyArray<string>
+  /** Reread every source and cached output the run consumes instead of trusting the stat cache. */
+  readonly verify?: boolean
 }
 
 /**
@@ -112,7 +114,7 @@ export const run = (pipeline: ResolvedPipeline, options: RunOptions) =>
       startedAt
     })
     const index = yield* lineage.successIndex()
-    const probe = yield* freshnessProbe
+    const probe = yield* freshnessProbe({ verify: options.verify === true })
     // The snapshot spawns compilers and nvidia-smi; a run where everything is cached never needs it.
     const environment = yield* Effect.cached(
       Effect.tap(snapshotEnvironment, (env) => lineage.putEnvironment(env))

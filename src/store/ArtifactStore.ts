@@ -45,8 +45,9 @@ export class ArtifactStore extends Effect.Service<ArtifactStore>()("flame-pipe/A
       fs.renameSync(target, path.join(ws.trash, crypto.randomUUID()))
     }
 
-    const checkSync = (artifact: Pick<ArtifactRow, "path" | "hash">): ArtifactState => {
-      const content = hasher.hashSync(path.resolve(ws.root, artifact.path))
+    /** `reread`: compare the bytes, not the stat cache's word for them (run --verify, audit). */
+    const checkSync = (artifact: Pick<ArtifactRow, "path" | "hash">, reread = false): ArtifactState => {
+      const content = hasher.hashSync(path.resolve(ws.root, artifact.path), reread)
       return content === undefined ? "missing" : content.hash === artifact.hash ? "intact" : "modified"
     }
 

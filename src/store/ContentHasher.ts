@@ -74,9 +74,14 @@ export class StatCache {
     this.rows = new Map(Array.from(rows, (r) => [r.path, r]))
   }
 
-  hashFile(file: string, st: Stat): string {
+  /**
+   * `reread`: hash the bytes even when the stat matches. An unchanged stat proves nothing against bit
+   * rot or a file rewritten with its size and mtime restored; executables and `run --verify` need
+   * the content.
+   */
+  hashFile(file: string, st: Stat, reread = false): string {
     const cached = this.rows.get(file)
-    if (cached && sameStat(cached, st)) return cached.hash
+    if (!reread && cached && sameStat(cached, st)) return cached.hash
     const hash = sha256File(file)
     this.remember(file, st, hash)
     return hash
@@ -162,21 +167,21 @@ export class StatCache {
   }
 
   /** A file's or directory's content hash; undefined when it does not exist. */
-  hashPath(target: string): ContentHash | undefined {
+  hashPath(target: string, reread = false): ContentHash | undefined {
     let st: Stat
     try {
       st = fs.statSync(target, { bigint: true })
     } catch {
       return undefined
     }
-    if (st.isDirectory()) return this.hashDir(target)
-    return { kind: "file", hash: this.hashFile(target, st), size: Number(st.size) }
+    if (st.isDirectory()) return this.hashDir(target, reread)
+    return { kind: "file", hash: this.hashFile(target, st, reread), size: Number(st.size) }
   }
 
-  private hashDir(dir: string): ContentHash {
+  private hashDir(dir: string, reread: boolean): ContentHash {
     return hashDirectory(dir, (abs) => {
       const st = fs.statSync(abs, { bigint: true })
-      return { hash: this.hashFile(abs, st), size: Number(st.size) }
+      return { hash: this.hashFile(abs, st, reread), size: Number(st.size) }
     })
   }
 }
@@ -218,21 +223,32 @@ export class ContentHasher extends Effect.Service<ContentHasher>()("flame-pipe/C
     const lineage = yield* Lineage
     const cache = new StatCache(yield* lineage.fileStats())
     const once = new Map<string, ContentHash | undefined>()
-    const hashSync = (target: string): ContentHash | undefined => {
+    const executables = new Map<string, ContentHash | undefined>()
+    const hashSync = (target: string, reread = false): ContentHash | undefined => {
       try {
-        return cache.hashPath(target)
+        return cache.hashPath(target, reread)
       } catch (cause) {
         throw new StoreError({ path: target, reason: `cannot hash: ${String(cause)}` })
       }
     }
     /**
-     * For paths every stage of a run shares (the worker binary, sources): stat and hash once per run.
+     * For paths every stage of a run shares (sources): stat and hash once per run; with `reread`
+     * (run --verify) their bytes are read whatever the stat cache says.
      * Workspace artifacts always go through `hash`, which notices a change made mid-run.
      * Throws a StoreError; for synchronous loops over many stages.
      */
-    const hashOnceSync = (target: string): ContentHash | undefined => {
-      if (!once.has(target)) once.set(target, hashSync(target))
+    const hashOnceSync = (target: string, reread = false): ContentHash | undefined => {
+      if (!once.has(target)) once.set(target, hashSync(target, reread))
       return once.get(target)
+    }
+    /**
+     * A program a stage executes (the worker binary), hashed from its bytes once per process: it is
+     * what runs, so a same-size copy with its mtime restored must not pass for the recorded one.
+     * A worker is a few hundred KB to a few MB, a millisecond or two to read.
+     */
+    const hashExecutableSync = (target: string): ContentHash | undefined => {
+      if (!executables.has(target)) executables.set(target, hashSync(target, true))
+      return executables.get(target)
     }
     const attempt = <A>(f: () => A) =>
       Effect.try({
@@ -258,6 +274,7 @@ export class ContentHasher extends Effect.Service<ContentHasher>()("flame-pipe/C
         ).pipe(Effect.asVoid),
       hashSync,
       hashOnceSync,
+      hashExecutableSync,
       hashOnce: (target: string) => attempt(() => hashOnceSync(target)),
       hash: (target: string) => attempt(() => hashSync(target)),
       flush: Effect.suspend(() => lineage.putFileStats(cache.takeDirty()))
