@@ -184,6 +184,33 @@ const decodeParams = (node: StageNode, params: Record<string, unknown>, executor
   return Either.right({ decoded: settled, encoded: encoded.right as Record<string, unknown> })
 }
 
+/**
+ * A pipeline's `build` threw. Errors that already say what is wrong pass through; anything else
+ * becomes one line naming the pipeline, what was wrong and, from the stack, where in which module
+ * (the command line never shows a stack).
+ */
+const buildFailure = (pipeline: string, cause: unknown): PipelineError | ParamError => {
+  if (cause instanceof PipelineError || cause instanceof ParamError) return cause
+  const message = cause instanceof Error ? cause.message : String(cause)
+  const where = cause instanceof Error ? userFrame(cause.stack) : undefined
+  return new PipelineError({
+    pipeline,
+    reason: `building the stage graph failed: ${message}${where === undefined ? "" : ` (at ${where})`}`
+  })
+}
+
+/** The first stack frame in a module of the project or the user's, as `file:line:column`. */
+const userFrame = (stack: string | undefined): string | undefined => {
+  for (const line of (stack ?? "").split("\n").slice(1)) {
+    const frame = /\(?((?:file:\/\/)?\/[^():]+):(\d+):(\d+)\)?\s*$/.exec(line.trim())
+    if (frame === null) continue
+    const file = frame[1]!.replace(/^file:\/\//, "")
+    if (/[/\\]node_modules[/\\]|[/\\]dist[/\\]flame-pipe/.test(file)) continue
+    return `${file}:${frame[2]}:${frame[3]}`
+  }
+  return undefined
+}
+
 /** Builds, overrides, decodes and validates: duplicate ids, unknown inputs, cycles and bad params all fail here. */
 export const resolve = (
   pipeline: PipelineDefinition,
@@ -204,7 +231,23 @@ export const resolve = (
     }
     const ctx: BuildContext = { preset, config: options.config ?? {}, executor: options.executor ?? { gpus: 0 } }
     if (pipeline.preflight) yield* pipeline.preflight(ctx)
-    const nodes = pipeline.build(ctx)
+    const nodes = yield* Effect.try({
+      try: () => pipeline.build(ctx),
+      catch: (cause) => buildFailure(pipeline.name, cause)
+    })
+    // A module's build is only typed for TypeScript callers; a plain .mjs may return anything.
+    const built: unknown = nodes
+    if (
+      !Array.isArray(built) ||
+      built.some((n: { id?: unknown; definition?: unknown } | null) =>
+        typeof n?.id !== "string" || typeof n.definition !== "object"
+      )
+    ) {
+      return yield* new PipelineError({
+        pipeline: pipeline.name,
+        reason: "build must return an array of stage nodes (made with node(stage, { id, ... }))"
+      })
+    }
     const nodeById = new Map<string, StageNode>()
     for (const node of nodes) {
       if (nodeById.has(node.id)) {

@@ -10,6 +10,17 @@ import { Cause, Console, Effect, Exit } from "effect"
 import { cli } from "./cli/Cli.ts"
 import type { PipelineRegistry } from "./cli/PipelineRegistry.ts"
 
+/**
+ * A defect: something the code did not expect (a bug, or bad input that slipped past validation).
+ * The command line gets its message in one line; the stack only with FLAME_PIPE_DEBUG=1.
+ */
+const unexpected = (cause: Cause.Cause<unknown>): string => {
+  if (process.env.FLAME_PIPE_DEBUG === "1") return Cause.pretty(cause)
+  const messages = [...Cause.defects(cause)].map((d) => (d instanceof Error ? d.message : String(d)))
+  return `error: ${messages.join("; ") || "unknown failure"}\n` +
+    "(unexpected: this is a bug or an unchecked input; FLAME_PIPE_DEBUG=1 prints the stack trace)"
+}
+
 export const main = (registry: Layer.Layer<PipelineRegistry>) =>
   cli(process.argv).pipe(
     Effect.catchAllCause((cause) => {
@@ -17,7 +28,7 @@ export const main = (registry: Layer.Layer<PipelineRegistry>) =>
       const failures = [...Cause.failures(cause)]
       // @effect/cli has already printed its own validation errors (unknown option, missing argument).
       const report = failures.length === 0
-        ? Console.error(Cause.pretty(cause))
+        ? Console.error(unexpected(cause))
         : failures.every(ValidationError.isValidationError)
         ? Effect.void
         : Console.error(`error: ${failures.map((e) => (e instanceof Error ? e.message : String(e))).join("\n")}`)

@@ -43,6 +43,29 @@ const isPipeline = (value: unknown): value is PipelineDefinition =>
   typeof value === "object" && value !== null && "name" in value && "build" in value &&
   typeof (value as PipelineDefinition).build === "function"
 
+/**
+ * Why a pipeline module did not load, in a few lines and without a stack: the loader's own message
+ * (esbuild's names file:line:column), and what to do for the two common mistakes.
+ */
+export const loadFailure = (file: string, cause: unknown): string => {
+  const text = cause instanceof Error
+    ? `${cause.name === "Error" ? "" : `${cause.name}: `}${cause.message}`
+    : String(cause)
+  // Node appends the chain of requiring modules; the file is already named.
+  const message = text.replace(/\n\s*Require stack:[\s\S]*$/, "").trim()
+  const commonJs = /"cjs" output format|Cannot use import statement|Unexpected token 'export'|require\(\) of ES Module/
+  if (/\.ts$/.test(file) && commonJs.test(message)) {
+    return `${message}\n  (a .ts module outside a package with "type": "module" is loaded as CommonJS: ` +
+      `rename it to .mts, or add a package.json with {"type": "module"} beside it)`
+  }
+  const missing = /Cannot find (?:module|package) '([^']+)'/.exec(message)
+  if (missing !== null && !missing[1]!.startsWith(".") && !missing[1]!.startsWith("/")) {
+    return `${message}\n  (packages resolve from the module's own directory upwards: put the pipeline ` +
+      `inside the project, or install ${missing[1]} where it can find it)`
+  }
+  return message
+}
+
 const fromModules = (bundled: Readonly<Record<string, unknown>>): PipelineRegistryShape => {
   const names = () => [...new Set([...Object.keys(bundled), ...projectPipelines()])].sort()
   const check = (name: string, value: unknown, where: string) =>
@@ -54,7 +77,8 @@ const fromModules = (bundled: Readonly<Record<string, unknown>>): PipelineRegist
   const importFile = (name: string, file: string) =>
     Effect.tryPromise({
       try: () => import(pathToFileURL(file).href) as Promise<{ default?: unknown }>,
-      catch: (cause) => new PipelineError({ pipeline: name, reason: `cannot load ${file}: ${String(cause)}` })
+      catch: (cause) =>
+        new PipelineError({ pipeline: name, reason: `cannot load ${file}: ${loadFailure(file, cause)}` })
     }).pipe(Effect.flatMap((module) => check(name, module.default, file)))
   return {
     names,

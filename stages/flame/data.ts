@@ -7,6 +7,7 @@ import { Effect } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { PipelineError } from "../../src/domain/Errors.ts"
+import { JsonFileError, readJsonFile } from "../../src/domain/JsonFile.ts"
 import { fromRoot } from "../../src/ProjectRoot.ts"
 import type { ExecutorInfo } from "../../src/Stage.ts"
 
@@ -24,12 +25,26 @@ export const listShards = (spec: string): ReadonlyArray<string> => {
 
 /** len(tokenizer) as Megatron's HuggingFaceTokenizer reports it: the highest id, added tokens included, plus one. */
 export const tokenizerVocabSize = (file: string): number => {
-  const json = JSON.parse(fs.readFileSync(file, "utf8")) as {
-    model: { vocab: Record<string, number> }
-    added_tokens?: ReadonlyArray<{ id: number }>
+  const json = readJsonFile(file) as {
+    model?: { vocab?: unknown }
+    added_tokens?: unknown
+  } | null
+  const vocab = json?.model?.vocab
+  if (typeof vocab !== "object" || vocab === null || Array.isArray(vocab)) {
+    throw new JsonFileError({ file, reason: "model.vocab: expected an object of token -> id (a BPE tokenizer.json)" })
   }
-  const ids = [...Object.values(json.model.vocab), ...(json.added_tokens ?? []).map((t) => t.id)]
-  return Math.max(...ids) + 1
+  const added = json?.added_tokens ?? []
+  if (!Array.isArray(added)) throw new JsonFileError({ file, reason: "added_tokens: expected an array" })
+  const ids = [...Object.values(vocab), ...added.map((t: { id?: unknown }) => t?.id)]
+  const bad = ids.findIndex((id) => !Number.isSafeInteger(id) || (id as number) < 0)
+  if (bad >= 0) {
+    throw new JsonFileError({
+      file,
+      reason: `token ids must be non-negative integers (found ${JSON.stringify(ids[bad])})`
+    })
+  }
+  if (ids.length === 0) throw new JsonFileError({ file, reason: "model.vocab is empty" })
+  return Math.max(...(ids as Array<number>)) + 1
 }
 
 export interface DataPaths {
