@@ -78,6 +78,8 @@ export interface StageDefinition<P = unknown, PI = unknown, R = unknown, RI = un
   readonly settle?: (params: P, executor: ExecutorInfo) => P
   /** Stages that keep their staging directory across interruptions (training resumes from checkpoints). */
   readonly resumable?: boolean
+  /** For a resumable stage: what a new attempt would continue from in this staging directory (`iter_0000020`). */
+  readonly resumePoint?: (workDir: string) => string | undefined
   /** Defaults to bitwise; a function when it depends on the params (e.g. the backend a stage runs on). */
   readonly reproducibility?: Reproducibility | ((params: P) => Reproducibility)
   readonly run: (ctx: StageContext<P>) => Effect.Effect<R, StageFailed | WorkerFailed>

@@ -107,6 +107,7 @@ export const train = define({
     return [path.resolve(m.path, m.script), ...(fs.existsSync(pkg) ? [pkg] : [])]
   },
   resumable: true,
+  resumePoint: (workDir) => latestCheckpoint(workDir)?.name,
   // The CPU backend reduces in a fixed order (even across thread counts): byte-identical checkpoints.
   // Other backends reduce in bf16 in a scheduling-dependent order: the same iterations and tokens, and
   // a final loss within 0.02 nats (under 1% of a FLAME-MoE final loss).

@@ -3,6 +3,7 @@
  */
 import { Args, Command, Options } from "@effect/cli"
 import { Console, Effect, Either, Layer, Option } from "effect"
+import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { PipelineError } from "../domain/Errors.ts"
@@ -98,13 +99,13 @@ const previewDefinition = (definition: PipelineDefinition) => {
   }
 }
 
-const printSummary = (summary: RunSummary) =>
-  Console.log(
-    `${summary.status}: ${summary.executed} executed, ${summary.cached} cached, ${summary.failed} failed, ` +
-      `${summary.skipped} skipped, ${summary.interrupted} interrupted in ${formatMs(summary.wallMs)} (run ${
-        summary.runId.slice(0, 8)
-      })`
-  )
+const summaryLine = (summary: RunSummary) =>
+  `${summary.status}: ${summary.executed} executed, ${summary.cached} cached, ${summary.failed} failed, ` +
+  `${summary.skipped} skipped, ${summary.interrupted} interrupted in ${formatMs(summary.wallMs)} (run ${
+    summary.runId.slice(0, 8)
+  })`
+
+const printSummary = (summary: RunSummary) => Console.log(summaryLine(summary))
 
 const runCommand = Command.make(
   "run",
@@ -154,6 +155,9 @@ const runCommand = Command.make(
         keepGoing: args.keepGoing,
         wait: args.wait,
         verify: args.verify,
+        // Written synchronously: the interruption is about to end the process.
+        onInterrupted: (summary) =>
+          fs.writeSync(1, args.json ? `${JSON.stringify(summary, null, 2)}\n` : `${summaryLine(summary)}\n`),
         overrides: args.set,
         argv: process.argv.slice(2)
       }).pipe(

@@ -17,7 +17,8 @@ export const StaleReason = Schema.Union(
   Schema.TaggedStruct("UpstreamStale", { stage: Schema.String }),
   Schema.TaggedStruct("OutputMissing", { output: Schema.String, path: Schema.String }),
   Schema.TaggedStruct("OutputModified", { output: Schema.String, path: Schema.String }),
-  Schema.TaggedStruct("Resumable", { execution: Schema.String }),
+  /** An interrupted execution with this fingerprint left its work in staging; `from` is where it continues. */
+  Schema.TaggedStruct("Resumable", { execution: Schema.String, from: Schema.optional(Schema.String) }),
   /** The cached execution's recorded params, inputs or worker no longer hash to its fingerprint. */
   Schema.TaggedStruct("RecordAltered", { execution: Schema.String })
 )
@@ -56,7 +57,9 @@ export const describeReason = (reason: StaleReason): string => {
     case "OutputModified":
       return `output ${reason.output} was modified (${reason.path})`
     case "Resumable":
-      return `resumes interrupted execution ${reason.execution.slice(0, 8)}`
+      return `resumes interrupted execution ${reason.execution.slice(0, 8)} ${
+        reason.from === undefined ? "(nothing kept yet: from the start)" : `from ${reason.from}`
+      }`
     case "RecordAltered":
       return `the lineage record of execution ${reason.execution.slice(0, 8)} was altered ` +
         `(its params, inputs or worker no longer hash to its fingerprint); not served from the cache`

@@ -5,15 +5,22 @@ import { Effect } from "effect"
 import type { PlanEntry, StaleReason } from "../domain/Plan.ts"
 import { Lineage } from "../lineage/Lineage.ts"
 import type { ResolvedPipeline } from "../Pipeline.ts"
+import { ArtifactStore } from "../store/ArtifactStore.ts"
 import { ContentHasher } from "../store/ContentHasher.ts"
+import { Workspace } from "../workspace/Workspace.ts"
+import { liveHolder } from "../workspace/WorkspaceLock.ts"
 import type { InputArtifact } from "./Freshness.ts"
 import { decide, freshnessProbe, gatherInputs, outputsOf } from "./Freshness.ts"
+import { withResumption } from "./Resume.ts"
 
 export const plan = (pipeline: ResolvedPipeline) =>
   Effect.gen(function*() {
     const lineage = yield* Lineage
     const index = yield* lineage.successIndex()
     const probe = yield* freshnessProbe()
+    const store = yield* ArtifactStore
+    // Without a live run, executions still marked running were left by a killed one and will resume.
+    const runLive = liveHolder((yield* Workspace).lock) !== undefined
     const outputs = new Map<string, ReadonlyMap<string, InputArtifact>>()
     const entries: Array<PlanEntry> = []
     for (const stage of pipeline.stages) {
@@ -49,11 +56,15 @@ export const plan = (pipeline: ResolvedPipeline) =>
           execution: decision.entry.execution.id
         })
       } else {
-        const reasons = [...decision.reasons]
-        if (stage.definition.resumable) {
-          const unfinished = yield* lineage.lastUnfinished(decision.fingerprint)
-          if (unfinished) reasons.push({ _tag: "Resumable", execution: unfinished.id })
-        }
+        const unfinished = stage.definition.resumable
+          ? yield* lineage.lastUnfinished(decision.fingerprint, { includeRunning: !runLive })
+          : undefined
+        const reasons = withResumption(
+          stage,
+          decision.reasons,
+          unfinished,
+          store.stagingDir(stage.id, decision.fingerprint)
+        )
         entries.push({
           stage: stage.id,
           kind: stage.definition.kind,

@@ -23,6 +23,7 @@ import { killGroup } from "../worker/processGroup.ts"
 import { stageDir, Workspace } from "../workspace/Workspace.ts"
 import { acquireWorkspaceLock } from "../workspace/WorkspaceLock.ts"
 import { snapshotEnvironment } from "./Environment.ts"
+import { withResumption } from "./Resume.ts"
 import type { Decision, InputArtifact } from "./Freshness.ts"
 import {
   absoluteInputs,
@@ -46,6 +47,11 @@ export interface RunOptions {
   readonly argv: ReadonlyArray<string>
   /** Reread every source and cached output the run consumes instead of trusting the stat cache. */
   readonly verify?: boolean
+  /**
+   * Told the summary of a run stopped by Ctrl-C or SIGTERM, once it is recorded: the interruption
+   * ends the program, so this is the caller's only chance to show it.
+   */
+  readonly onInterrupted?: (summary: RunSummary) => void
 }
 
 /**
@@ -193,7 +199,10 @@ export const run = (pipeline: ResolvedPipeline, options: RunOptions) =>
               environmentId: env.id,
               resumedFrom: unfinished?.id ?? null
             }, Object.entries(inputs).map(([name, artifact]) => ({ name, artifactId: artifact.id })))
-            reporter.started(stage.id, decision.reasons.map(describeReason).join("; "))
+            reporter.started(
+              stage.id,
+              withResumption(stage, decision.reasons, unfinished, workDir).map(describeReason).join("; ")
+            )
             const t0 = Date.now()
             const ctx: StageContext<unknown> = {
               stageId: stage.id,
@@ -416,6 +425,7 @@ export const run = (pipeline: ResolvedPipeline, options: RunOptions) =>
           yield* hasher.flush
           yield* lineage.endRun(runId, "interrupted", persisted(summary))
           reporter.close()
+          options.onInterrupted?.(summary)
         }).pipe(Effect.orDie)
       ),
       Effect.exit

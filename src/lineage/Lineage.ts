@@ -237,12 +237,20 @@ const make = (file: string) =>
         }),
 
       /** The newest interrupted or failed attempt at this exact fingerprint: what a resumed execution continues. */
-      lastUnfinished: (fingerprint: string) =>
+      /**
+       * The newest execution with this fingerprint that did not finish. `running` ones count only when
+       * the caller knows no run is alive (plan, when nothing holds the workspace lock: a killed run
+       * leaves its executions marked running until the next run marks them abandoned).
+       */
+      lastUnfinished: (fingerprint: string, options: { readonly includeRunning?: boolean } = {}) =>
         read("looking up unfinished executions", (db) =>
           db.select().from(schema.executions).where(
             and(
               eq(schema.executions.fingerprint, fingerprint),
-              inArray(schema.executions.status, ["interrupted", "failed"])
+              inArray(
+                schema.executions.status,
+                options.includeRunning === true ? ["interrupted", "failed", "running"] : ["interrupted", "failed"]
+              )
             )
           ).orderBy(desc(schema.executions.startedAt)).limit(1).get()),
 
