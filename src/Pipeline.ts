@@ -7,6 +7,7 @@ import picomatch from "picomatch"
 import { ParamError, PipelineError } from "./domain/Errors.ts"
 import type { AnyStageDefinition, ExecutorInfo, OutputKind, OutputRef, Resources, StageNode } from "./Stage.ts"
 import { defaultResources } from "./Stage.ts"
+import { fileNameProblem } from "./workspace/StagePaths.ts"
 
 export interface BuildContext {
   readonly preset: string
@@ -168,12 +169,16 @@ const decodeParams = (node: StageNode, params: Record<string, unknown>, executor
   const schema = node.definition.params
   const decoded = codecOf(schema).decode(params)
   if (Either.isLeft(decoded)) {
-    const issues = ParseResult.ArrayFormatter.formatErrorSync(decoded.left)
-    const first = issues[0]
+    // An optional key is a union with `undefined`, whose own "Expected undefined" adds nothing to the
+    // real problem. The first problem names the key; any others follow with theirs.
+    const all = ParseResult.ArrayFormatter.formatErrorSync(decoded.left)
+    const relevant = all.filter((i) => !i.message.startsWith("Expected undefined, actual"))
+    const [first, ...others] = relevant.length > 0 ? relevant : all
     const key = first && first.path.length > 0 ? first.path.join(".") : "(params)"
-    const reason = issues.map((i) => (i.path.length > 0 ? `${i.path.join(".")}: ${i.message}` : i.message)).join(
-      "; "
-    )
+    const reason = [
+      first?.message ?? "invalid",
+      ...others.map((i) => (i.path.length > 0 ? `${i.path.join(".")}: ${i.message}` : i.message))
+    ].join("; ")
     return Either.left(new ParamError({ stage: node.id, key, reason }))
   }
   const settled = node.definition.settle ? node.definition.settle(decoded.right, executor) : decoded.right
@@ -272,6 +277,13 @@ export const resolve = (
       if (Either.isLeft(params)) return yield* params.left
       const { decoded, encoded } = params.right
       const outputs = node.definition.outputs(decoded)
+      // Outputs are files in the stage's directory: a name that is not a plain file name would place one elsewhere.
+      for (const name of Object.keys(outputs)) {
+        const problem = fileNameProblem(name)
+        if (problem !== undefined) {
+          return yield* new PipelineError({ pipeline: pipeline.name, reason: `stage '${node.id}' output ${problem}` })
+        }
+      }
       const upstream: Array<string> = []
       for (const [name, input] of Object.entries(node.inputs)) {
         const producer = nodeById.get(input.stage)

@@ -38,8 +38,12 @@ export interface StageContext<P> {
   readonly params: P
   /** Absolute paths of the upstream outputs this stage consumes, by input name. */
   readonly inputs: Readonly<Record<string, string>>
-  /** Absolute staging path of a declared output. Nothing there is visible until the stage succeeds. */
-  readonly output: (name: string) => string
+  /**
+   * Absolute staging path of a declared output (further components name a file inside it). Nothing
+   * there is visible until the stage succeeds. A path that would resolve outside the stage's directory
+   * is refused: it throws a StageFailed naming the stage and the name.
+   */
+  readonly output: (name: string, ...more: ReadonlyArray<string>) => string
   /** The staging directory itself; kept across interruptions so resumable stages can continue. */
   readonly workDir: string
   readonly logPath: string
@@ -56,6 +60,12 @@ export interface StageContext<P> {
    * now instead of after the stage. Absent where the executor cannot (the work runs elsewhere).
    */
   readonly outputReady?: (target: string) => void
+  /**
+   * What earlier attempts of this execution reported for a metric (one value per step, the latest,
+   * in step order): a stage resuming from a checkpoint they wrote reports the training it continues.
+   * Absent where the executor keeps no such history (a requeued or resubmitted Slurm job has it).
+   */
+  readonly recordedMetric?: (name: string) => ReadonlyArray<{ readonly step: number; readonly value: number | null }>
 }
 
 export interface StageDefinition<P = unknown, PI = unknown, R = unknown, RI = unknown> {

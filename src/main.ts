@@ -8,6 +8,7 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import type { Layer } from "effect"
 import { Cause, Console, Effect, Exit } from "effect"
 import { cli } from "./cli/Cli.ts"
+import { isDiskFull } from "./workspace/DiskSpace.ts"
 import type { PipelineRegistry } from "./cli/PipelineRegistry.ts"
 
 /**
@@ -16,7 +17,16 @@ import type { PipelineRegistry } from "./cli/PipelineRegistry.ts"
  */
 const unexpected = (cause: Cause.Cause<unknown>): string => {
   if (process.env.FLAME_PIPE_DEBUG === "1") return Cause.pretty(cause)
-  const messages = [...Cause.defects(cause)].map((d) => (d instanceof Error ? d.message : String(d)))
+  const defects = [...Cause.defects(cause)]
+  const messages = defects.map((d) => (d instanceof Error ? d.message : String(d)))
+  // A full disk, or a domain error that escaped as a defect, already says what is wrong and where.
+  const explained = defects.length > 0 && defects.every((d) => isDiskFull(d) || (d instanceof Error && "_tag" in d))
+  if (explained) {
+    return `error: ${messages.join("; ")}` +
+      (defects.some((d) => isDiskFull(d)) && !messages.some((m) => m.includes("disk full"))
+        ? "\n(the disk is full: free space on it and run again; what was recorded is kept)"
+        : "")
+  }
   return `error: ${messages.join("; ") || "unknown failure"}\n` +
     "(unexpected: this is a bug or an unchecked input; FLAME_PIPE_DEBUG=1 prints the stack trace)"
 }

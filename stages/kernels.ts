@@ -83,8 +83,11 @@ export const compileKernels = define({
       const targets = ctx.params.cuda
         ? ["build/flame-worker", "build/flame-worker-cuda", `NVCC=${ctx.params.nvcc}`]
         : ["build/flame-worker"]
+      // make and the compilers it starts are one process group, recorded like a worker: should the engine
+      // be killed mid-build, the next run stops them before they write any more into staging.
       const build = yield* runCommand("make", ["-C", tree, `-j${ctx.cpus}`, `CXX=${ctx.params.compiler}`, ...targets], {
-        logPath: ctx.logPath
+        logPath: ctx.logPath,
+        onStart: (pid) => Effect.runSync(ctx.workerStarted(pid))
       })
       if (build.exitCode !== 0) {
         return yield* new StageFailed({

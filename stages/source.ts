@@ -14,6 +14,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { StageFailed } from "../src/domain/Errors.ts"
 import { define } from "../src/Stage.ts"
+import { FileName } from "../src/workspace/StagePaths.ts"
 
 const LINK_AT_BYTES = 64 * 1024 * 1024
 
@@ -43,8 +44,8 @@ export const source = define({
   params: Schema.Struct({
     path: Schema.String,
     kind: Schema.optionalWith(Schema.Literal("file", "dir"), { default: () => "file" as const }),
-    /** Output name; defaults to the source's base name. */
-    name: Schema.optional(Schema.String)
+    /** Output name, a plain file name; defaults to the source's base name. */
+    name: Schema.optional(FileName)
   }),
   outputs: (p) => ({ [p.name ?? path.basename(p.path)]: p.kind }),
   result: Schema.Struct({ files: Schema.Number }),

@@ -10,6 +10,7 @@ import { StageFailed } from "../src/domain/Errors.ts"
 import { define } from "../src/Stage.ts"
 import { tokenizeOnWorker } from "../src/tokenize/parallel.ts"
 import { megatronOutputPrefix, OnBadLine, ShardStats } from "../src/tokenize/tokenizeShard.ts"
+import { FileName } from "../src/workspace/StagePaths.ts"
 
 /** Shard file name without its .jsonl[.zst|.zstd] suffix: `shard_00.jsonl.zstd` -> `shard_00`. */
 export const shardName = (file: string): string => path.basename(file).replace(/\.jsonl(\.zstd?|\.zst)?$/, "")
@@ -28,9 +29,11 @@ export const tokenizeShardStage = define({
   kind: "tokenize/shard",
   version: "1",
   params: Schema.Struct({
-    name: Schema.String,
+    /** The dataset's file name prefix (`<name>_<textKey>_document.{bin,idx}`): a plain file name. */
+    name: FileName,
     onBadLine: Schema.optionalWith(OnBadLine, { default: () => "fail" as const }),
-    textKey: Schema.optionalWith(Schema.String, { default: () => "text" })
+    /** The JSON key holding the text; it is part of the dataset's file names too. */
+    textKey: Schema.optionalWith(FileName, { default: () => FileName.make("text") })
   }),
   outputs: () => ({ dataset: "dir" }),
   result: ShardStats,
@@ -41,7 +44,7 @@ export const tokenizeShardStage = define({
       // On a worker thread: the executor runs several shards' stages at once, each on its own core.
       const { stats } = yield* tokenizeOnWorker({ tokenizerPath: ctx.inputs.tokenizer! }, {
         input: ctx.inputs.shard!,
-        outputPrefix: megatronOutputPrefix(path.join(dir, ctx.params.name), ctx.params.textKey),
+        outputPrefix: ctx.output("dataset", megatronOutputPrefix(ctx.params.name, ctx.params.textKey)),
         onBadLine: ctx.params.onBadLine,
         textKey: ctx.params.textKey
       }).pipe(Effect.mapError(failed(ctx.stageId)))
@@ -63,7 +66,7 @@ export const tokenizeShardStage = define({
 export const mergeDatasetStage = define({
   kind: "tokenize/merge",
   version: "1",
-  params: Schema.Struct({ name: Schema.optionalWith(Schema.String, { default: () => "dclm" }) }),
+  params: Schema.Struct({ name: Schema.optionalWith(FileName, { default: () => FileName.make("dclm") }) }),
   outputs: () => ({ dataset: "dir" }),
   result: Schema.Struct({ sequences: Schema.Number, documents: Schema.Number, dtype: Schema.String }),
   run: (ctx) =>
@@ -74,7 +77,7 @@ export const mergeDatasetStage = define({
         try: () => names.map((n) => datasetPrefix(ctx.inputs[n]!)),
         catch: (e) => new StageFailed({ stage: ctx.stageId, reason: String(e) })
       })
-      const out = megatronOutputPrefix(path.join(ctx.output("dataset"), ctx.params.name))
+      const out = ctx.output("dataset", megatronOutputPrefix(ctx.params.name))
       return yield* mergeIndexedDatasets(prefixes, out).pipe(Effect.mapError(failed(ctx.stageId)))
     }),
   reproducibility: { _tag: "bitwise" }

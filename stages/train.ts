@@ -12,9 +12,10 @@ import { Effect, Schema } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { checkpointSteps } from "../src/flame/checkpoints.ts"
+import { layoutProblems } from "../src/megatron/Arguments.ts"
 import { MegatronParams } from "../src/megatron/Params.ts"
 import { defaultMegatronParams, megatronResources } from "../src/megatron/Params.ts"
-import { trainWithMegatron } from "../src/megatron/train.ts"
+import { recordedTraining, trainWithMegatron } from "../src/megatron/train.ts"
 import { define } from "../src/Stage.ts"
 import { runWorker } from "../src/worker/runWorker.ts"
 import {
@@ -29,6 +30,9 @@ import {
 } from "./flame/model.ts"
 
 const PositiveInt = Schema.Int.pipe(Schema.positive())
+const NonNegativeNumber = Schema.Finite.pipe(Schema.nonNegative())
+/** A fraction of the training iterations. */
+const Fraction = Schema.Finite.pipe(Schema.between(0, 1))
 
 /** The worker's backends, or Megatron-LM. */
 export const TrainBackend = Schema.Union(Backend, Schema.Literal("megatron"))
@@ -52,19 +56,38 @@ export const TrainParams = Schema.Struct({
   microBatchSize: PositiveInt,
   trainIters: PositiveInt,
   saveInterval: PositiveInt,
-  lr: Schema.optionalWith(Schema.Number, { default: () => 3e-4 }),
-  minLr: Schema.optionalWith(Schema.Number, { default: () => 3e-5 }),
-  warmupFraction: Schema.optionalWith(Schema.Number, { default: () => 0.01 }),
-  wsdDecayFraction: Schema.optionalWith(Schema.Number, { default: () => 0.1 }),
-  weightDecay: Schema.optionalWith(Schema.Number, { default: () => 0.01 }),
-  clipGrad: Schema.optionalWith(Schema.Number, { default: () => 1.0 }),
-  seed: Schema.optionalWith(Schema.Int, { default: () => 1234 }),
+  lr: Schema.optionalWith(NonNegativeNumber, { default: () => 3e-4 }),
+  minLr: Schema.optionalWith(NonNegativeNumber, { default: () => 3e-5 }),
+  warmupFraction: Schema.optionalWith(Fraction, { default: () => 0.01 }),
+  wsdDecayFraction: Schema.optionalWith(Fraction, { default: () => 0.1 }),
+  weightDecay: Schema.optionalWith(NonNegativeNumber, { default: () => 0.01 }),
+  clipGrad: Schema.optionalWith(NonNegativeNumber, { default: () => 1.0 }),
+  seed: Schema.optionalWith(Schema.NonNegativeInt, { default: () => 1234 }),
   logInterval: Schema.optionalWith(PositiveInt, { default: () => 1 }),
   backend: Schema.optionalWith(TrainBackend, { default: () => "auto" as const }),
   threads: Schema.optionalWith(PositiveInt, { default: () => 2 }),
   /** How Megatron-LM runs, for backend megatron (defaults: FLAME-MoE's 4 nodes x 8 GPUs). */
   megatron: Schema.optional(MegatronParams)
-})
+}).pipe(Schema.filter((p) => {
+  // The rules that relate keys to each other, which the worker (or Megatron-LM) would otherwise
+  // enforce only once the stage starts.
+  const issues: Array<Schema.FilterIssue> = []
+  // Rates like 10 x 3e-4 print as 0.0029999999999999996; six digits say the same.
+  const show = (x: number) => String(Number(x.toPrecision(6)))
+  if (p.minLr > p.lr) issues.push({ path: ["minLr"], message: `${show(p.minLr)} exceeds lr ${show(p.lr)}` })
+  if (p.globalBatchSize % p.microBatchSize !== 0) {
+    issues.push({
+      path: ["globalBatchSize"],
+      message: `${p.globalBatchSize} is not a multiple of microBatchSize ${p.microBatchSize}`
+    })
+  }
+  if (p.backend === "megatron") {
+    for (const problem of layoutProblems(p, p.megatron ?? defaultMegatronParams)) {
+      issues.push({ path: ["megatron"], message: `Megatron-LM would refuse the layout: ${problem}` })
+    }
+  }
+  return issues
+}))
 export type TrainParams = typeof TrainParams.Type
 
 export const TrainResult = Schema.Struct({
@@ -151,12 +174,14 @@ export const train = define({
           string,
           unknown
         >
+      // Resumed at the final checkpoint: nothing trained here, the earlier attempts' record says how it went.
+      const recorded = result.startIteration === p.trainIters ? recordedTraining(ctx, p.trainIters) : undefined
       return {
-        finalLoss: (result.finalLoss as number | null) ?? null,
+        finalLoss: recorded?.finalLoss ?? (result.finalLoss as number | null) ?? null,
         iterations: result.iterations as number,
         startIteration: result.startIteration as number,
         tokens: result.tokens as number,
-        tokensPerSecond: result.tokensPerSecond as number,
+        tokensPerSecond: recorded?.tokensPerSecond ?? result.tokensPerSecond as number,
         activeParams: result.activeParams as number,
         totalParams: result.totalParams as number,
         reusedCheckpoints: reused

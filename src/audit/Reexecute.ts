@@ -18,6 +18,7 @@ import type { ResolvedStage } from "../Pipeline.ts"
 import type { StageContext } from "../Stage.ts"
 import { defaultResources } from "../Stage.ts"
 import { logTail } from "../worker/runWorker.ts"
+import { confinedOutput } from "../workspace/StagePaths.ts"
 import { stageDir } from "../workspace/Workspace.ts"
 import { compareMetrics, reproducibilityOf } from "./Compare.ts"
 import type { ArtifactState, IntegrityResult } from "./Integrity.ts"
@@ -232,7 +233,7 @@ export const makeReexecutor = (
         stageId: execution.stageId,
         params,
         inputs,
-        output: (name) => path.join(workDir, name),
+        output: confinedOutput(execution.stageId, workDir),
         workDir,
         logPath,
         gpus: options.gpus.slice(0, resources.gpus),

@@ -5,13 +5,91 @@
  */
 import { Schema } from "effect"
 
+/**
+ * What is wrong with a setting that holds a control character, or undefined. Settings end up in
+ * `#SBATCH` lines of the batch script: a newline there would end the directive and make the rest a
+ * command of the script (and Slurm ignores every directive after the first command).
+ */
+export const controlCharacterProblem = (value: string): string | undefined => {
+  // eslint-disable-next-line no-control-regex
+  const match = /[\u0000-\u001f\u007f]/.exec(value)
+  if (match === null) return undefined
+  const c = match[0]
+  return c === "\n" ?
+    "contains a newline" :
+    c === "\r" ?
+    "contains a carriage return" :
+    c === "\t" ?
+    "contains a tab" :
+    `contains a control character (U+${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, "0")})`
+}
+
+/** A string setting with no control characters (a path, a glob). */
+const PlainString = Schema.String.pipe(Schema.filter((s) => controlCharacterProblem(s) ?? true))
+
 /** Slurm's time formats: minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS, or UNLIMITED. */
 const SLURM_TIME = /^(?:\d+|\d+:\d{1,2}|\d+:\d{1,2}:\d{1,2}|\d+-\d{1,2}(?::\d{1,2}(?::\d{1,2})?)?|UNLIMITED|INFINITE)$/i
 
 export const SlurmTime = Schema.String.pipe(
-  Schema.filter((s) => SLURM_TIME.test(s), {
-    message: (issue) =>
-      `expected a Slurm time limit (minutes, HH:MM:SS, D-HH:MM:SS or UNLIMITED), got ${JSON.stringify(issue.actual)}`
+  Schema.filter((s) =>
+    controlCharacterProblem(s) ??
+      (SLURM_TIME.test(s) ||
+        `expected a Slurm time limit (minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS or UNLIMITED), got ${
+          JSON.stringify(s)
+        }`)
+  )
+)
+
+/**
+ * A partition, account or QOS name. Slurm's names are single words; beyond whitespace, the characters
+ * refused are the ones the `#SBATCH` line parser treats specially (quotes, backslash, `#`, which
+ * starts a comment there). A partition may be a comma-separated list (the job runs in whichever
+ * starts it first); an account or a QOS is one name.
+ */
+const slurmName = (what: string, list: boolean) =>
+  Schema.String.pipe(
+    Schema.filter((s) => {
+      const control = controlCharacterProblem(s)
+      if (control !== undefined) return control
+      if (s === "") return `is empty (expected a ${what})`
+      if (/\s/.test(s)) return `contains whitespace (expected a ${what})`
+      const bad = /["'\\#]/.exec(s)
+      if (bad !== null) return `contains ${JSON.stringify(bad[0])}, which no ${what} has`
+      if (s.startsWith("-")) return `starts with '-' (expected a ${what}, not a flag)`
+      if (list) {
+        if (s.split(",").some((part) => part === "")) return `has an empty name in its list ${JSON.stringify(s)}`
+      } else if (s.includes(",")) {
+        return `contains a comma (expected one ${what})`
+      }
+      return true
+    })
+  )
+
+export const SlurmPartition = slurmName("partition name", true)
+export const SlurmAccount = slurmName("account name", false)
+export const SlurmQos = slurmName("QOS name", false)
+
+/**
+ * Extra sbatch flags. They go to sbatch as separate arguments, never through a shell or the batch
+ * script; sbatch takes the first word that is not an option, or an option's value, as the script. So
+ * the list starts with a flag, and a value only follows a flag (`-p gpu`, `--constraint h100`).
+ */
+export const SbatchFlags = Schema.Array(
+  Schema.String.pipe(
+    Schema.filter((s) => controlCharacterProblem(s) ?? (s !== "" || "is an empty flag"))
+  )
+).pipe(
+  Schema.filter((flags) => {
+    for (const [i, flag] of flags.entries()) {
+      if (flag.startsWith("-")) continue
+      if (i === 0) return `expected flags starting with '-', got ${JSON.stringify(flag)} first`
+      if (!flags[i - 1]!.startsWith("-")) {
+        return `${JSON.stringify(flag)} follows the value ${
+          JSON.stringify(flags[i - 1])
+        }: expected a flag starting with '-'`
+      }
+    }
+    return true
   })
 )
 
@@ -20,24 +98,25 @@ const PositiveInt = Schema.Int.pipe(Schema.positive())
 
 /** Settings for the stages whose id matches `match` (a glob: `*` matches any characters). Later rules win. */
 export const SlurmStageRule = Schema.Struct({
-  match: Schema.String,
-  partition: Schema.optional(Schema.String),
-  account: Schema.optional(Schema.String),
-  qos: Schema.optional(Schema.String),
+  match: PlainString,
+  partition: Schema.optional(SlurmPartition),
+  account: Schema.optional(SlurmAccount),
+  qos: Schema.optional(SlurmQos),
   time: Schema.optional(SlurmTime),
   /** Extra sbatch flags, e.g. ["--exclusive", "--constraint=h100"]; they override generated ones. */
-  sbatch: Schema.optional(Schema.Array(Schema.String)),
+  sbatch: Schema.optional(SbatchFlags),
   /** Whether these stages may be submitted together as a job array. */
   array: Schema.optional(Schema.Boolean)
 })
 export type SlurmStageRule = typeof SlurmStageRule.Type
 
 export const SlurmSettings = Schema.Struct({
-  partition: Schema.optional(Schema.String),
-  account: Schema.optional(Schema.String),
-  qos: Schema.optional(Schema.String),
+  partition: Schema.optional(SlurmPartition),
+  account: Schema.optional(SlurmAccount),
+  qos: Schema.optional(SlurmQos),
   time: Schema.optional(SlurmTime),
-  sbatch: Schema.optionalWith(Schema.Array(Schema.String), { default: () => [] }),
+  /** Extra sbatch flags, passed to sbatch as arguments (never written into the batch script). */
+  sbatch: Schema.optionalWith(SbatchFlags, { default: () => [] }),
   /** Submissions per second (sbatch calls; an array job is one), and how many may go at once. */
   submitRate: Schema.optionalWith(Positive, { default: () => 2 }),
   submitBurst: Schema.optionalWith(PositiveInt, { default: () => 5 }),
@@ -46,14 +125,17 @@ export const SlurmSettings = Schema.Struct({
   /** Submit stages of the same kind and resources that become ready together as one job array. */
   arrays: Schema.optionalWith(Schema.Boolean, { default: () => true }),
   arrayMax: Schema.optionalWith(PositiveInt, { default: () => 1000 }),
-  /** Resubmissions of a job that Slurm preempted or lost with its node (requeues by Slurm do not count). */
+  /**
+   * Resubmissions of a job that Slurm preempted or lost with its node, or of a resumable stage's job
+   * that hit its time limit after writing a new checkpoint (requeues by Slurm do not count).
+   */
   maxResubmits: Schema.optionalWith(Schema.Int.pipe(Schema.nonNegative()), { default: () => 3 }),
   /** GPUs per node that stages may settle on (backend auto -> cuda), or `auto` to ask sinfo. */
   gpusPerNode: Schema.optionalWith(Schema.Union(Schema.Int.pipe(Schema.nonNegative()), Schema.Literal("auto")), {
     default: () => "auto" as const
   }),
   /** The node executable on compute nodes; by default the one running the engine. */
-  node: Schema.optional(Schema.String),
+  node: Schema.optional(PlainString),
   /** Seconds to wait for cancelled jobs to end before giving up on them. */
   cancelTimeout: Schema.optionalWith(Positive, { default: () => 60 }),
   stages: Schema.optionalWith(Schema.Array(SlurmStageRule), { default: () => [] })
@@ -83,32 +165,53 @@ export const JobSpec = Schema.Struct({
   resumable: Schema.Boolean,
   /** 1 for the first submission of the execution; later ones start from a previous attempt's staging. */
   submission: PositiveInt,
-  cpus: PositiveInt
+  cpus: PositiveInt,
+  /**
+   * The execution's fence file (Fence.ts), written by the engine only: the attempt that may write
+   * into the staging directory and report events. Any other attempt stops.
+   */
+  fencePath: Schema.String,
+  /** Events files of the execution's earlier submissions: what they reported, for a stage that resumes. */
+  earlierEvents: Schema.optionalWith(Schema.Array(Schema.String), { default: () => [] })
 })
 export type JobSpec = typeof JobSpec.Type
+export type JobSpecInput = typeof JobSpec.Encoded
 
-/** A line of a job's events file. `start` opens an attempt (a requeued job starts again). */
+/**
+ * Which attempt of an execution an event comes from: Slurm's restart count of the job (a requeued
+ * job runs again under the same id, appending to the same events file). Absent: the first attempt.
+ */
+const attempt = { attempt: Schema.optionalWith(Schema.Int.pipe(Schema.nonNegative()), { default: () => 0 }) }
+
+/**
+ * A line of a job's events file. `start` opens an attempt; every line carries its attempt, since an
+ * attempt Slurm has given up on (a node that stopped answering) may still be writing while the next
+ * one runs: the engine takes lines from the current attempt only.
+ */
 export const JobEvent = Schema.Union(
   Schema.Struct({
     t: Schema.Literal("start"),
-    attempt: Schema.Int,
+    ...attempt,
     host: Schema.String,
     pid: Schema.Int,
     at: Schema.Number
   }),
-  Schema.Struct({ t: Schema.Literal("environment"), environment: Schema.Unknown }),
-  Schema.Struct({ t: Schema.Literal("progress"), step: Schema.Number, total: Schema.Number }),
+  Schema.Struct({ t: Schema.Literal("environment"), ...attempt, environment: Schema.Unknown }),
+  Schema.Struct({ t: Schema.Literal("progress"), ...attempt, step: Schema.Number, total: Schema.Number }),
   Schema.Struct({
     t: Schema.Literal("metric"),
+    ...attempt,
     name: Schema.String,
     step: Schema.Number,
     value: Schema.NullOr(Schema.Number)
   }),
-  Schema.Struct({ t: Schema.Literal("result"), value: Schema.Unknown }),
-  Schema.Struct({ t: Schema.Literal("failed"), error: Schema.Unknown }),
-  Schema.Struct({ t: Schema.Literal("interrupted") })
+  Schema.Struct({ t: Schema.Literal("result"), ...attempt, value: Schema.Unknown }),
+  Schema.Struct({ t: Schema.Literal("failed"), ...attempt, error: Schema.Unknown }),
+  Schema.Struct({ t: Schema.Literal("interrupted"), ...attempt })
 )
 export type JobEvent = typeof JobEvent.Type
+/** An event as a job writes it: its attempt is the writer's. */
+export type JobEventBody = JobEvent extends infer E ? E extends unknown ? Omit<E, "attempt"> : never : never
 
 export const decodeJobEvent = Schema.decodeUnknownEither(Schema.parseJson(JobEvent))
 

@@ -19,7 +19,10 @@ import type { ResolvedPipeline, ResolvedStage } from "../Pipeline.ts"
 import type { StageContext } from "../Stage.ts"
 import { ArtifactStore } from "../store/ArtifactStore.ts"
 import { ContentHasher } from "../store/ContentHasher.ts"
-import { killGroup } from "../worker/processGroup.ts"
+import { stopAbandonedGroup } from "../worker/processGroup.ts"
+import { processIdentity } from "../worker/processIdentity.ts"
+import { confinedOutput } from "../workspace/StagePaths.ts"
+import { DiskFull, ensureReserve, freeBytes, isDiskFull } from "../workspace/DiskSpace.ts"
 import { stageDir, Workspace } from "../workspace/Workspace.ts"
 import { acquireWorkspaceLock } from "../workspace/WorkspaceLock.ts"
 import { snapshotEnvironment } from "./Environment.ts"
@@ -68,6 +71,13 @@ const turnEventLoop = Effect.async<void>((resume) => {
 /** Stages the cached sweep settles between two turns of the event loop. */
 const SWEEP_CHUNK = 2_000
 
+/** A stage's failure on a full disk, recorded as a StageFailed that says so and keeps the original message. */
+const diskFullFailure = (stage: string, workDir: string, cause: unknown): StageFailed => {
+  const original = cause instanceof Error ? cause.message : String(cause)
+  const full = new DiskFull({ path: workDir, doing: "writing into", freeBytes: freeBytes(workDir) ?? 0 })
+  return new StageFailed({ stage, reason: `${full.message} [${original}]` })
+}
+
 /** Fail-fast: the first failure stops the run, interrupting what is still running. */
 class StopRun extends Data.TaggedError("StopRun")<{ readonly stage: string }> {}
 
@@ -89,17 +99,32 @@ const persisted = (summary: RunSummary): Record<string, unknown> => ({
 export const run = (pipeline: ResolvedPipeline, options: RunOptions) =>
   Effect.scoped(Effect.gen(function*() {
     const ws = yield* Workspace
-    yield* acquireWorkspaceLock(ws.lock, ws.root, { wait: options.wait })
+    yield* acquireWorkspaceLock(ws.lock, ws.root, { wait: options.wait }).pipe(
+      Effect.catchAllDefect((defect) =>
+        isDiskFull(defect)
+          ? Effect.fail(new DiskFull({ path: ws.lock, doing: "writing the lock file", freeBytes: freeBytes(ws.root) ?? 0 }))
+          : Effect.die(defect)
+      )
+    )
+    // Room for this run's records even if a stage fills the disk (src/workspace/DiskSpace.ts).
+    const noRoom = ensureReserve(ws.root)
+    if (noRoom !== undefined) return yield* noRoom
     const lineage = yield* Lineage
     const store = yield* ArtifactStore
     const hasher = yield* ContentHasher
     const reporter = yield* Reporter
     const executor = yield* Executor
 
-    // We hold the lock, so anything still marked running belongs to a dead process; its orphaned workers go too.
+    // We hold the lock, so anything still marked running belongs to a dead process; its orphaned workers
+    // (and compilers) go too, but only while their pid is still the process recorded: a pid reused since
+    // by an unrelated process is left alone.
     const abandonedExecutions = yield* lineage.markAbandoned()
     for (const abandoned of abandonedExecutions) {
-      if (abandoned.workerPid !== null) killGroup(abandoned.workerPid, "SIGKILL")
+      if (abandoned.workerPid === null) continue
+      const outcome = yield* stopAbandonedGroup(abandoned.workerPid, abandoned.workerIdentity)
+      if (outcome === "stopped") {
+        reporter.info(`stopped what the interrupted ${abandoned.stageId} left running (pid ${abandoned.workerPid})`)
+      }
     }
     yield* executor.recover(abandonedExecutions)
 
@@ -134,6 +159,8 @@ export const run = (pipeline: ResolvedPipeline, options: RunOptions) =>
     const gpuSlots = yield* Effect.makeSemaphore(options.gpus.length)
     const freeGpus = [...options.gpus]
 
+    /** The stage that found the disk full, if one did. */
+    let diskFullAt: string | undefined
     const outcomes = new Map<string, StageOutcome>()
     const outputs = new Map<string, ReadonlyMap<string, InputArtifact>>()
     /** Completion signals of the stages that go through the scheduler (true: outputs available). */
@@ -208,7 +235,7 @@ export const run = (pipeline: ResolvedPipeline, options: RunOptions) =>
               stageId: stage.id,
               params: stage.params,
               inputs: absoluteInputs(inputs, ws.root),
-              output: (name) => path.join(workDir, name),
+              output: confinedOutput(stage.id, workDir),
               workDir,
               logPath,
               gpus: gpuIds,
@@ -220,12 +247,16 @@ export const run = (pipeline: ResolvedPipeline, options: RunOptions) =>
                   metricBuffer.push({ executionId, name, step, value })
                   return metricBuffer.length >= 2000 ? Effect.orDie(flushMetrics) : Effect.void
                 }),
-              workerStarted: (pid) => Effect.orDie(lineage.setWorkerPid(executionId, pid)),
+              workerStarted: (pid) =>
+                Effect.orDie(lineage.setWorkerPid(executionId, pid, processIdentity(pid) ?? null)),
               outputReady: hasher.prehash
             }
-            const finish = (status: "failed" | "interrupted", error: unknown) =>
+            const finish = (status: "failed" | "interrupted", cause: unknown) =>
               Effect.gen(function*() {
                 const durationMs = Date.now() - t0
+                // A full disk is named as such, with where the stage was writing; the run stops after it.
+                const error = status === "failed" && isDiskFull(cause) ? diskFullFailure(stage.id, workDir, cause) : cause
+                if (error !== cause) diskFullAt = stage.id
                 yield* flushMetrics
                 const encoded = Schema.is(PersistedError)(error)
                   ? Schema.encodeSync(PersistedError)(error)
@@ -254,6 +285,10 @@ export const run = (pipeline: ResolvedPipeline, options: RunOptions) =>
               }).pipe(Effect.orDie)
 
             const exit = yield* executor.execute({ stage, ctx, executionId, fingerprint: fp }).pipe(
+              // `output` refuses a path outside the stage by throwing; that is the stage's failure, not a crash.
+              Effect.catchSomeDefect((defect) =>
+                defect instanceof StageFailed ? Option.some(Effect.fail(defect)) : Option.none()
+              ),
               Effect.flatMap((result) => Schema.decodeUnknown(stage.definition.result)(result)),
               Effect.mapError((error) =>
                 error._tag === "ParseError"
@@ -341,7 +376,8 @@ export const run = (pipeline: ResolvedPipeline, options: RunOptions) =>
         const body = execute(stage, inputs, decision)
         const ok = yield* jobs.withPermits(1)(executor.localSlots ? cpuSlots.withPermits(needCpus)(body) : body)
         yield* Deferred.succeed(signal, ok)
-        if (!ok && !options.keepGoing) return yield* new StopRun({ stage: stage.id })
+        // Whatever else would run needs the disk too: a full one stops the run even with --keep-going.
+        if (!ok && (!options.keepGoing || diskFullAt !== undefined)) return yield* new StopRun({ stage: stage.id })
       })
 
     const markCached = (stage: ResolvedStage, decision: Decision & { _tag: "Fresh" }) => {
@@ -440,6 +476,12 @@ export const run = (pipeline: ResolvedPipeline, options: RunOptions) =>
     yield* flushMetrics
     yield* hasher.flush
     yield* lineage.endRun(runId, summary.status, persisted(summary))
+    if (diskFullAt !== undefined) {
+      reporter.info(
+        `the disk holding ${ws.root} is full (found by ${diskFullAt}); free space on it and run again: ` +
+          "what was recorded is kept and finished stages stay cached"
+      )
+    }
     yield* store.emptyTrash.pipe(Effect.ignore)
     reporter.close()
     return summary

@@ -8,6 +8,11 @@ const PositiveInt = Schema.Int.pipe(Schema.positive())
 const NonNegativeInt = Schema.Int.pipe(Schema.nonNegative())
 const PositiveNumber = Schema.Number.pipe(Schema.positive())
 
+/** A router picks its top k among the experts: k cannot exceed their number. */
+const routerFitsExperts = (s: { readonly routerTopK: number; readonly numExperts: number }) =>
+  s.routerTopK <= s.numExperts ||
+  { path: ["routerTopK"], message: `${s.routerTopK} exceeds the ${s.numExperts} experts` }
+
 /** Fixed architecture choices shared by all seven scales (Megatron flags in configs/model/flame-moe.sh). */
 export const Architecture = Schema.Struct({
   numAttentionHeads: PositiveInt,
@@ -36,7 +41,7 @@ export const Architecture = Schema.Struct({
   paddedVocabSize: PositiveInt,
   /** len(tokenizer) of pythia-12b as Megatron's HuggingFaceTokenizer reports it (decides uint16 .bin files). */
   tokenizerVocabSize: PositiveInt
-})
+}).pipe(Schema.filter(routerFitsExperts))
 export type Architecture = typeof Architecture.Type
 
 /** Training hyper-parameters shared by all scales (configs/train/flame-moe.sh). */
@@ -53,7 +58,7 @@ export const Training = Schema.Struct({
   minLr: PositiveNumber,
   lrDecayStyle: Schema.Literal("WSD"),
   lrWsdDecayStyle: Schema.Literal("exponential", "linear", "cosine"),
-  lrWarmupFraction: Schema.Number,
+  lrWarmupFraction: Schema.Number.pipe(Schema.between(0, 1)),
   /** lr-wsd-decay-iters = floor(trainIters / this). */
   lrWsdDecayDivisor: PositiveInt,
   precision: Schema.Literal("bf16"),
@@ -62,7 +67,7 @@ export const Training = Schema.Struct({
   checkpointsPerModel: PositiveInt,
   expertParallel: PositiveInt,
   pipelineParallel: PositiveInt
-})
+}).pipe(Schema.filter((t) => t.minLr <= t.lr || { path: ["minLr"], message: `${t.minLr} exceeds lr ${t.lr}` }))
 export type Training = typeof Training.Type
 
 /**
@@ -130,7 +135,7 @@ export const CountingConstants = Schema.Struct({
   numExperts: PositiveInt,
   routerTopK: PositiveInt,
   sharedExpertWidthFactor: NonNegativeInt
-})
+}).pipe(Schema.filter(routerFitsExperts))
 export type CountingConstants = typeof CountingConstants.Type
 
 /**
@@ -153,5 +158,22 @@ export const TinyScale = Schema.Struct({
   trainIters: PositiveInt,
   saveInterval: PositiveInt,
   evalInterval: PositiveInt
-})
+}).pipe(Schema.filter((t) => {
+  const issues: Array<Schema.FilterIssue> = []
+  const fits = routerFitsExperts(t)
+  if (fits !== true) issues.push(fits)
+  if (t.hiddenSize % t.numAttentionHeads !== 0) {
+    issues.push({
+      path: ["hiddenSize"],
+      message: `${t.hiddenSize} is not divisible by the ${t.numAttentionHeads} attention heads`
+    })
+  }
+  if (t.globalBatchSize % t.microBatchSize !== 0) {
+    issues.push({
+      path: ["globalBatchSize"],
+      message: `${t.globalBatchSize} is not a multiple of microBatchSize ${t.microBatchSize}`
+    })
+  }
+  return issues
+}))
 export type TinyScale = typeof TinyScale.Type

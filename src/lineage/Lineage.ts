@@ -15,6 +15,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { LineageError } from "../domain/Errors.ts"
 import { fromRoot } from "../ProjectRoot.ts"
+import { DiskFull, freeBytes, isDiskFull, releaseReserve } from "../workspace/DiskSpace.ts"
 import { Workspace } from "../workspace/Workspace.ts"
 import * as schema from "./schema.ts"
 
@@ -93,12 +94,35 @@ const describe = (cause: unknown): string => (cause instanceof Error ? cause.mes
 
 const make = (file: string) =>
   Effect.gen(function*() {
+    const workspaceRoot = path.dirname(file)
     const { db, sqlite } = yield* Effect.acquireRelease(
-      attempt(`cannot open ${file}`, () => openDatabase(file)),
+      Effect.try({
+        try: () => openDatabase(file),
+        catch: (cause) => {
+          // SQLite says "disk I/O error" when it cannot even create its WAL on a full disk.
+          const free = freeBytes(workspaceRoot)
+          const full = isDiskFull(cause) || (free !== undefined && free < 64 * 1024)
+          return full
+            ? new DiskFull({ path: file, doing: "opening", ...(free === undefined ? {} : { freeBytes: free }) })
+            : new LineageError({ reason: `cannot open ${file}: ${describe(cause)}`, cause })
+        }
+      }).pipe(Effect.mapError((e) => e._tag === "DiskFull" ? new LineageError({ reason: e.message, cause: e }) : e)),
       ({ sqlite }) => Effect.sync(() => sqlite.close())
     )
+    const transaction = <A>(f: (tx: Db) => A) => db.transaction((tx) => f(tx as unknown as Db), { behavior: "immediate" })
+    /**
+     * A write the disk had no room for is retried once, in the room the run's reserve gives back
+     * (src/workspace/DiskSpace.ts): a stage that filled the disk still gets its failure recorded.
+     */
     const write = <A>(reason: string, f: (tx: Db) => A) =>
-      attempt(reason, () => db.transaction((tx) => f(tx as unknown as Db), { behavior: "immediate" }))
+      attempt(reason, () => {
+        try {
+          return transaction(f)
+        } catch (cause) {
+          if (!isDiskFull(cause) || !releaseReserve(workspaceRoot)) throw cause
+          return transaction(f)
+        }
+      })
     const read = <A>(reason: string, f: (db: Db) => A) => attempt(reason, () => f(db))
 
     return {
@@ -135,9 +159,11 @@ const make = (file: string) =>
           }
         }),
 
-      setWorkerPid: (id: string, pid: number) =>
+      /** The child process an execution started, with its identity (src/worker/processIdentity.ts) when known. */
+      setWorkerPid: (id: string, pid: number, identity: string | null) =>
         write("recording the worker pid", (tx) =>
-          tx.update(schema.executions).set({ workerPid: pid }).where(eq(schema.executions.id, id)).run()),
+          tx.update(schema.executions).set({ workerPid: pid, workerIdentity: identity })
+            .where(eq(schema.executions.id, id)).run()),
 
       /** Success and its artifacts land together: an execution is never `succeeded` without its outputs recorded. */
       finishExecution: (

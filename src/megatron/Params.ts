@@ -32,7 +32,7 @@ export const MegatronParams = Schema.Struct({
   logInterval: Schema.optionalWith(PositiveInt, { default: () => 5 }),
   distributedTimeoutMinutes: Schema.optionalWith(PositiveInt, { default: () => 30 }),
   /** The c10d rendezvous port on the first node; by default derived from the job id. */
-  rdzvPort: Schema.optional(PositiveInt),
+  rdzvPort: Schema.optional(Schema.Int.pipe(Schema.between(1, 65535))),
   /** CPUs per node for the batch job (FLAME-MoE's --cpus-per-task=208). */
   cpusPerTask: Schema.optionalWith(PositiveInt, { default: () => 208 }),
   /** Memory per node for the batch job, MB (FLAME-MoE's --mem=1536G); 0: the partition's default. */

@@ -33,6 +33,26 @@ export interface MegatronTrainResult {
   readonly reusedCheckpoints: ReadonlyArray<string>
 }
 
+/**
+ * The loss and throughput of a training an attempt resumed at its end: a requeued or resubmitted job
+ * whose earlier attempt saved the final checkpoint, then was lost before it reported, trains nothing
+ * itself. They come from what the earlier attempts recorded: the loss of the final iteration, and
+ * tokens per second over every iteration recorded (each trains as many tokens: their harmonic mean).
+ */
+export const recordedTraining = (
+  ctx: Pick<StageContext<unknown>, "recordedMetric">,
+  trainIters: number
+): { readonly finalLoss: number | null; readonly tokensPerSecond: number } => {
+  const loss = ctx.recordedMetric?.("loss").find((m) => m.step === trainIters)?.value ?? null
+  const rates = (ctx.recordedMetric?.("tokens_per_s") ?? []).flatMap((m) =>
+    m.step <= trainIters && m.value !== null && m.value > 0 ? [m.value] : []
+  )
+  return {
+    finalLoss: loss,
+    tokensPerSecond: rates.length === 0 ? 0 : rates.length / rates.reduce((sum, rate) => sum + 1 / rate, 0)
+  }
+}
+
 export const trainWithMegatron = (
   ctx: StageContext<MegatronTrainParams>,
   dataPath: ReadonlyArray<string>
@@ -102,12 +122,14 @@ export const trainWithMegatron = (
       }
     )
     const tokens = (p.trainIters - startIteration) * tokensPerIteration
+    // Resumed at the final checkpoint: nothing trained here, the earlier attempts' record says how it went.
+    const recorded = startIteration === p.trainIters ? recordedTraining(ctx, p.trainIters) : undefined
     return {
-      finalLoss,
+      finalLoss: recorded?.finalLoss ?? finalLoss,
       iterations: p.trainIters,
       startIteration: loadedIteration ?? startIteration,
       tokens,
-      tokensPerSecond: seconds > 0 ? tokens / seconds : 0,
+      tokensPerSecond: recorded?.tokensPerSecond ?? (seconds > 0 ? tokens / seconds : 0),
       activeParams: counts.active,
       totalParams: counts.total,
       reusedCheckpoints: reused

@@ -5,31 +5,48 @@
  */
 import { Either } from "effect"
 import * as fs from "node:fs"
-import type { JobEvent } from "../domain/Slurm.ts"
+import type { JobEvent, JobEventBody } from "../domain/Slurm.ts"
 import { decodeJobEvent } from "../domain/Slurm.ts"
 
 export interface EventsWriter {
   /** `urgent` events (start, result, failure) are written through at once. */
-  readonly write: (event: JobEvent, urgent?: boolean) => void
+  readonly write: (event: JobEventBody, urgent?: boolean) => void
   readonly close: () => void
 }
 
-export const openEventsWriter = (file: string, flushMs = 250): EventsWriter => {
+export interface EventsWriterOptions {
+  /** The writing attempt (Slurm's restart count), stamped on every line. */
+  readonly attempt: number
+  /**
+   * Asked before anything buffered is written: once it says no (a later attempt holds the fence),
+   * nothing more is, buffered events included.
+   */
+  readonly mayWrite?: () => boolean
+  readonly flushMs?: number
+}
+
+export const openEventsWriter = (file: string, options: EventsWriterOptions): EventsWriter => {
   const fd = fs.openSync(file, "a")
   let buffer: Array<string> = []
+  let fenced = false
   const flush = () => {
     if (buffer.length === 0) return
-    fs.writeSync(fd, buffer.join(""))
+    if (!fenced && options.mayWrite !== undefined && !options.mayWrite()) fenced = true
+    if (!fenced) fs.writeSync(fd, buffer.join(""))
     buffer = []
   }
-  const timer = setInterval(flush, flushMs)
+  const timer = setInterval(flush, options.flushMs ?? 250)
   timer.unref()
+  let closed = false
   return {
     write: (event, urgent = false) => {
-      buffer.push(JSON.stringify(event) + "\n")
+      if (closed) return
+      buffer.push(JSON.stringify({ ...event, attempt: options.attempt }) + "\n")
       if (urgent || buffer.length >= 512) flush()
     },
     close: () => {
+      if (closed) return
+      closed = true
       clearInterval(timer)
       flush()
       fs.fsyncSync(fd)
@@ -37,6 +54,40 @@ export const openEventsWriter = (file: string, flushMs = 250): EventsWriter => {
     }
   }
 }
+
+/**
+ * Which lines of an events file stand: those of the newest attempt seen so far. A line of an earlier
+ * attempt, written after a later one began (an attempt Slurm gave up on, still running), is stale.
+ */
+export interface AttemptFilter {
+  /** The attempt whose events are taken now. */
+  readonly current: () => number
+  /** Moves on to a later attempt (never back); true when it did. */
+  readonly advance: (attempt: number) => boolean
+  /** Whether an event stands; an event of a later attempt makes that attempt the current one. */
+  readonly accepts: (event: JobEvent) => boolean
+}
+
+export const attemptFilter = (initial = 0): AttemptFilter => {
+  let current = initial
+  const advance = (attempt: number) => {
+    if (attempt <= current) return false
+    current = attempt
+    return true
+  }
+  return {
+    current: () => current,
+    advance,
+    accepts: (event) => {
+      if (event.attempt < current) return false
+      advance(event.attempt)
+      return true
+    }
+  }
+}
+
+/** Reads a whole events file (a job's side, for what earlier attempts reported). */
+export const readAllEvents = (file: string): ReadonlyArray<JobEvent> => readEvents(file, newCursor()).events
 
 /** Where the engine stopped reading a job's events file. */
 export interface EventsCursor {

@@ -1,8 +1,10 @@
 /**
  * The batch script of a submission: #SBATCH directives from the stage's resources and its Slurm
  * settings, then one line that runs the stage through `flame-pipe job`. A job array runs several
- * stages of one kind; each task finds its spec and log by SLURM_ARRAY_TASK_ID.
+ * stages of one kind; each task finds its spec and log by SLURM_ARRAY_TASK_ID. Extra sbatch flags of
+ * the settings are not written into the script: they go to sbatch as arguments (sbatchArguments).
  */
+import { controlCharacterProblem } from "../domain/Slurm.ts"
 import type { Resources } from "../Stage.ts"
 import type { StageSlurmSettings } from "./Settings.ts"
 
@@ -60,6 +62,7 @@ const conflicts: Readonly<Record<string, ReadonlyArray<string>>> = {
   "mem-per-gpu": ["mem", "mem-per-cpu", "mem-per-gpu"]
 }
 
+/** The generated flags, as `--name=value`; those the settings' extra flags replace are left out. */
 export const sbatchDirectives = (job: BatchJob): ReadonlyArray<string> => {
   const { resources, settings } = job
   const generated: Array<[string, string | undefined]> = [
@@ -88,7 +91,28 @@ export const sbatchDirectives = (job: BatchJob): ReadonlyArray<string> => {
   if (!overridden.has("requeue") && !overridden.has("no-requeue")) {
     flags.push(job.requeue ? "--requeue" : "--no-requeue")
   }
-  return [...flags, ...settings.sbatch]
+  return flags
+}
+
+/**
+ * What sbatch gets before the script: the settings' extra flags, one argument each. Options on
+ * sbatch's command line win over the script's directives (those they replace are left out anyway).
+ */
+export const sbatchArguments = (job: BatchJob): ReadonlyArray<string> => [...job.settings.sbatch]
+
+/** A value that cannot be written into the batch script; thrown by batchScript. */
+export class UnsafeDirective extends Error {}
+
+/**
+ * A flag as one word of an `#SBATCH` line. sbatch splits these lines at whitespace (even after a
+ * backslash), ends them at a `#` outside double quotes, and inside double quotes takes `\` as an
+ * escape; a newline cannot be written at all. Settings are checked for all this when they are read;
+ * generated values (paths, the job name) are quoted here, and a control character in one is refused.
+ */
+export const directiveWord = (flag: string): string => {
+  const problem = controlCharacterProblem(flag)
+  if (problem !== undefined) throw new UnsafeDirective(`#SBATCH ${JSON.stringify(flag)}: ${problem}`)
+  return /[\s"'\\#]/.test(flag) ? `"${flag.replace(/["\\]/g, (c) => `\\${c}`)}"` : flag
 }
 
 /** Single-quotes a word for bash. */
@@ -96,7 +120,7 @@ export const shellQuote = (word: string): string =>
   /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`
 
 export const batchScript = (job: BatchJob): string => {
-  const directives = sbatchDirectives(job).map((flag) => `#SBATCH ${flag}`)
+  const directives = sbatchDirectives(job).map((flag) => `#SBATCH ${directiveWord(flag)}`)
   const cases = job.tasks.map((task, i) =>
     `  ${i}) spec=${shellQuote(task.specPath)}; log=${shellQuote(task.logPath)} ;;`
   )

@@ -16,6 +16,8 @@ export interface JobInfo {
   readonly restarts: number | null
   readonly startedAt: number | null
   readonly endedAt: number | null
+  /** The job's time limit as Slurm prints it ("1-00:00:00", "UNLIMITED"), where the command says. */
+  readonly timeLimit: string | null
 }
 
 const blank = (value: string | undefined): string | null =>
@@ -39,12 +41,12 @@ export const parseSlurmTimestamp = (value: string | undefined): number | null =>
   return Number.isNaN(ms) ? null : ms
 }
 
-/** The format the client passes to squeue: job id, state, reason, node list. */
-export const squeueFormat = "%i|%T|%r|%N"
+/** The format the client passes to squeue: job id, state, reason, node list, time limit. */
+export const squeueFormat = "%i|%T|%r|%N|%l"
 
 export const parseSqueue = (stdout: string): ReadonlyArray<JobInfo> =>
   stdout.split("\n").filter((line) => line.trim() !== "").map((line) => {
-    const [jobId = "", state = "", reason, nodeList] = line.split("|")
+    const [jobId = "", state = "", reason, nodeList, timeLimit] = line.split("|")
     return {
       jobId: jobId.trim(),
       state: baseState(state),
@@ -54,7 +56,8 @@ export const parseSqueue = (stdout: string): ReadonlyArray<JobInfo> =>
       signal: null,
       restarts: null,
       startedAt: null,
-      endedAt: null
+      endedAt: null,
+      timeLimit: blank(timeLimit?.trim())
     }
   })
 
@@ -87,16 +90,17 @@ export const parseScontrolJobs = (stdout: string): ReadonlyArray<JobInfo> =>
       ...parseExitCode(f.get("ExitCode")),
       restarts: restarts === undefined ? null : Number(restarts),
       startedAt: parseSlurmTimestamp(f.get("StartTime")),
-      endedAt: parseSlurmTimestamp(f.get("EndTime"))
+      endedAt: parseSlurmTimestamp(f.get("EndTime")),
+      timeLimit: blank(f.get("TimeLimit"))
     }
   })
 
 /** The fields the client asks sacct for (-n -P -X -o ...), in this order. */
-export const sacctFields = "JobID,State,Reason,NodeList,ExitCode,Start,End"
+export const sacctFields = "JobID,State,Reason,NodeList,ExitCode,Start,End,Timelimit"
 
 export const parseSacct = (stdout: string): ReadonlyArray<JobInfo> =>
   stdout.split("\n").filter((line) => line.trim() !== "").map((line) => {
-    const [jobId = "", state = "", reason, nodeList, exitCode, start, end] = line.split("|")
+    const [jobId = "", state = "", reason, nodeList, exitCode, start, end, timeLimit] = line.split("|")
     return {
       jobId: jobId.trim(),
       state: baseState(state),
@@ -105,7 +109,8 @@ export const parseSacct = (stdout: string): ReadonlyArray<JobInfo> =>
       ...parseExitCode(exitCode),
       restarts: null,
       startedAt: parseSlurmTimestamp(start),
-      endedAt: parseSlurmTimestamp(end)
+      endedAt: parseSlurmTimestamp(end),
+      timeLimit: blank(timeLimit)
     }
   })
 

@@ -7,7 +7,7 @@
 import { Either, ParseResult, Schema } from "effect"
 import * as fs from "node:fs"
 import type { SlurmStageRule } from "../domain/Slurm.ts"
-import { SlurmSettings } from "../domain/Slurm.ts"
+import { controlCharacterProblem, SlurmSettings } from "../domain/Slurm.ts"
 import { SlurmSettingsError } from "./errors.ts"
 
 const numericKeys = new Set(["submitRate", "submitBurst", "poll", "arrayMax", "maxResubmits", "cancelTimeout"])
@@ -109,10 +109,15 @@ export const slurmSettingsFromConfig = (
   const settings: Record<string, unknown> = { ...base }
   const fileRules = Array.isArray(base.stages) ? base.stages as Array<unknown> : []
   const rules: Array<Record<string, unknown>> = []
-  /** Which --config entry set a (top-level) key, so an error can name it. */
+  /** Which --config entry set a setting (`partition`, `stages.3.time`), so an error can name it. */
   const sources = new Map<string, string>()
   for (const [entry, raw] of Object.entries(config)) {
     if (!entry.startsWith("slurm.") || entry === "slurm.file") continue
+    // Checked before anything splits the value: a newline in `slurm.sbatch` would otherwise pass as a word break.
+    const control = controlCharacterProblem(raw)
+    if (control !== undefined) {
+      return Either.left(new SlurmSettingsError({ source: `--config ${entry}`, key: "", reason: control }))
+    }
     const key = entry.slice("slurm.".length)
     if (key.startsWith("stage.")) {
       const rest = key.slice("stage.".length)
@@ -123,7 +128,7 @@ export const slurmSettingsFromConfig = (
         return Either.left(
           new SlurmSettingsError({
             source: `--config ${entry}`,
-            key,
+            key: "",
             reason: `expected slurm.stage.<stage glob>.<${[...stageKeys].join("|")}>`
           })
         )
@@ -134,14 +139,14 @@ export const slurmSettingsFromConfig = (
         rules.push(rule)
       }
       rule[field] = convert(field, raw)
-      sources.set(`stages.${fileRules.length + rules.indexOf(rule)}`, entry)
+      sources.set(`stages.${fileRules.length + rules.indexOf(rule)}.${field}`, entry)
       continue
     }
     if (!topKeys.has(key)) {
       return Either.left(
         new SlurmSettingsError({
           source: `--config ${entry}`,
-          key,
+          key: "",
           reason: `unknown setting (known: ${[...topKeys].join(", ")}, stage.<glob>.<key>)`
         })
       )
@@ -153,11 +158,17 @@ export const slurmSettingsFromConfig = (
   const decoded = decode(settings)
   if (Either.isLeft(decoded)) {
     const { key, reason } = firstIssue(decoded.left)
-    const top = key.split(".").slice(0, key.startsWith("stages.") ? 2 : 1).join(".")
+    // The setting an entry sets: `partition`, or `stages.3.time`; the issue may lie deeper (`sbatch.1`).
+    const setting = key.split(".").slice(0, key.startsWith("stages.") ? 3 : 1).join(".")
+    const entry = sources.get(setting)
+    if (entry === undefined) {
+      return Either.left(new SlurmSettingsError({ source: file ?? "--config", key, reason }))
+    }
+    const inner = key.startsWith("stages.") ? key.split(".").slice(2).join(".") : key
     return Either.left(
       new SlurmSettingsError({
-        source: sources.has(top) ? `--config ${sources.get(top)}` : file ?? "--config",
-        key,
+        source: `--config ${entry}`,
+        key: inner === setting.split(".").pop() ? "" : inner,
         reason
       })
     )

@@ -73,14 +73,17 @@ const run = (file: string, args: ReadonlyArray<string>, accept: (out: CommandOut
 
 export class SlurmClient extends Effect.Service<SlurmClient>()("flame-pipe/SlurmClient", {
   succeed: {
-    /** Submits a batch script; returns the job id (of the array, for an array job). */
-    submit: (script: string) =>
-      Effect.flatMap(run("sbatch", ["--parsable", script]), (out) => {
+    /**
+     * Submits a batch script with extra sbatch flags, each one argument (no shell sees them); returns
+     * the job id (of the array, for an array job).
+     */
+    submit: (script: string, flags: ReadonlyArray<string> = []) =>
+      Effect.flatMap(run("sbatch", ["--parsable", ...flags, script]), (out) => {
         const id = parseSbatch(out.stdout)
         return id === undefined ?
           Effect.fail(
             new SlurmCommandFailed({
-              command: `sbatch ${script}`,
+              command: ["sbatch", ...flags, script].join(" "),
               exitCode: 0,
               stderr: `no job id in its output: ${out.stdout.trim()}`
             })

@@ -13,6 +13,12 @@
  *   and runs again; it is followed, not resubmitted, and resumable stages continue from their
  *   staging directory. A job that ends PREEMPTED or NODE_FAIL is submitted again (up to
  *   maxResubmits), as the same execution.
+ * - A job that hits its time limit (TIMEOUT) fails its stage, saying so and naming the limit; unless
+ *   the stage is resumable and wrote a new checkpoint: then it is submitted again as the same
+ *   execution (counted against maxResubmits) and continues from that checkpoint.
+ * - Attempts are fenced (Fence.ts): of the attempts of an execution, only the one the engine names
+ *   in its fence file may write into staging or report, and the engine reads the events of that
+ *   attempt only. An attempt Slurm gave up on but that still runs stops on its own.
  * - Interruption (Ctrl-C) cancels the run's jobs with scancel and waits until Slurm reports them gone.
  */
 import { Cause, Deferred, Duration, Effect, Either, FiberId, Layer, Queue, RateLimiter, Schema } from "effect"
@@ -31,13 +37,15 @@ import type { EnvironmentRow } from "../lineage/Lineage.ts"
 import { Lineage } from "../lineage/Lineage.ts"
 import { logTail } from "../worker/runWorker.ts"
 import { Workspace } from "../workspace/Workspace.ts"
-import type { EventsCursor } from "./Events.ts"
-import { newCursor, readEvents } from "./Events.ts"
+import type { AttemptFilter, EventsCursor } from "./Events.ts"
+import { attemptFilter, newCursor, readEvents } from "./Events.ts"
+import { writeFence } from "./Fence.ts"
 import { makeJobRecords } from "./JobRecords.ts"
 import type { BatchJob } from "./JobScript.ts"
-import { batchScript } from "./JobScript.ts"
+import { batchScript, sbatchArguments } from "./JobScript.ts"
 import { cancelOrphanedJobs } from "./Orphans.ts"
 import type { JobInfo } from "./Output.ts"
+import { newestCheckpoint } from "./Resume.ts"
 import { settingsForStage } from "./Settings.ts"
 import { SlurmClient } from "./SlurmClient.ts"
 
@@ -59,13 +67,19 @@ type Outcome =
   | { readonly _tag: "Succeeded"; readonly value: unknown }
   | { readonly _tag: "Failed"; readonly error: StageFailed | WorkerFailed }
   | { readonly _tag: "Lost"; readonly jobId: string; readonly state: string; readonly error: WorkerFailed }
+  /** Slurm stopped the job at its time limit; `limit` as Slurm gave it, or the settings', if known. */
+  | { readonly _tag: "TimedOut"; readonly jobId: string; readonly limit: string | null; readonly error: WorkerFailed }
 
 interface Tracked {
   readonly request: ExecutionRequest
   readonly jobId: string
+  readonly submission: number
   readonly eventsPath: string
+  readonly fencePath: string
   readonly slurmOutput: string
   readonly cursor: EventsCursor
+  /** The attempt (Slurm's restart count) whose events stand; the fence file names the same one. */
+  readonly attempts: AttemptFilter
   state: string
   running: boolean
   /** Whether the stage started (a `start` event) since Slurm last requeued the job. */
@@ -82,6 +96,8 @@ interface Tracked {
 interface Pending {
   readonly request: ExecutionRequest
   readonly submission: number
+  /** Events files of the execution's earlier submissions. */
+  readonly earlierEvents: ReadonlyArray<string>
   cancelled: boolean
   /** Set by the submitter before `tracked` completes, so an interruption at any point finds the job. */
   current: Tracked | undefined
@@ -109,6 +125,8 @@ const make = (invocation: SlurmInvocation) =>
     const settings = invocation.settings
     const command = invocation.jobCommand
     const jobsDir = path.join(ws.root, "slurm")
+    /** One fence per execution, shared by its submissions: a resubmission fences the jobs before it. */
+    const fenceOf = (executionId: string) => path.join(jobsDir, "fences", `${executionId}.json`)
 
     const tracked = new Map<string, Tracked>()
     const pendingQueue = yield* Queue.unbounded<Pending>()
@@ -150,7 +168,9 @@ const make = (invocation: SlurmInvocation) =>
         eventsPath,
         resumable: stage.definition.resumable === true,
         submission: pending.submission,
-        cpus: Math.max(1, stage.resources.cpus)
+        cpus: Math.max(1, stage.resources.cpus),
+        fencePath: fenceOf(executionId),
+        earlierEvents: [...pending.earlierEvents]
       }
     }
 
@@ -185,15 +205,20 @@ const make = (invocation: SlurmInvocation) =>
             group.forEach((p, i) => {
               fs.writeFileSync(job.tasks[i]!.specPath, JSON.stringify(specOf(p, eventsPaths[i]!), null, 2) + "\n")
               fs.writeFileSync(eventsPaths[i]!, "")
+              // Named before the job exists: from now on, the execution's earlier jobs may not write.
+              writeFence(fenceOf(p.request.executionId), { submission: p.submission, attempt: 0 })
             })
             fs.writeFileSync(script, batchScript(job), { mode: 0o755 })
           },
-          catch: (cause) => String(cause)
+          catch: (cause) => cause instanceof Error ? cause.message : String(cause)
         }).pipe(Effect.either)
+        const flags = sbatchArguments(job)
         const submitted = Either.isLeft(written) ?
           Either.left(`cannot write the batch script in ${dir}: ${written.left}`) :
-          Either.mapLeft(yield* Effect.either(client.submit(script)), (error) =>
-            `sbatch refused the job: ${error.message}`)
+          Either.mapLeft(
+            yield* Effect.either(client.submit(script, flags)),
+            (error) => `sbatch refused the job: ${error.message}`
+          )
         if (Either.isLeft(submitted)) {
           for (const p of group) {
             yield* Deferred.fail(p.tracked, new StageFailed({ stage: p.request.stage.id, reason: submitted.left }))
@@ -207,9 +232,12 @@ const make = (invocation: SlurmInvocation) =>
           const t: Tracked = {
             request: p.request,
             jobId,
+            submission: p.submission,
             eventsPath: eventsPaths[i]!,
+            fencePath: fenceOf(p.request.executionId),
             slurmOutput: job.slurmOutput.replace("%A", arrayId).replace("%a", String(i)).replace("%j", arrayId),
             cursor: newCursor(),
+            attempts: attemptFilter(),
             state: "PENDING",
             running: false,
             startedSinceRequeue: false,
@@ -232,7 +260,11 @@ const make = (invocation: SlurmInvocation) =>
             state: "PENDING",
             submittedAt
           }).pipe(Effect.orDie)
-          yield* p.request.ctx.log(`[slurm] submitted as job ${jobId} (${path.relative(ws.root, script)})`)
+          yield* p.request.ctx.log(
+            `[slurm] submitted as job ${jobId} (${path.relative(ws.root, script)}${
+              flags.length > 0 ? `, sbatch flags ${JSON.stringify(flags)}` : ""
+            })`
+          )
           // Interrupted while sbatch was under way: the job must not outlive the run.
           if (p.cancelled) {
             yield* requestCancel(t)
@@ -245,9 +277,7 @@ const make = (invocation: SlurmInvocation) =>
       Effect.gen(function*() {
         const first = yield* Queue.take(pendingQueue)
         yield* Effect.sleep(COALESCE)
-        const batch = [first, ...(yield* Queue.takeAll(pendingQueue))].filter((p) =>
-          !p.cancelled
-        )
+        const batch = [first, ...(yield* Queue.takeAll(pendingQueue))].filter((p) => !p.cancelled)
         const groups = new Map<string, Array<Pending>>()
         for (const p of batch) {
           const key = groupKey(p)
@@ -281,11 +311,32 @@ const make = (invocation: SlurmInvocation) =>
       return new StageFailed({ stage: stageId, reason: message })
     }
 
+    /**
+     * Names a later attempt of the job in the execution's fence: the attempt before it may no longer
+     * write, and what it reported no longer stands.
+     */
+    const advanceAttempt = (t: Tracked, attempt: number) =>
+      Effect.suspend(() => {
+        if (!t.attempts.advance(attempt)) return Effect.void
+        t.result = undefined
+        t.failure = undefined
+        return Effect.try(() => writeFence(t.fencePath, { submission: t.submission, attempt })).pipe(
+          Effect.catchAll((error) => warnOnce(`cannot write the fence ${t.fencePath}: ${String(error.error)}`))
+        )
+      })
+
     const drainEvents = (t: Tracked) =>
       Effect.gen(function*() {
         const { ctx, executionId } = t.request
         const { events, malformed } = readEvents(t.eventsPath, t.cursor)
+        const stale = new Map<number, number>()
         for (const event of events) {
+          // A later attempt announcing itself (or reporting) takes the fence; an earlier one is stale.
+          if (event.attempt > t.attempts.current()) yield* advanceAttempt(t, event.attempt)
+          if (!t.attempts.accepts(event)) {
+            stale.set(event.attempt, (stale.get(event.attempt) ?? 0) + 1)
+            continue
+          }
           switch (event.t) {
             case "start":
               // A new attempt: what an earlier one reported no longer stands.
@@ -322,6 +373,11 @@ const make = (invocation: SlurmInvocation) =>
           }
         }
         for (const line of malformed) yield* ctx.log(`[engine] malformed event from job ${t.jobId}: ${line}`)
+        for (const [attempt, count] of stale) {
+          yield* ctx.log(
+            `[engine] ignored ${count} event(s) of attempt ${attempt} of job ${t.jobId}: attempt ${t.attempts.current()} has replaced it`
+          )
+        }
       })
 
     const finish = (t: Tracked, info: JobInfo) =>
@@ -343,6 +399,26 @@ const make = (invocation: SlurmInvocation) =>
         const completed = info.state === "COMPLETED" || (info.state === "UNKNOWN" && info.exitCode === null)
         if (t.result !== undefined && completed) {
           return yield* Deferred.succeed(t.done, { _tag: "Succeeded", value: t.result.value })
+        }
+        if (info.state === "TIMEOUT" && !t.cancelling) {
+          // Whatever the stage reported on its way down (its workers killed by Slurm's signal), the
+          // time limit is what ended it.
+          const limit = info.timeLimit ?? settingsForStage(settings, stage.id).time ?? null
+          return yield* Deferred.succeed(t.done, {
+            _tag: "TimedOut",
+            jobId: t.jobId,
+            limit,
+            error: new WorkerFailed({
+              stage: stage.id,
+              reason: `Slurm job ${t.jobId} ran out of time: it reached its time limit (${
+                limit ?? "the partition's default"
+              }) and Slurm stopped it; raise the limit with slurm.time or slurm.stage.<glob>.time`,
+              exitCode: info.exitCode,
+              signal: info.signal ? signalNames.get(info.signal) ?? String(info.signal) : null,
+              logPath: ctx.logPath,
+              logTail: [...lastLines(ctx.logPath, 20), ...lastLines(t.slurmOutput, 5)]
+            })
+          })
         }
         if (t.failure !== undefined && !lostStates.has(info.state)) {
           return yield* Deferred.succeed(t.done, { _tag: "Failed", error: decodeFailure(stage.id, t.failure) })
@@ -391,6 +467,10 @@ const make = (invocation: SlurmInvocation) =>
           t.running = false
           t.startedSinceRequeue = false
           const detail = yield* client.show(t.jobId).pipe(Effect.orElseSucceed(() => undefined))
+          // The next attempt runs with SLURM_RESTART_COUNT as scontrol counts restarts: named in the
+          // fence now, the attempt Slurm gave up on stops writing before the next one starts. Without
+          // scontrol's count the next attempt's start event names it.
+          if (detail?.restarts != null && detail.restarts > 0) yield* advanceAttempt(t, detail.restarts)
           t.restarts = Math.max(t.restarts + 1, detail?.restarts ?? 0)
           yield* update(t, { state: info.state, reason: info.reason, restarts: t.restarts })
           const { stage } = t.request
@@ -424,7 +504,8 @@ const make = (invocation: SlurmInvocation) =>
           signal: null,
           restarts: null,
           startedAt: null,
-          endedAt: null
+          endedAt: null,
+          timeLimit: null
         })
       })
 
@@ -488,18 +569,22 @@ const make = (invocation: SlurmInvocation) =>
     yield* Effect.forkScoped(submitter)
     yield* Effect.forkScoped(poller)
 
-    const attemptOnce = (request: ExecutionRequest, submission: number) =>
+    /** One submission of an execution; its outcome, and the events file its job wrote. */
+    const attemptOnce = (request: ExecutionRequest, submission: number, earlierEvents: ReadonlyArray<string>) =>
       Effect.suspend(() => {
         const pending: Pending = {
           request,
           submission,
+          earlierEvents,
           cancelled: false,
           current: undefined,
           tracked: Deferred.unsafeMake<Tracked, StageFailed>(FiberId.none)
         }
         return Queue.offer(pendingQueue, pending).pipe(
           Effect.zipRight(Deferred.await(pending.tracked)),
-          Effect.flatMap((t) => Deferred.await(t.done)),
+          Effect.flatMap((t) =>
+            Effect.map(Deferred.await(t.done), (outcome) => ({ outcome, eventsPath: t.eventsPath }))
+          ),
           Effect.onInterrupt(() =>
             Effect.suspend(() => {
               pending.cancelled = true
@@ -511,16 +596,58 @@ const make = (invocation: SlurmInvocation) =>
 
     const execute = (request: ExecutionRequest) =>
       Effect.gen(function*() {
+        const { ctx, stage } = request
+        const earlierEvents: Array<string> = []
+        /** The checkpoint the latest submission resumed from: a job that timed out without a newer one got nowhere. */
+        let resumedFrom = stage.definition.resumable
+          ? newestCheckpoint(ctx.workDir, Object.keys(stage.outputs))
+          : undefined
         for (let submission = 1;; submission++) {
-          const outcome = yield* attemptOnce(request, submission)
+          const { eventsPath, outcome } = yield* attemptOnce(request, submission, earlierEvents)
+          earlierEvents.push(eventsPath)
           if (outcome._tag === "Succeeded") return outcome.value
           if (outcome._tag === "Failed") return yield* Effect.fail(outcome.error)
+          if (outcome._tag === "TimedOut") {
+            const failWith = (why: string) =>
+              Effect.fail(
+                new WorkerFailed({
+                  stage: outcome.error.stage,
+                  reason: `${outcome.error.reason}; ${why}`,
+                  exitCode: outcome.error.exitCode,
+                  signal: outcome.error.signal,
+                  logPath: outcome.error.logPath,
+                  logTail: outcome.error.logTail
+                })
+              )
+            if (!stage.definition.resumable) return yield* Effect.fail(outcome.error)
+            const checkpoint = newestCheckpoint(ctx.workDir, Object.keys(stage.outputs))
+            if (checkpoint === undefined) {
+              return yield* failWith(
+                "it wrote no checkpoint, so a resubmission would start over and run out of time again"
+              )
+            }
+            if (checkpoint === resumedFrom) {
+              return yield* failWith(`it wrote no checkpoint after ${checkpoint}, which it resumed from`)
+            }
+            if (submission > settings.maxResubmits) {
+              return yield* failWith(
+                `its checkpoints up to ${checkpoint} are kept for the next run (resubmitted ${settings.maxResubmits} time(s), slurm.maxResubmits)`
+              )
+            }
+            resumedFrom = checkpoint
+            reporter.info(
+              `  ${stage.id}: job ${outcome.jobId} hit its time limit${outcome.limit ? ` (${outcome.limit})` : ""}; ` +
+                `resubmitting (${submission} of ${settings.maxResubmits}), resuming from ${checkpoint}`
+            )
+            yield* ctx.log(`[slurm] job ${outcome.jobId} hit its time limit; resubmitting, resuming from ${checkpoint}`)
+            continue
+          }
           if (submission > settings.maxResubmits) return yield* Effect.fail(outcome.error)
           reporter.info(
-            `  ${request.stage.id}: Slurm job ${outcome.jobId} ended ${outcome.state}; submitting it again ` +
+            `  ${stage.id}: Slurm job ${outcome.jobId} ended ${outcome.state}; submitting it again ` +
               `(${submission} of ${settings.maxResubmits})`
           )
-          yield* request.ctx.log(`[slurm] job ${outcome.jobId} ended ${outcome.state}; resubmitting`)
+          yield* ctx.log(`[slurm] job ${outcome.jobId} ended ${outcome.state}; resubmitting`)
         }
       })
 

@@ -4,11 +4,12 @@ import { Data } from "effect"
 export class SlurmSettingsError extends Data.TaggedError("SlurmSettingsError")<{
   /** Where the value came from: `--config slurm.poll`, or a settings file's path. */
   readonly source: string
+  /** The setting within the source (`stages.0.time` of a file, `sbatch.1` of `--config slurm.sbatch`); empty when the source names it. */
   readonly key: string
   readonly reason: string
 }> {
   override get message(): string {
-    return `Slurm settings (${this.source}): ${this.key}: ${this.reason}`
+    return `Slurm settings: ${this.source}: ${this.key === "" ? "" : `${this.key}: `}${this.reason}`
   }
 }
 

@@ -2,16 +2,64 @@
  * What the FLAME-MoE stages share: the model shape as typed params, the worker's config file, and
  * how stages find the worker binary and the dataset among their inputs.
  */
-import { Effect, Schema } from "effect"
+import { Effect, Either, Schema } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { StageFailed } from "../../src/domain/Errors.ts"
 import { architecture } from "../../src/flame/architecture.ts"
+import { parseMoeLayerFreq } from "../../src/flame/moeLayerFreq.ts"
 import type { TinyScale } from "../../src/flame/schema.ts"
 import type { ExecutorInfo, StageContext } from "../../src/Stage.ts"
 import { datasetPrefix } from "../tokenize.ts"
 
 const PositiveInt = Schema.Int.pipe(Schema.positive())
+const PositiveNumber = Schema.Finite.pipe(Schema.positive())
+const NonNegativeNumber = Schema.Finite.pipe(Schema.nonNegative())
+
+/** The worker stores expert ids in a byte (its trace format), so it takes at most this many experts. */
+const MAX_EXPERTS = 256
+
+/**
+ * What the worker would refuse about a model (kernels/src/config.cpp), found when the pipeline is
+ * resolved: each issue names the key it is about.
+ */
+const modelIssues = (m: {
+  readonly hiddenSize: number
+  readonly numLayers: number
+  readonly numAttentionHeads: number
+  readonly numExperts: number
+  readonly topK: number
+  readonly moeLayers: string
+}): Array<Schema.FilterIssue> => {
+  const issues: Array<Schema.FilterIssue> = []
+  if (m.topK > m.numExperts) {
+    issues.push({ path: ["topK"], message: `${m.topK} exceeds the ${m.numExperts} experts` })
+  }
+  if (m.numExperts > MAX_EXPERTS) {
+    issues.push({ path: ["numExperts"], message: `${m.numExperts} experts; the worker takes at most ${MAX_EXPERTS}` })
+  }
+  if (m.hiddenSize % m.numAttentionHeads !== 0) {
+    issues.push({
+      path: ["hiddenSize"],
+      message: `${m.hiddenSize} is not divisible by the ${m.numAttentionHeads} attention heads`
+    })
+  } else if ((m.hiddenSize / m.numAttentionHeads) % 2 !== 0) {
+    issues.push({
+      path: ["hiddenSize"],
+      message: `the head dimension ${m.hiddenSize}/${m.numAttentionHeads} = ${
+        m.hiddenSize / m.numAttentionHeads
+      } must be even (RoPE rotates pairs)`
+    })
+  }
+  // The worker reads the list form only ("[0]*1+[1]*8"); Megatron's integer form needs it spelled out.
+  const pattern = /^\s*\d+\s*$/.test(m.moeLayers)
+    ? Either.left({
+      message: `"${m.moeLayers.trim()}": write the pattern as a list, e.g. "[0]*1+[1]*${m.numLayers - 1}"`
+    })
+    : parseMoeLayerFreq(m.moeLayers, m.numLayers)
+  if (Either.isLeft(pattern)) issues.push({ path: ["moeLayers"], message: pattern.left.message })
+  return issues
+}
 
 /** The model as the worker's config.model takes it; defaults are FLAME-MoE's constants. */
 export const ModelParams = Schema.Struct({
@@ -25,15 +73,15 @@ export const ModelParams = Schema.Struct({
   topK: Schema.optionalWith(PositiveInt, { default: () => 6 }),
   /** Width of the shared expert; FLAME-MoE: 2 x moeFfnHiddenSize. */
   sharedExpertSize: Schema.Int.pipe(Schema.nonNegative()),
-  /** Megatron's --moe-layer-freq pattern, e.g. "[0]*1+[1]*8". */
+  /** Megatron's --moe-layer-freq pattern, e.g. "[0]*1+[1]*8": one entry per layer. */
   moeLayers: Schema.String,
   seqLength: PositiveInt,
-  ropeBase: Schema.optionalWith(Schema.Number, { default: () => 10000 }),
-  normEps: Schema.optionalWith(Schema.Number, { default: () => 1e-6 }),
-  initStd: Schema.optionalWith(Schema.Number, { default: () => 0.02 }),
-  auxLossCoeff: Schema.optionalWith(Schema.Number, { default: () => 0.01 }),
-  zLossCoeff: Schema.optionalWith(Schema.Number, { default: () => 0.001 })
-})
+  ropeBase: Schema.optionalWith(PositiveNumber, { default: () => 10000 }),
+  normEps: Schema.optionalWith(PositiveNumber, { default: () => 1e-6 }),
+  initStd: Schema.optionalWith(PositiveNumber, { default: () => 0.02 }),
+  auxLossCoeff: Schema.optionalWith(NonNegativeNumber, { default: () => 0.01 }),
+  zLossCoeff: Schema.optionalWith(NonNegativeNumber, { default: () => 0.001 })
+}).pipe(Schema.filter(modelIssues))
 export type ModelParams = typeof ModelParams.Type
 
 /** What sets one FLAME-MoE model apart from another; the rest of ModelParams is the architecture's constants. */
@@ -62,9 +110,20 @@ const NonNegativeInt = Schema.Int.pipe(Schema.nonNegative())
 export const SplitSamples = Schema.Struct({ train: NonNegativeInt, valid: NonNegativeInt, test: NonNegativeInt })
 export type SplitSamples = typeof SplitSamples.Type
 
+/** Megatron's --split as the worker takes it: three non-negative weights, not all zero ("90,5,5"). */
+export const SplitWeights = Schema.String.pipe(
+  Schema.filter((split) => {
+    const parts = split.split(",")
+    const weights = parts.map((p) => (/^\s*(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$/.test(p) ? Number(p) : Number.NaN))
+    return (parts.length === 3 && weights.every(Number.isFinite) && weights.some((w) => w > 0)) ||
+      `expected three non-negative numbers like "90,5,5", got ${JSON.stringify(split)}`
+  })
+)
+
 export const DataParams = Schema.Struct({
-  split: Schema.optionalWith(Schema.String, { default: () => "90,5,5" }),
-  seed: Schema.optionalWith(Schema.Int, { default: () => 1234 }),
+  split: Schema.optionalWith(SplitWeights, { default: () => "90,5,5" }),
+  /** numpy's RandomState takes seeds in [0, 2^32). */
+  seed: Schema.optionalWith(Schema.Int.pipe(Schema.between(0, 2 ** 32 - 1)), { default: () => 1234 }),
   /** Unset: each split is as large as the stage reads (the worker's default). */
   splitSamples: Schema.optional(SplitSamples)
 })

@@ -232,6 +232,35 @@ describe("toy pipeline through the CLI", () => {
     expect(fs.existsSync(path.join(ws, "artifacts"))).toBe(false)
   })
 
+  it("plan and run refuse a param the worker would refuse, or one that leaves the workspace, in one line", async () => {
+    const ws = tempWorkspace()
+    const cases = [
+      [
+        "train/flame-moe-38m-tiny.model.topK=100",
+        "stage train/flame-moe-38m-tiny, param 'model.topK': 100 exceeds the 64 experts"
+      ],
+      ["train/flame-moe-38m-tiny.warmupFraction=2", "stage train/flame-moe-38m-tiny, param 'warmupFraction'"],
+      [
+        "tokenize/dclm-tiny-0000.name=../../../../../../ESCAPED-shard",
+        "stage tokenize/dclm-tiny-0000, param 'name': '../../../../../../ESCAPED-shard' must be a plain file name"
+      ]
+    ] as const
+    for (const [set, message] of cases) {
+      for (const command of ["plan", "run"]) {
+        const result = await cli([command, "scaling-suite", "--preset", "tiny", "--workspace", ws, "--set", set])
+        expect(result.exitCode, `${command} --set ${set}`).toBe(1)
+        expect(result.stderr).toContain(message)
+        expect(result.stderr).not.toMatch(/\n\s+at /)
+      }
+    }
+    // Refused before anything ran: nothing built, nothing written next to or above the workspace.
+    expect(fs.existsSync(path.join(ws, "artifacts"))).toBe(false)
+    expect(fs.existsSync(path.join(ws, "staging"))).toBe(false)
+    for (let dir = ws; dir !== path.dirname(dir); dir = path.dirname(dir)) {
+      expect(fs.readdirSync(dir).filter((f) => f.startsWith("ESCAPED-shard")), dir).toEqual([])
+    }
+  })
+
   it("prints lineage up and down, the DAG and execution details", async () => {
     const ws = tempWorkspace()
     await runJson(["toy", "--workspace", ws])

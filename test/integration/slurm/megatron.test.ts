@@ -171,6 +171,41 @@ describeSlurm("Megatron backend on Slurm (test doubles for torchrun and pretrain
     )
   })
 
+  it("a job that hits its time limit is submitted again as the same execution, resuming from its newest checkpoint", async () => {
+    // One-minute limit, 3 s iterations: no job trains all 30; each one gets further than the last.
+    const { result, summary } = await runJson([pipeline, "--preset", "timeout", "--workspace", ws, ...slurm])
+    expect(result.exitCode, result.stderr.slice(-3000)).toBe(0)
+    expect(summary?.status).toBe("succeeded")
+    expect(result.stderr).toMatch(
+      /train\/tiny: job \d+ hit its time limit \(00:01:00\); resubmitting \(1 of 3\), resuming from iter_00000[12]0/
+    )
+    const run = query<{ id: string }>(ws, "select id from runs order by started_at desc limit 1")[0]!.id
+    const executions = query<{ id: string; status: string }>(
+      ws,
+      "select id, status from executions where stage_id = 'train/tiny' and run_id = ?",
+      run
+    )
+    expect(executions.map((e) => e.status)).toEqual(["succeeded"])
+    const jobs = query<{ submission: number; state: string }>(
+      ws,
+      "select submission, state from slurm_jobs where execution_id = ? order by submission",
+      executions[0]!.id
+    )
+    expect(jobs.length).toBeGreaterThanOrEqual(2)
+    expect(jobs.slice(0, -1).every((j) => j.state === "TIMEOUT")).toBe(true)
+    expect(jobs.at(-1)).toMatchObject({ submission: jobs.length, state: "COMPLETED" })
+    const trained = trainResult(ws)
+    expect(trained.startIteration).toBeGreaterThanOrEqual(10)
+    expect(trained.reusedCheckpoints).toContain("iter_0000010")
+    // Steps replayed by a resubmission are recorded once each.
+    const steps = query<{ step: number }>(
+      ws,
+      "select step from metrics where execution_id = ? and name = 'loss' order by step",
+      executions[0]!.id
+    )
+    expect(steps.map((s) => s.step)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1))
+  })
+
   it("a two-node job: srun starts one torchrun per node, their ranks meet on the job's first node", async () => {
     // Partition `pair` holds the test node and a second slurmd on the same machine (scripts/ci/slurm-cluster.sh).
     const { result, summary } = await runJson([

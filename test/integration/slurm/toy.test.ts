@@ -76,6 +76,38 @@ describeSlurm("toy pipeline on Slurm", () => {
     expect(total(ws)).toBe(total(local))
   })
 
+  it("extra sbatch flags reach sbatch word for word; a newline in a setting is refused before anything is submitted", async () => {
+    const ws = tempWorkspace("fp-slurm-flags-")
+    const comment = "a b; $(touch pwned) #c"
+    const { result, summary } = await runJson([
+      "toy",
+      "--workspace",
+      ws,
+      ...slurm,
+      "--config",
+      `slurm.stage.generate.sbatch=--comment='${comment}'`
+    ])
+    expect(result.exitCode, result.stderr.slice(-3000)).toBe(0)
+    expect(summary?.status).toBe("succeeded")
+    const generate = slurmJobs(ws).find((j) => j.stage === "generate")!
+    const shown = await execa("scontrol", ["show", "job", generate.jobId])
+    expect(String(shown.stdout)).toContain(`Comment=${comment}`)
+    expect(fs.readFileSync(path.join(ws, generate.script), "utf8")).not.toContain("--comment")
+
+    const refused = await cli([
+      "run",
+      "toy",
+      "--workspace",
+      tempWorkspace("fp-slurm-newline-"),
+      ...slurm,
+      "--config",
+      "slurm.partition=ci\n#SBATCH --wrap=true"
+    ])
+    expect(refused.exitCode).toBe(1)
+    expect(refused.stderr).toContain("Slurm settings: --config slurm.partition: contains a newline")
+    expect(refused.stderr).not.toMatch(/\n\s+at /)
+  })
+
   it("a failing job: the stage fails with the worker's exit code and its log tail, the job is recorded FAILED", async () => {
     const ws = tempWorkspace("fp-slurm-fail-")
     const { result, summary } = await runJson(["toy", "--workspace", ws, ...slurm, "--set", "sum.failAt=5"])

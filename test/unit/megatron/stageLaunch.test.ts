@@ -153,10 +153,14 @@ describe("a Megatron stage's launch", () => {
     expect(previewLaunch(train38m, { executor: "local", inputs, saveDir: "/s" })).toEqual(
       Either.left("megatron.nodes is 4: a multi-node run needs a Slurm allocation (run with --executor slurm)")
     )
-    const bad = fullSuite(["train/*.backend=megatron", "train/flame-moe-38m.megatron.expertParallel=3"])
-    expect(
-      Either.getLeft(previewLaunch(bad.byId.get("train/flame-moe-38m")!, { executor: "slurm", inputs, saveDir: "/s" }))
+    // A layout Megatron-LM would refuse is refused when the pipeline is resolved (plan, run)...
+    expect(() => fullSuite(["train/*.backend=megatron", "train/flame-moe-38m.megatron.expertParallel=3"])).toThrow(
+      "stage train/flame-moe-38m, param 'megatron': Megatron-LM would refuse the layout"
     )
+    // ...and the launch itself still checks params it is handed.
+    const params = train38m.params as MegatronStageParams & { readonly megatron: object | undefined }
+    const bad = { ...train38m, params: { ...params, megatron: { ...params.megatron, expertParallel: 3 } } }
+    expect(Either.getLeft(previewLaunch(bad, { executor: "slurm", inputs, saveDir: "/s" })))
       .toEqual(expect.objectContaining({ value: expect.stringContaining("Megatron-LM layout: ") }))
   })
 

@@ -4,19 +4,22 @@
  * The real cluster is exercised in test/integration/slurm; these cover what a one-node test cluster
  * cannot easily show (preemption, a controller that forgot a job with accounting off, rate limits).
  */
-import { Effect, Either, Exit, Fiber, Layer } from "effect"
+import { Effect, Either, Exit, Fiber, Layer, Schema } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { describe, expect, it } from "vitest"
 import toy from "../../../pipelines/toy.ts"
+import { servicesLayer } from "../../../src/cli/Cli.ts"
 import { WorkerFailed } from "../../../src/domain/Errors.ts"
 import type { SlurmSettings } from "../../../src/domain/Slurm.ts"
 import { Reporter } from "../../../src/engine/Reporter.ts"
+import { run as runPipeline } from "../../../src/engine/Runner.ts"
 import type { ExecutionRequest } from "../../../src/executor/Executor.ts"
 import { Executor } from "../../../src/executor/Executor.ts"
 import { Lineage } from "../../../src/lineage/Lineage.ts"
-import type { ResolvedPipeline } from "../../../src/Pipeline.ts"
+import type { PipelineDefinition, ResolvedPipeline } from "../../../src/Pipeline.ts"
+import * as Pipeline from "../../../src/Pipeline.ts"
 import { resolve } from "../../../src/Pipeline.ts"
 import { SlurmCommandFailed } from "../../../src/slurm/errors.ts"
 import { makeJobRecords } from "../../../src/slurm/JobRecords.ts"
@@ -25,18 +28,27 @@ import { slurmSettingsFromConfig } from "../../../src/slurm/Settings.ts"
 import { SlurmClient } from "../../../src/slurm/SlurmClient.ts"
 import { SlurmExecutor } from "../../../src/slurm/SlurmExecutor.ts"
 import type { StageContext } from "../../../src/Stage.ts"
+import { define, node } from "../../../src/Stage.ts"
 import { Workspace } from "../../../src/workspace/Workspace.ts"
+import { generate } from "../../../stages/toy/index.ts"
 
-/** One step of a scripted job: the state squeue shows at a poll, and events the job appends then. */
+/**
+ * One step of a scripted job: the state squeue shows at a poll, events the job appends then, and
+ * directories it creates in its staging directory (checkpoints); `probe` looks at the job's files then.
+ */
 interface Step {
   readonly state: string | "gone"
   readonly events?: ReadonlyArray<Record<string, unknown>>
   readonly exitCode?: number
+  readonly dirs?: ReadonlyArray<string>
+  readonly files?: Readonly<Record<string, string>>
+  readonly probe?: (job: FakeJob) => void
 }
 
 interface FakeJob {
   readonly id: string
   readonly eventsPath: string
+  readonly spec: { readonly workDir: string; readonly fencePath: string; readonly earlierEvents: Array<string> }
   readonly steps: Array<Step>
   state: string
   restarts: number
@@ -45,7 +57,7 @@ interface FakeJob {
 
 const fakeCluster = (scripts: Array<(taskIndex: number) => Array<Step>>, refuse?: string) => {
   const jobs = new Map<string, FakeJob>()
-  const submissions: Array<{ id: string; script: string; at: number }> = []
+  const submissions: Array<{ id: string; script: string; flags: ReadonlyArray<string>; at: number }> = []
   const cancelled: Array<string> = []
   let next = 100
   const info = (job: FakeJob): JobInfo => ({
@@ -57,7 +69,8 @@ const fakeCluster = (scripts: Array<(taskIndex: number) => Array<Step>>, refuse?
     signal: job.exitCode === null ? null : 0,
     restarts: job.restarts,
     startedAt: null,
-    endedAt: null
+    endedAt: null,
+    timeLimit: "00:01:00"
   })
   const advance = (job: FakeJob) => {
     const step = job.steps.shift()
@@ -65,23 +78,29 @@ const fakeCluster = (scripts: Array<(taskIndex: number) => Array<Step>>, refuse?
     if (job.state === "RUNNING" && step.state === "PENDING") job.restarts++
     job.state = step.state
     if (step.exitCode !== undefined) job.exitCode = step.exitCode
+    for (const dir of step.dirs ?? []) fs.mkdirSync(path.join(job.spec.workDir, dir), { recursive: true })
+    for (const [file, text] of Object.entries(step.files ?? {})) {
+      fs.writeFileSync(path.join(job.spec.workDir, file), text)
+    }
     for (const event of step.events ?? []) fs.appendFileSync(job.eventsPath, JSON.stringify(event) + "\n")
+    step.probe?.(job)
   }
   const client = SlurmClient.make({
-    submit: (script: string) =>
+    submit: (script: string, flags: ReadonlyArray<string> = []) =>
       refuse !== undefined ?
         Effect.fail(new SlurmCommandFailed({ command: `sbatch ${script}`, exitCode: 1, stderr: refuse })) :
         Effect.sync(() => {
           const id = String(next++)
           const text = fs.readFileSync(script, "utf8")
-          submissions.push({ id, script: text, at: Date.now() })
+          submissions.push({ id, script: text, flags, at: Date.now() })
           const specs = [...text.matchAll(/spec=(\S+);/g)].map((m) => JSON.parse(fs.readFileSync(m[1]!, "utf8")))
           const steps = scripts.shift() ?? (() => [{ state: "COMPLETED" }])
-          specs.forEach((spec: { eventsPath: string }, i) => {
+          specs.forEach((spec: FakeJob["spec"] & { eventsPath: string }, i) => {
             const jobId = specs.length > 1 ? `${id}_${i}` : id
             jobs.set(jobId, {
               id: jobId,
               eventsPath: spec.eventsPath,
+              spec,
               steps: steps(i),
               state: "PENDING",
               restarts: 0,
@@ -122,7 +141,28 @@ const fakeCluster = (scripts: Array<(taskIndex: number) => Array<Step>>, refuse?
 }
 
 const start = { t: "start", attempt: 0, host: "n1", pid: 1, at: 0 }
-const result = (value: unknown) => ({ t: "result", value })
+const result = (value: unknown, attempt = 0) => ({ t: "result", attempt, value })
+
+/** A stage that checkpoints and resumes, as training does: its checkpoints are its outputs. */
+const checkpointed = define({
+  kind: "test/checkpointed",
+  version: "1",
+  params: Schema.Struct({}),
+  outputs: () => ({ iter_0000010: "dir" as const, iter_0000020: "dir" as const, iter_0000030: "dir" as const }),
+  result: Schema.Struct({ iterations: Schema.Number }),
+  resumable: true,
+  run: () => Effect.succeed({ iterations: 30 })
+})
+const withTraining = Pipeline.define({
+  name: "training",
+  description: "a resumable stage and a plain one",
+  presets: { default: "the only one" },
+  defaultPreset: "default",
+  build:
+    () => [node(checkpointed, { id: "train/x" }), node(generate, { id: "generate", params: { count: 5, seed: 1 } })]
+})
+
+const fenceOf = (job: FakeJob) => JSON.parse(fs.readFileSync(job.spec.fencePath, "utf8")) as unknown
 
 interface Harness {
   readonly pipeline: ResolvedPipeline
@@ -131,66 +171,67 @@ interface Harness {
   readonly metrics: Array<[string, number, number | null]>
 }
 
-const harness = Effect.gen(function*() {
-  const pipeline = yield* resolve(toy, {})
-  const lineage = yield* Lineage
-  const ws = yield* Workspace
-  const runId = "run-1"
-  yield* lineage.startRun({
-    id: runId,
-    pipeline: "toy",
-    preset: "default",
-    overrides: {},
-    argv: [],
-    executor: "slurm",
-    host: "h",
-    pid: 1,
-    status: "running",
-    startedAt: Date.now()
-  })
-  const metrics: Array<[string, number, number | null]> = []
-  let n = 0
-  const request = (stageId: string) =>
-    Effect.gen(function*() {
-      const stage = pipeline.byId.get(stageId)!
-      const executionId = `exec-${++n}`
-      yield* Effect.orDie(lineage.startExecution({
-        id: executionId,
-        runId,
-        stageId,
-        fingerprint: `fp-${n}`,
-        version: "1",
-        params: {},
-        inputHashes: {},
-        status: "running",
-        startedAt: Date.now(),
-        host: "h",
-        executor: "slurm",
-        logPath: "log",
-        outputDir: "out"
-      }, []))
-      const workDir = path.join(ws.staging, `s${n}`)
-      fs.mkdirSync(workDir, { recursive: true })
-      const logPath = path.join(ws.logs, `${n}.log`)
-      fs.mkdirSync(ws.logs, { recursive: true })
-      const ctx: StageContext<unknown> = {
-        stageId,
-        params: stage.params,
-        inputs: {},
-        output: (name) => path.join(workDir, name),
-        workDir,
-        logPath,
-        gpus: [],
-        cpus: 1,
-        log: (message) => Effect.sync(() => fs.appendFileSync(logPath, message + "\n")),
-        progress: () => Effect.void,
-        metric: (name, step, value) => Effect.sync(() => void metrics.push([name, step, value])),
-        workerStarted: () => Effect.void
-      }
-      return { stage, ctx, executionId, fingerprint: `fp-${n}` }
+const harness = (definition: PipelineDefinition) =>
+  Effect.gen(function*() {
+    const pipeline = yield* resolve(definition, {})
+    const lineage = yield* Lineage
+    const ws = yield* Workspace
+    const runId = "run-1"
+    yield* lineage.startRun({
+      id: runId,
+      pipeline: "toy",
+      preset: "default",
+      overrides: {},
+      argv: [],
+      executor: "slurm",
+      host: "h",
+      pid: 1,
+      status: "running",
+      startedAt: Date.now()
     })
-  return { pipeline, request, metrics }
-})
+    const metrics: Array<[string, number, number | null]> = []
+    let n = 0
+    const request = (stageId: string) =>
+      Effect.gen(function*() {
+        const stage = pipeline.byId.get(stageId)!
+        const executionId = `exec-${++n}`
+        yield* Effect.orDie(lineage.startExecution({
+          id: executionId,
+          runId,
+          stageId,
+          fingerprint: `fp-${n}`,
+          version: "1",
+          params: {},
+          inputHashes: {},
+          status: "running",
+          startedAt: Date.now(),
+          host: "h",
+          executor: "slurm",
+          logPath: "log",
+          outputDir: "out"
+        }, []))
+        const workDir = path.join(ws.staging, `s${n}`)
+        fs.mkdirSync(workDir, { recursive: true })
+        const logPath = path.join(ws.logs, `${n}.log`)
+        fs.mkdirSync(ws.logs, { recursive: true })
+        const ctx: StageContext<unknown> = {
+          stageId,
+          params: stage.params,
+          inputs: {},
+          output: (name) => path.join(workDir, name),
+          workDir,
+          logPath,
+          gpus: [],
+          cpus: 1,
+          log: (message) => Effect.sync(() => fs.appendFileSync(logPath, message + "\n")),
+          progress: () => Effect.void,
+          metric: (name, step, value) => Effect.sync(() => void metrics.push([name, step, value])),
+          workerStarted: () => Effect.void
+        }
+        return { stage, ctx, executionId, fingerprint: `fp-${n}` }
+      })
+    return { pipeline, request, metrics }
+  })
 
 const settings = (config: Record<string, string> = {}): SlurmSettings =>
   Either.getOrThrow(slurmSettingsFromConfig({ "slurm.poll": "0.01", "slurm.cancelTimeout": "5", ...config }))
@@ -201,7 +242,8 @@ const run = <A>(
     h: Omit<Harness, "info"> & { cluster: ReturnType<typeof fakeCluster> }
   ) => Effect.Effect<A, unknown, Executor | Lineage>,
   config: Record<string, string> = {},
-  refuse?: string
+  refuse?: string,
+  definition: PipelineDefinition = toy
 ) => {
   const cluster = fakeCluster(scripts, refuse)
   const info: Array<string> = []
@@ -236,7 +278,7 @@ const run = <A>(
   const layer = Layer.provideMerge(executor, Layer.mergeAll(Lineage.Test, workspace, reporter))
   return Effect.runPromise(
     Effect.gen(function*() {
-      const h = yield* harness
+      const h = yield* harness(definition)
       const value = yield* body({ ...h, cluster })
       return { value, info, cluster }
     }).pipe(Effect.scoped, Effect.provide(layer)) as Effect.Effect<
@@ -253,6 +295,23 @@ const execute = (request: ExecutionRequest) => Effect.flatMap(Executor, (e) => e
 const jobRows = (executionId: string) =>
   Effect.flatMap(Lineage, (l) => Effect.orDie(makeJobRecords(l.db).ofExecution(executionId)))
 
+/** Writes its output and a loss per step: what a Slurm job of it reports is scripted by the fake cluster. */
+const counting = define({
+  kind: "test/counting",
+  version: "1",
+  params: Schema.Struct({}),
+  outputs: () => ({ "out.txt": "file" as const }),
+  result: Schema.Struct({ count: Schema.Number }),
+  run: () => Effect.die("runs on the (fake) cluster only")
+})
+const counted = Pipeline.define({
+  name: "counted",
+  description: "one stage, run as a Slurm job",
+  presets: { default: "the only one" },
+  defaultPreset: "default",
+  build: () => [node(counting, { id: "count" })]
+})
+
 describe("Slurm executor", () => {
   it("follows a job Slurm requeues: same job, no resubmission, the restarted attempt's result", async () => {
     const { cluster, info, value } = await run(
@@ -260,7 +319,7 @@ describe("Slurm executor", () => {
         { state: "RUNNING", events: [start, { t: "metric", name: "loss", step: 1, value: 3 }] },
         { state: "PENDING" },
         { state: "PENDING" },
-        { state: "RUNNING", events: [{ ...start, attempt: 1 }, result({ count: 100 })] },
+        { state: "RUNNING", events: [{ ...start, attempt: 1 }, result({ count: 100 }, 1)] },
         { state: "COMPLETED", exitCode: 0 }
       ]],
       ({ request }) =>
@@ -406,6 +465,251 @@ describe("Slurm executor", () => {
     expect(Exit.isInterrupted(value.exit)).toBe(true)
     expect(cluster.cancelled).toEqual(["100"])
     expect(value.rows[0]).toMatchObject({ state: "CANCELLED" })
+  })
+
+  it("a resumable stage that hits its time limit is submitted again, as the same execution, from its newest checkpoint", async () => {
+    const { cluster, info, value } = await run(
+      [
+        () => [
+          { state: "RUNNING", events: [start], dirs: ["iter_0000010"] },
+          { state: "RUNNING", dirs: ["iter_0000020"] },
+          { state: "TIMEOUT", events: [{ t: "interrupted" }], exitCode: 0 }
+        ],
+        () => [
+          { state: "RUNNING", events: [start], dirs: ["iter_0000030"] },
+          { state: "COMPLETED", events: [result({ iterations: 30 })], exitCode: 0 }
+        ]
+      ],
+      ({ request }) =>
+        Effect.gen(function*() {
+          const req = yield* request("train/x")
+          return { out: yield* execute(req), rows: yield* jobRows(req.executionId) }
+        }),
+      {},
+      undefined,
+      withTraining
+    )
+    expect(value.out).toEqual({ iterations: 30 })
+    expect(info).toContain(
+      "  train/x: job 100 hit its time limit (00:01:00); resubmitting (1 of 3), resuming from iter_0000020"
+    )
+    expect(value.rows.map((r) => [r.jobId, r.submission, r.state])).toEqual([["100", 1, "TIMEOUT"], [
+      "101",
+      2,
+      "COMPLETED"
+    ]])
+    // The resubmission knows where the first job reported, and names itself in the execution's fence.
+    const second = cluster.jobs.get("101")!
+    expect(second.spec.earlierEvents).toEqual([cluster.jobs.get("100")!.eventsPath])
+    expect(fenceOf(second)).toEqual({ submission: 2, attempt: 0 })
+  })
+
+  it("a resumable stage that timed out without a new checkpoint fails: another submission would get no further", async () => {
+    const timesOut = (dirs: ReadonlyArray<string>) => () => [
+      { state: "RUNNING", events: [start], dirs },
+      { state: "TIMEOUT", exitCode: 0 }
+    ]
+    const { cluster, value } = await run(
+      [timesOut(["iter_0000010"]), timesOut([])],
+      ({ request }) => Effect.either(Effect.flatMap(request("train/x"), execute)),
+      {},
+      undefined,
+      withTraining
+    )
+    expect(cluster.submissions).toHaveLength(2)
+    expect(Either.isLeft(value) && value.left.message).toContain(
+      "Slurm job 101 ran out of time: it reached its time limit (00:01:00)"
+    )
+    expect(Either.isLeft(value) && value.left.message).toContain(
+      "it wrote no checkpoint after iter_0000010, which it resumed from"
+    )
+
+    const { value: none } = await run(
+      [timesOut([])],
+      ({ request }) => Effect.either(Effect.flatMap(request("train/x"), execute)),
+      {},
+      undefined,
+      withTraining
+    )
+    expect(Either.isLeft(none) && none.left.message).toContain(
+      "it wrote no checkpoint, so a resubmission would start over"
+    )
+  })
+
+  it("a resumable stage's time-limit resubmissions count against maxResubmits; its checkpoints are kept", async () => {
+    const progress = (dir: string) => () => [
+      { state: "RUNNING", events: [start], dirs: [dir] },
+      { state: "TIMEOUT", exitCode: 0 }
+    ]
+    const { cluster, value } = await run(
+      [progress("iter_0000010"), progress("iter_0000020")],
+      ({ request }) => Effect.either(Effect.flatMap(request("train/x"), execute)),
+      { "slurm.maxResubmits": "1" },
+      undefined,
+      withTraining
+    )
+    expect(cluster.submissions).toHaveLength(2)
+    expect(Either.isLeft(value) && value.left.message).toContain(
+      "its checkpoints up to iter_0000020 are kept for the next run (resubmitted 1 time(s), slurm.maxResubmits)"
+    )
+  })
+
+  it("a stage that cannot resume fails when its job hits its time limit, saying it ran out of time and which limit", async () => {
+    const { cluster, value } = await run(
+      [() => [
+        { state: "RUNNING", events: [start] },
+        // The workers die of Slurm's signal; the time limit, not their exit, is the reason.
+        {
+          state: "TIMEOUT",
+          events: [{ t: "failed", error: { _tag: "Unknown", message: "worker killed by SIGTERM" } }],
+          exitCode: 0
+        }
+      ]],
+      ({ request }) => Effect.either(Effect.flatMap(request("generate"), execute)),
+      {},
+      undefined,
+      withTraining
+    )
+    expect(cluster.submissions).toHaveLength(1)
+    expect(Either.isLeft(value) && value.left).toMatchObject({ _tag: "WorkerFailed", stage: "generate" })
+    expect(Either.isLeft(value) && value.left.message).toContain(
+      "Slurm job 100 ran out of time: it reached its time limit (00:01:00) and Slurm stopped it; raise the limit with slurm.time or slurm.stage.<glob>.time"
+    )
+  })
+
+  it("fences a requeued job's attempts: the next one is named on the requeue, and lines of the old one are ignored", async () => {
+    const fences: Array<unknown> = []
+    const probe = (job: FakeJob) => void fences.push(fenceOf(job))
+    const metric = (attempt: number, step: number, value: number) => ({
+      t: "metric",
+      attempt,
+      name: "loss",
+      step,
+      value
+    })
+    const { value, cluster } = await run(
+      [() => [
+        { state: "RUNNING", events: [start, metric(0, 1, 9), metric(0, 2, 8)], probe },
+        { state: "PENDING" },
+        {
+          state: "RUNNING",
+          // Looked at before the engine reads this step's events: what the requeue alone did.
+          probe,
+          events: [
+            { ...start, attempt: 1 },
+            // The first attempt's node lost its controller but not its processes: it is still writing.
+            metric(0, 3, 666),
+            metric(1, 1, 7),
+            { t: "result", attempt: 0, value: { count: -1 } },
+            metric(1, 2, 6),
+            metric(1, 3, 5)
+          ]
+        },
+        { state: "COMPLETED", events: [result({ count: 100 }, 1), metric(0, 4, 666)], exitCode: 0 }
+      ]],
+      ({ metrics, request }) =>
+        Effect.gen(function*() {
+          const req = yield* request("generate")
+          return { out: yield* execute(req), metrics, log: fs.readFileSync(req.ctx.logPath, "utf8") }
+        })
+    )
+    // Named at submission, then, once Slurm requeued the job, its next attempt: before it started.
+    expect(fences).toEqual([{ submission: 1, attempt: 0 }, { submission: 1, attempt: 1 }])
+    expect(fenceOf(cluster.jobs.get("100")!)).toEqual({ submission: 1, attempt: 1 })
+    expect(value.out).toEqual({ count: 100 })
+    expect(value.metrics).toEqual([["loss", 1, 9], ["loss", 2, 8], ["loss", 1, 7], ["loss", 2, 6], ["loss", 3, 5]])
+    expect(value.log).toContain("[engine] ignored 2 event(s) of attempt 0 of job 100: attempt 1 has replaced it")
+  })
+
+  it("a requeue it did not see is named in the fence by the next attempt's start", async () => {
+    const { value, cluster } = await run(
+      [() => [
+        { state: "RUNNING", events: [start, { t: "metric", name: "loss", step: 1, value: 2 }] },
+        // Requeued and running again between two polls: the engine never sees it pending.
+        {
+          state: "RUNNING",
+          events: [
+            { ...start, attempt: 1 },
+            // A line without an attempt is the first attempt's: stale once the second has started.
+            { t: "metric", name: "loss", step: 2, value: 666 },
+            { t: "metric", attempt: 1, name: "loss", step: 2, value: 3 },
+            { t: "result", attempt: 1, value: { count: 1 } }
+          ]
+        },
+        { state: "COMPLETED", exitCode: 0 }
+      ]],
+      ({ metrics, request }) =>
+        Effect.gen(function*() {
+          const out = yield* Effect.flatMap(request("generate"), execute)
+          return { out, metrics }
+        })
+    )
+    expect(fenceOf(cluster.jobs.get("100")!)).toEqual({ submission: 1, attempt: 1 })
+    expect(value.metrics).toEqual([["loss", 1, 2], ["loss", 2, 3]])
+    expect(value.out).toEqual({ count: 1 })
+  })
+
+  it("a requeued job's replayed steps reach lineage once each, the current attempt's values; the old attempt's are ignored", async () => {
+    const loss = (attempt: number, step: number, value: number) => ({ t: "metric", attempt, name: "loss", step, value })
+    const cluster = fakeCluster([() => [
+      { state: "RUNNING", events: [start, ...[1, 2, 3, 4, 5].map((i) => loss(0, i, 100 + i))] },
+      { state: "PENDING" },
+      {
+        state: "RUNNING",
+        files: { "out.txt": "8\n" },
+        events: [
+          { ...start, attempt: 1 },
+          ...[1, 2, 3, 4, 5, 6, 7, 8].map((i) => loss(1, i, i)),
+          // The requeued attempt's node had not stopped it: it goes on writing, after the new attempt.
+          loss(0, 6, 666),
+          result({ count: 8 }, 1)
+        ]
+      },
+      { state: "COMPLETED", exitCode: 0 }
+    ]])
+    const ws = fs.mkdtempSync(path.join(os.tmpdir(), "fp-slurm-lineage-"))
+    const executor = SlurmExecutor.layer({
+      pipeline: "counted",
+      preset: "default",
+      overrides: [],
+      config: {},
+      settings: settings(),
+      gpusPerNode: 0,
+      jobCommand: ["node", "flame-pipe.js", "job", "counted"]
+    }).pipe(Layer.provide(Layer.succeed(SlurmClient, cluster.client)))
+    const { losses, summary } = await Effect.runPromise(
+      Effect.gen(function*() {
+        const pipeline = yield* resolve(counted, {})
+        const summary = yield* runPipeline(pipeline, {
+          preset: "default",
+          jobs: 1,
+          cpus: 1,
+          gpus: [],
+          keepGoing: false,
+          wait: false,
+          overrides: [],
+          argv: []
+        })
+        const execution = summary.stages[0]!.execution!
+        const losses = (yield* Effect.flatMap(Lineage, (l) => l.metricsOf(execution)))
+          .filter((m) => m.name === "loss").map((m) => [m.step, m.value])
+          .sort((a, b) => a[0]! - b[0]!)
+        return { losses, summary }
+      }).pipe(Effect.provide(servicesLayer(ws, Reporter.silent, executor)))
+    )
+    expect(summary.status).toBe("succeeded")
+    expect(losses).toEqual([1, 2, 3, 4, 5, 6, 7, 8].map((i) => [i, i]))
+  })
+
+  it("passes extra sbatch flags to sbatch as arguments, not in the batch script", async () => {
+    const { cluster } = await run(
+      [() => [{ state: "RUNNING", events: [start, result({ count: 1 })] }, { state: "COMPLETED", exitCode: 0 }]],
+      ({ request }) => Effect.flatMap(request("generate"), execute),
+      { "slurm.sbatch": "--exclusive --constraint=\"h100 nvlink\" -p debug" }
+    )
+    expect(cluster.submissions[0]!.flags).toEqual(["--exclusive", "--constraint=h100 nvlink", "-p", "debug"])
+    expect(cluster.submissions[0]!.script).not.toContain("exclusive")
+    expect(cluster.submissions[0]!.script).not.toContain("--partition")
   })
 
   it("fails a stage whose submission sbatch refuses, with sbatch's reason", async () => {

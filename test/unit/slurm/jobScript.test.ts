@@ -4,7 +4,14 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { describe, expect, it } from "vitest"
 import type { BatchJob } from "../../../src/slurm/JobScript.ts"
-import { batchScript, optionNames, sbatchDirectives, shellQuote } from "../../../src/slurm/JobScript.ts"
+import {
+  batchScript,
+  directiveWord,
+  optionNames,
+  sbatchArguments,
+  sbatchDirectives,
+  shellQuote
+} from "../../../src/slurm/JobScript.ts"
 import type { StageSlurmSettings } from "../../../src/slurm/Settings.ts"
 
 const settings: StageSlurmSettings = {
@@ -55,23 +62,30 @@ describe("batch scripts", () => {
   })
 
   it("lets extra sbatch flags replace generated ones, long or short, and conflicting GPU or memory forms", () => {
-    const flags = sbatchDirectives(job({
-      settings: {
-        ...settings,
-        sbatch: ["-p", "debug", "--time=10", "--gpus-per-node=4", "--mem-per-cpu=4G", "--exclusive"]
-      }
-    }))
-    const generated = flags.slice(0, -6)
-    expect(generated.filter((f) => /^--(partition|time|gres|mem)=/.test(f))).toEqual([])
-    expect(flags.slice(-6)).toEqual([
-      "-p",
-      "debug",
-      "--time=10",
-      "--gpus-per-node=4",
-      "--mem-per-cpu=4G",
-      "--exclusive"
-    ])
+    const extra = ["-p", "debug", "--time=10", "--gpus-per-node=4", "--mem-per-cpu=4G", "--exclusive"]
+    const withExtra = job({ settings: { ...settings, sbatch: extra } })
+    const flags = sbatchDirectives(withExtra)
+    expect(flags.filter((f) => /^--(partition|time|gres|mem)=/.test(f))).toEqual([])
+    expect(flags).toContain("--account=flame")
+    // The extra flags go to sbatch as arguments, one each; the script does not carry them.
+    expect(sbatchArguments(withExtra)).toEqual(extra)
+    const script = batchScript(withExtra)
+    expect(script).not.toContain("exclusive")
+    expect(script).not.toContain("debug")
     expect([...optionNames(["-A", "x", "-t5", "--qos=q"])]).toEqual(["account", "time", "qos"])
+  })
+
+  it("writes generated values as single #SBATCH words, quoted as sbatch reads them; refuses a control character", () => {
+    expect(directiveWord("--nodes=4")).toBe("--nodes=4")
+    // Checked against Slurm 22.05's sbatch: the job name came back as given.
+    expect(directiveWord(`--job-name=a b#c"d'e\\f`)).toBe(`"--job-name=a b#c\\"d'e\\\\f"`)
+    expect(() => batchScript(job({ chdir: "/home/me\n#SBATCH --wrap=x" }))).toThrow(
+      "#SBATCH \"--chdir=/home/me\\n#SBATCH --wrap=x\": contains a newline"
+    )
+    const script = batchScript(job({ name: "flame-pipe:train/x y" }))
+    expect(script.split("\n").filter((l) => l.startsWith("#SBATCH \"--job-name"))).toEqual([
+      "#SBATCH \"--job-name=flame-pipe:train/x y\""
+    ])
   })
 
   it("runs the task of its array index: spec and log chosen by SLURM_ARRAY_TASK_ID, output appended to the log", async () => {

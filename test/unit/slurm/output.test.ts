@@ -27,11 +27,13 @@ const scontrolLine =
 
 describe("Slurm command output", () => {
   it("squeue: job ids (array tasks expanded), base states, reasons, node lists", () => {
-    const rows = parseSqueue("31|RUNNING|None|vm\n28_1|PENDING|Resources|\n28_2|CANCELLED by 0|None|vm\n")
-    expect(rows.map((r) => [r.jobId, r.state, r.reason, r.nodeList])).toEqual([
-      ["31", "RUNNING", null, "vm"],
-      ["28_1", "PENDING", "Resources", null],
-      ["28_2", "CANCELLED", null, "vm"]
+    const rows = parseSqueue(
+      "31|RUNNING|None|vm|1-00:00:00\n28_1|PENDING|Resources||UNLIMITED\n28_2|CANCELLED by 0|None|vm|5:00\n"
+    )
+    expect(rows.map((r) => [r.jobId, r.state, r.reason, r.nodeList, r.timeLimit])).toEqual([
+      ["31", "RUNNING", null, "vm", "1-00:00:00"],
+      ["28_1", "PENDING", "Resources", null, "UNLIMITED"],
+      ["28_2", "CANCELLED", null, "vm", "5:00"]
     ])
   })
 
@@ -50,18 +52,25 @@ describe("Slurm command output", () => {
     expect(job!.endedAt! - job!.startedAt!).toBe(1000)
     // Values containing '=' stay whole; a plain job keeps its id.
     const plain = parseScontrolJobs(
-      "JobId=9 JobName=x JobState=TIMEOUT Reason=TimeLimit ExitCode=0:15 StartTime=Unknown"
+      "JobId=9 JobName=x JobState=TIMEOUT Reason=TimeLimit ExitCode=0:15 TimeLimit=00:01:00 StartTime=Unknown"
     )
-    expect(plain[0]).toMatchObject({ jobId: "9", state: "TIMEOUT", reason: "TimeLimit", signal: 15, startedAt: null })
+    expect(plain[0]).toMatchObject({
+      jobId: "9",
+      state: "TIMEOUT",
+      reason: "TimeLimit",
+      signal: 15,
+      startedAt: null,
+      timeLimit: "00:01:00"
+    })
   })
 
   it("sacct -P: states with their 'by uid' and truncation marks removed", () => {
     const rows = parseSacct(
-      "12|CANCELLED by 1000|None|gpu[01-02]|0:15|2026-12-01T08:00:00|2026-12-01T09:00:00\n13|FAILED|NonZeroExitCode|gpu03|2:0|2026-12-01T08:00:00|Unknown"
+      "12|CANCELLED by 1000|None|gpu[01-02]|0:15|2026-12-01T08:00:00|2026-12-01T09:00:00|01:00:00\n13|FAILED|NonZeroExitCode|gpu03|2:0|2026-12-01T08:00:00|Unknown|"
     )
-    expect(rows.map((r) => [r.jobId, r.state, r.nodeList, r.exitCode, r.signal, r.endedAt])).toEqual([
-      ["12", "CANCELLED", "gpu[01-02]", 0, 15, new Date("2026-12-01T09:00:00").getTime()],
-      ["13", "FAILED", "gpu03", 2, 0, null]
+    expect(rows.map((r) => [r.jobId, r.state, r.nodeList, r.exitCode, r.signal, r.endedAt, r.timeLimit])).toEqual([
+      ["12", "CANCELLED", "gpu[01-02]", 0, 15, new Date("2026-12-01T09:00:00").getTime(), "01:00:00"],
+      ["13", "FAILED", "gpu03", 2, 0, null, null]
     ])
     expect(baseState("RUNNING+")).toBe("RUNNING")
   })

@@ -2,7 +2,8 @@
  * A small pipeline for the Megatron backend's end-to-end tests: one corpus shard tokenized and merged,
  * then one train stage with `backend: megatron` run by the test doubles in test/doubles/ (a fake
  * torchrun starting a fake pretrain_gpt.py on each "GPU"). Preset `slow` makes every iteration take
- * 150 ms, long enough to requeue the job between two checkpoints.
+ * 150 ms, long enough to requeue the job between two checkpoints; preset `timeout` gives the job a
+ * one-minute time limit and 3 s iterations: it cannot train its 30 in one job.
  */
 import * as Pipeline from "../../../../src/Pipeline.ts"
 import { fromRoot } from "../../../../src/ProjectRoot.ts"
@@ -21,7 +22,11 @@ const vocabSize = Math.ceil(tokenizerVocabSize(tokenizer) / 128) * 128
 export default Pipeline.define({
   name: "megatron-test",
   description: "tokenize one shard, train a small model with the Megatron backend's test doubles",
-  presets: { default: "as fast as the doubles go", slow: "150 ms per iteration" },
+  presets: {
+    default: "as fast as the doubles go",
+    slow: "150 ms per iteration",
+    timeout: "3 s per iteration, a time limit of one minute"
+  },
   defaultPreset: "default",
   build: ({ preset }) => [
     node(source, { id: "source/shard", params: { path: shard, name: "shard" } }),
@@ -69,7 +74,12 @@ export default Pipeline.define({
           memoryMb: 1024,
           logInterval: 1,
           tokenizerModel: fromRoot("fixtures", "tokenizer"),
-          env: preset === "slow" ? { FAKE_PRETRAIN_ITER_MS: "150" } : {}
+          ...(preset === "timeout" ? { time: "1" } : {}),
+          env: preset === "slow" ?
+            { FAKE_PRETRAIN_ITER_MS: "150" } :
+            preset === "timeout" ?
+            { FAKE_PRETRAIN_ITER_MS: "3000" } :
+            {}
         }
       },
       inputs: { dataset: ref("tokenize/merge", "dataset") }
