@@ -61,14 +61,7 @@ export interface RecordedExecution {
  * a row from the cache would hand out outputs that nothing recorded explains.
  */
 export const recordMatchesFingerprint = (row: RecordedExecution): boolean =>
-  fingerprint({
-    stageId: row.stageId,
-    version: row.version,
-    params: row.params,
-    inputs: row.inputHashes,
-    workerHash: row.workerHash,
-    sources: row.sourceHashes
-  }) === row.fingerprint
+  fingerprint({ ...row, inputs: row.inputHashes, sources: row.sourceHashes }) === row.fingerprint
 
 /** Flattens params to dotted keys so a change can be named precisely (`model.hiddenSize: 64 -> 128`). */
 export const flattenParams = (value: unknown, prefix = "", out = new Map<string, string>()): Map<string, string> => {
