@@ -5,8 +5,9 @@
  *   source/checkpoint/<scale>/<step> -> import/<scale>/<step> ─┬-> eval/<scale>/<step>
  *                                                              └-> trace/<scale>/<step>
  *   per scale: analysis/<scale>/{saturation (against that model's final checkpoint), load-balance,
- *              coactivation, specialization (at every checkpoint: .../<step> for the earlier ones)};
- *   then suite/table and suite/report
+ *              coactivation, specialization (at every checkpoint: .../<step> for the earlier ones),
+ *              specialization-tracking (the final top tokens of each expert over the checkpoints)};
+ *   then suite/table and suite/report (routing over training; tokens decoded with the run's tokenizer)
  *
  * `--config checkpoints=DIR[,DIR...]`: downloaded model directories (a Hugging Face repo such as
  * FLAME-MoE-290M-1.3B, or a Megatron save directory), each holding iter_XXXXXXX checkpoints; the

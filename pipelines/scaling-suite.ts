@@ -7,6 +7,9 @@
  *                                                         ├-> eval/<scale>/<step>   (per checkpoint)
  *                                                         ├-> trace/<scale>/<step>  (per checkpoint)
  *                                                         │     └-> analysis/<scale>/{saturation,load-balance,coactivation,specialization}
+ *                                                         │         coactivation and specialization also at every earlier checkpoint
+ *                                                         │         (.../<step>), as FLAME-MoE's notebooks compute them, and
+ *                                                         │         specialization-tracking over all of them
  *                                                         ├-> suite/table
  *                                                         └-> suite/report          (HTML: everything above)
  *
@@ -148,7 +151,8 @@ const build = (
       traceStage: (step) => `trace/${scale.id}/${step}`,
       vocabSize: scale.model.vocabSize,
       // The tiny traces hold 1024 tokens: a token seen 3 times is already a frequent one there.
-      minOccurrences: preset === "tiny" ? 3 : 10
+      minOccurrences: preset === "tiny" ? 3 : 10,
+      everyCheckpoint: true
     }))
   }
   nodes.push(...tableAndReport({

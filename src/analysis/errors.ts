@@ -21,3 +21,13 @@ export class TraceMismatch extends Data.TaggedError("TraceMismatch")<{
     return `${this.file}: ${this.field} differs from ${this.reference}: ${this.reason}`
   }
 }
+
+/** Analysis results that cannot be combined (different scales, layers or experts), named by what they are. */
+export class AnalysisInputError extends Data.TaggedError("AnalysisInputError")<{
+  readonly what: string
+  readonly reason: string
+}> {
+  override get message(): string {
+    return `${this.what}: ${this.reason}`
+  }
+}

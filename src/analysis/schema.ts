@@ -117,3 +117,47 @@ export const SpecializationSummary = Schema.Struct({
   }))
 })
 export type SpecializationSummary = typeof SpecializationSummary.Type
+
+/**
+ * Expert specialization over training (specializationTracking.ts), as FLAME-MoE's notebook follows it:
+ * each expert's top `topTokens` tokens at the final checkpoint (among tokens seen at least `minOccurrences`
+ * times) and their scores (routed / occurrences) at every checkpoint; and, per checkpoint, each expert's
+ * own top tokens ranked the same way. Arrays over checkpoints are indexed like `steps`.
+ */
+export const SpecializationTracking = Schema.Struct({
+  analysis: Schema.Literal("specializationTracking"),
+  scale: Schema.String,
+  steps: Schema.Array(Int),
+  finalStep: Int,
+  /** Megatron layer numbers (1-based, layerNumber.ts) of the traced MoE layers; `perLayer` follows this list. */
+  layers: Schema.Array(Int),
+  numExperts: Int,
+  minOccurrences: Int,
+  topTokens: Int,
+  perLayer: Schema.Array(Schema.Struct({
+    layer: Int,
+    /** [step]: mean over experts of the expert's highest score at that checkpoint (0 for an expert without one). */
+    meanTopScore: Schema.Array(Schema.Number),
+    /**
+     * [rank][step]: mean, over the experts that have a final token of that rank, of the token's score at the
+     * checkpoint; null when no expert has one.
+     */
+    meanTrackedScore: Schema.Array(Schema.Array(Schema.NullOr(Schema.Number))),
+    /** [step]: fraction of the experts with final top tokens whose top tokens at the checkpoint are the same set. */
+    sameAsFinal: Schema.Array(Schema.NullOr(Schema.Number)),
+    /** [step]: fraction of experts whose top tokens are the same set as at the previous checkpoint (null first). */
+    sameAsPrevious: Schema.Array(Schema.NullOr(Schema.Number)),
+    experts: Schema.Array(Schema.Struct({
+      expert: Int,
+      /** The final checkpoint's top tokens, best first, with their score at every checkpoint. */
+      tracked: Schema.Array(Schema.Struct({
+        token: Int,
+        occurrences: Int,
+        scores: Schema.Array(Schema.Number)
+      })),
+      /** [step]: the expert's top token ids at that checkpoint, best first. */
+      top: Schema.Array(Schema.Array(Int))
+    }))
+  }))
+})
+export type SpecializationTracking = typeof SpecializationTracking.Type

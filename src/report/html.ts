@@ -62,6 +62,24 @@ figcaption, .caption { color: #5b6470; font-size: 13px; }
 table { border-collapse: collapse; font-size: 12.5px; width: 100%; }
 th, td { padding: 4px 8px; border-bottom: 1px solid #eef0f2; text-align: left; white-space: nowrap; }
 th { position: sticky; top: 0; background: #f3f5f7; }
+@page { margin: 12mm; }
+/* On paper nothing scrolls: charts take the sheet's width, tables wrap their cells instead of overflowing. */
+@media print {
+  body { background: #fff; }
+  header, main { padding-left: 0; padding-right: 0; }
+  main { max-width: none; }
+  nav { display: none; }
+  figure { border: 0; padding: 0; break-inside: avoid; }
+  h2, h3 { break-after: avoid; }
+  .chart > div, .chart canvas { max-width: 100% !important; }
+  .scroll { overflow: visible; max-height: none; border: 0; }
+  table { font-size: 9.5px; width: 100%; }
+  /* A cell may break anywhere (stage ids, hashes, task names are long unbroken words): a table of many
+     columns then still fits the sheet, its columns narrowed instead of cut off. */
+  th, td { white-space: normal; overflow-wrap: anywhere; padding: 2px 3px; }
+  th { position: static; }
+  tr { break-inside: avoid; }
+}
 `
 
 const bootstrap = `
@@ -78,7 +96,16 @@ const bootstrap = `
       console.error("figure " + el.getAttribute("data-figure") + ": " + e);
     }
   });
-  window.addEventListener("resize", function () { charts.forEach(function (c) { c.resize(); }); });
+  function resize() { charts.forEach(function (c) { c.resize(); }); }
+  window.addEventListener("resize", resize);
+  // Printing lays the page out at the sheet's width: redraw the charts at that width.
+  window.addEventListener("beforeprint", resize);
+  window.addEventListener("afterprint", resize);
+  if (window.matchMedia) {
+    var print = window.matchMedia("print");
+    if (print.addEventListener) print.addEventListener("change", resize);
+    else if (print.addListener) print.addListener(resize);
+  }
 })();
 `
 

@@ -71,6 +71,16 @@ export interface ReportData {
    * see ReportData, so what they need beyond the executions' records travels here.
    */
   readonly extras?: Readonly<Record<string, unknown>>
+  /** The run's tokenizer, to show token ids as text; without it tables show the ids alone. */
+  readonly tokens?: TokenDecoder
+}
+
+/** Token ids as text, by the tokenizer the pipeline tokenized its corpus with (tokens.ts). */
+export interface TokenDecoder {
+  /** The stage whose tokenizer.json it is: a table that shows decoded tokens cites it. */
+  readonly source: string
+  /** The text of one token id; undefined for an id the tokenizer does not have (the model's padding). */
+  readonly text: (id: number) => string | undefined
 }
 
 /** A figure: an ECharts option (JSON only: no functions) and the stages whose outputs it plots. */

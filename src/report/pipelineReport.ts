@@ -5,6 +5,7 @@
  * `currentOnly`); a stage that never succeeded is listed as missing.
  */
 import { Effect } from "effect"
+import * as path from "node:path"
 import { describeReason } from "../domain/Plan.ts"
 import { plan } from "../engine/Planner.ts"
 import { Lineage } from "../lineage/Lineage.ts"
@@ -15,6 +16,7 @@ import { collectRecords, reportMetrics } from "./collect.ts"
 import { ReportError } from "./errors.ts"
 import type { Report, SectionBuilder } from "./model.ts"
 import { defaultSections } from "./sections/index.ts"
+import { tokenDecoderFromFile } from "./tokens.ts"
 
 export const pipelineReport = (
   pipeline: ResolvedPipeline,
@@ -60,6 +62,9 @@ export const pipelineReport = (
         ),
       catch: (e) => e instanceof ReportError ? e : new ReportError({ where: pipeline.name, reason: String(e) })
     })
+    // The pipeline's tokenizer, where a stage of it provides one (a source named tokenizer.json), decodes
+    // the token ids the routing tables show.
+    const tokenizer = records.find((r) => r.outputs.some((o) => o.name === "tokenizer.json"))
     const report: Report = yield* Effect.try({
       try: () =>
         buildReport({
@@ -70,6 +75,12 @@ export const pipelineReport = (
           workspace: ws.root,
           records,
           ...(options.extras === undefined ? {} : { extras: options.extras }),
+          ...(tokenizer === undefined ? {} : {
+            tokens: tokenDecoderFromFile(
+              path.join(ws.root, tokenizer.outputs.find((o) => o.name === "tokenizer.json")!.path),
+              tokenizer.stageId
+            )
+          }),
           missing: entries.filter((e) => !reported.has(e.stage)).map((e) => ({
             stageId: e.stage,
             kind: e.kind,

@@ -4,6 +4,8 @@
  * result, metrics such as the training curves, environment) and the executions those consumed, for the
  * lineage section. It reads the workspace's lineage database read-only; what it reports is fixed by its
  * inputs' content hashes (training is bitwise reproducible, so equal checkpoints mean equal loss curves).
+ * One more input, `tokenizer` when wired, is the run's tokenizer.json: it decodes the token ids the
+ * specialization tables show.
  */
 import { Effect, Schema } from "effect"
 import * as fs from "node:fs"
@@ -13,9 +15,13 @@ import { buildReport } from "../../src/report/build.ts"
 import { collectRecords, openLineageReadOnly, producersOf, reportMetrics } from "../../src/report/collect.ts"
 import { echartsPath, renderHtml } from "../../src/report/html.ts"
 import type { ReportData } from "../../src/report/model.ts"
+import { tokenDecoderFromFile } from "../../src/report/tokens.ts"
 import type { OutputRef, StageContext, StageNode } from "../../src/Stage.ts"
 import { define, node, ref } from "../../src/Stage.ts"
 import { checkpointName } from "../train.ts"
+
+/** The input that carries the run's tokenizer.json; every other input is a reported stage's output. */
+export const TOKENIZER_INPUT = "tokenizer"
 
 export const ReportParams = Schema.Struct({
   title: Schema.String,
@@ -43,7 +49,8 @@ const workspaceOf = (ctx: StageContext<unknown>): string => {
 export const report = define({
   kind: "report",
   // 2: layers named by Megatron's 1-based numbers (src/analysis/layerNumber.ts).
-  version: "2",
+  // 3: routing over training, co-activation of every layer at once, decoded tokens, print layout.
+  version: "3",
   params: ReportParams,
   outputs: () => ({ "report.html": "file" }),
   result: Schema.Struct({
@@ -63,6 +70,7 @@ export const report = define({
         const root = workspaceOf(ctx)
         const { close, db } = openLineageReadOnly(path.join(root, "lineage.sqlite"))
         try {
+          // The tokenizer is reported on like the other inputs: the lineage section names its execution.
           const inputs = Object.entries(ctx.inputs).map(([name, file]) => ({ name, rel: path.relative(root, file) }))
           const producers = producersOf(db, inputs.map((i) => i.rel))
           const targets = inputs.map(({ name, rel }) => {
@@ -74,6 +82,10 @@ export const report = define({
               executionId: producer.executionId
             }
           })
+          const tokenizerFile = ctx.inputs[TOKENIZER_INPUT]
+          const tokenizer = tokenizerFile === undefined
+            ? undefined
+            : { file: tokenizerFile, stageId: targets[inputs.findIndex((i) => i.name === TOKENIZER_INPUT)]!.stageId }
           const data: ReportData = {
             title: ctx.params.title,
             pipeline: ctx.params.pipeline,
@@ -81,7 +93,8 @@ export const report = define({
             generatedAt: new Date().toISOString(),
             workspace: root,
             records: collectRecords(db, root, targets, { metrics: reportMetrics }),
-            missing: []
+            missing: [],
+            ...(tokenizer === undefined ? {} : { tokens: tokenDecoderFromFile(tokenizer.file, tokenizer.stageId) })
           }
           const built = buildReport(data)
           const html = renderHtml(built)
@@ -120,26 +133,40 @@ const reportedOutput = (n: StageNode): string | undefined => {
       return "coactivation.json"
     case "analysis/expert-specialization":
       return "specialization.json"
+    case "analysis/specialization-tracking":
+      return "specialization-tracking.json"
     default:
       return undefined
   }
 }
 
-/** A report stage over every reportable stage among `nodes` (training: its final checkpoint). */
+/**
+ * A report stage over every reportable stage among `nodes` (training: its final checkpoint), decoding
+ * token ids with `tokenizer` (the run's tokenizer.json) when given.
+ */
 export const reportNode = (options: {
   readonly id: string
   readonly title: string
   readonly pipeline: string
   readonly preset: string
   readonly nodes: ReadonlyArray<StageNode>
+  readonly tokenizer?: OutputRef
 }): StageNode => {
   const inputs: Record<string, OutputRef> = {}
   const kinds: Record<string, string> = {}
   for (const n of options.nodes) {
     const output = reportedOutput(n)
     if (output === undefined) continue
+    if (n.id === TOKENIZER_INPUT) {
+      throw new Error(`report ${options.id}: a stage may not be named '${TOKENIZER_INPUT}' (the tokenizer's input)`)
+    }
     inputs[n.id] = ref(n.id, output)
     kinds[n.id] = n.definition.kind
+  }
+  if (options.tokenizer !== undefined) {
+    const tokenizer = options.tokenizer
+    inputs[TOKENIZER_INPUT] = tokenizer
+    kinds[TOKENIZER_INPUT] = options.nodes.find((n) => n.id === tokenizer.stage)?.definition.kind ?? "source"
   }
   return node(report, {
     id: options.id,

@@ -6,7 +6,14 @@
  *   analysis/<scale>/coactivation     the final checkpoint
  *   analysis/<scale>/specialization   the final checkpoint (summary JSON + the full counts)
  *
- * Each consumes `trace.bin` outputs, named `step<N>` by checkpoint step, and is cached on their hashes.
+ * and, where a pipeline asks for every checkpoint (as FLAME-MoE's notebooks compute them):
+ *
+ *   analysis/<scale>/coactivation/<step>, analysis/<scale>/specialization/<step>   each earlier checkpoint
+ *   analysis/<scale>/specialization-tracking   the final checkpoint's top tokens per expert, followed over
+ *                                              every checkpoint's counts
+ *
+ * Each consumes `trace.bin` outputs (the tracking: `specialization.bin`), named `step<N>` by checkpoint
+ * step, and is cached on their hashes.
  * Their JSON outputs (src/analysis/schema.ts) name layers by Megatron's 1-based layer number (FLAME-MoE's
  * first MoE layer is layer 2; src/analysis/layerNumber.ts); specialization.bin keeps the trace's 0-based
  * indices. Version 2: version 1 wrote the 0-based indices in the JSON.
@@ -17,6 +24,7 @@ import { expertCoactivation } from "../../src/analysis/coactivation.ts"
 import { loadBalance } from "../../src/analysis/loadBalance.ts"
 import { routerSaturation } from "../../src/analysis/saturation.ts"
 import { expertSpecialization } from "../../src/analysis/specialization.ts"
+import { trackSpecialization } from "../../src/analysis/specializationTracking.ts"
 import { StageFailed } from "../../src/domain/Errors.ts"
 import type { StageContext, StageNode } from "../../src/Stage.ts"
 import { define, node, ref } from "../../src/Stage.ts"
@@ -28,10 +36,10 @@ const Steps = Schema.NonEmptyArray(Schema.Int.pipe(Schema.nonNegative())).pipe(
 
 export const traceInputName = (step: number): string => `step${step}`
 
-const traceOf = (ctx: StageContext<unknown>, step: number): string => {
+const traceOf = (ctx: StageContext<unknown>, step: number, what = "trace"): string => {
   const file = ctx.inputs[traceInputName(step)]
   if (file === undefined) {
-    throw new StageFailed({ stage: ctx.stageId, reason: `no trace wired as input '${traceInputName(step)}'` })
+    throw new StageFailed({ stage: ctx.stageId, reason: `no ${what} wired as input '${traceInputName(step)}'` })
   }
   return file
 }
@@ -170,16 +178,60 @@ export const specializationStage = define({
     })
 })
 
+export const specializationTrackingStage = define({
+  kind: "analysis/specialization-tracking",
+  version: "1",
+  params: Schema.Struct({
+    scale: Schema.String,
+    /** Checkpoint steps in training order; the last is the final checkpoint whose top tokens are followed. */
+    steps: Steps,
+    // FLAME-MoE's notebook: min_samples = 5, top_k = 2.
+    minOccurrences: Schema.optionalWith(Schema.Int.pipe(Schema.positive()), { default: () => 5 }),
+    topTokens: Schema.optionalWith(Schema.Int.pipe(Schema.positive()), { default: () => 2 })
+  }),
+  outputs: () => ({ "specialization-tracking.json": "file" }),
+  result: Schema.Struct({
+    layers: Schema.Number,
+    /** Layer mean of the tracked top token's mean score at the first and at the final checkpoint. */
+    firstTrackedScore: Schema.NullOr(Schema.Number),
+    finalTrackedScore: Schema.NullOr(Schema.Number)
+  }),
+  // One checkpoint's full counts at a time (a published scale's are a few hundred MB).
+  resources: () => ({ memoryMb: 1536 }),
+  reproducibility: { _tag: "bitwise" },
+  run: (ctx) =>
+    analyse(ctx, () => {
+      const p = ctx.params
+      const result = trackSpecialization({
+        scale: p.scale,
+        checkpoints: p.steps.map((step) => ({ step, file: traceOf(ctx, step, "specialization counts") })),
+        minOccurrences: p.minOccurrences,
+        topTokens: p.topTokens
+      })
+      writeJson(ctx.output("specialization-tracking.json"), result)
+      const top1 = (s: number) => {
+        const values = result.perLayer.flatMap((l) => {
+          const v = l.meanTrackedScore[0]?.[s]
+          return v === null || v === undefined ? [] : [v]
+        })
+        return values.length === 0 ? null : mean(values)
+      }
+      return { layers: result.layers.length, firstTrackedScore: top1(0), finalTrackedScore: top1(p.steps.length - 1) }
+    })
+})
+
 export const routingAnalysisId = {
   saturation: (scale: string) => `analysis/${scale}/saturation`,
   loadBalance: (scale: string) => `analysis/${scale}/load-balance`,
   coactivation: (scale: string) => `analysis/${scale}/coactivation`,
-  specialization: (scale: string) => `analysis/${scale}/specialization`
+  specialization: (scale: string) => `analysis/${scale}/specialization`,
+  specializationTracking: (scale: string) => `analysis/${scale}/specialization-tracking`
 }
 
 /**
  * The four analysis stages of one scale, reading the traces of `steps` (training order, final last) from
- * the stages `traceStage(step)`, each of which outputs `trace.bin`.
+ * the stages `traceStage(step)`, each of which outputs `trace.bin`; with `everyCheckpoint`, co-activation
+ * and specialization at the earlier checkpoints too, and the specialization tracking over all of them.
  */
 export const routingAnalysisNodes = (options: {
   readonly scale: string
@@ -239,6 +291,21 @@ export const routingAnalysisNodes = (options: {
       id: routingAnalysisId.specialization(scale),
       params: specializationParams(final),
       inputs: last
-    })
+    }),
+    ...(earlier.length === 0 ? [] : [
+      node(specializationTrackingStage, {
+        id: routingAnalysisId.specializationTracking(scale),
+        params: { scale, steps: steps as [number, ...Array<number>] },
+        inputs: Object.fromEntries(steps.map((step) => [
+          traceInputName(step),
+          ref(
+            step === final
+              ? routingAnalysisId.specialization(scale)
+              : `${routingAnalysisId.specialization(scale)}/${step}`,
+            "specialization.bin"
+          )
+        ]))
+      })
+    ])
   ]
 }

@@ -72,7 +72,7 @@ export const checkpointStages = (o: CheckpointStagesOptions): ReadonlyArray<Stag
 
 /**
  * suite/table over each scale's final evaluation, then suite/report over `nodes` and the table: how a
- * FLAME-MoE pipeline ends.
+ * FLAME-MoE pipeline ends. The report decodes token ids with the run's tokenizer (source/tokenizer).
  */
 export const tableAndReport = (o: {
   /** [scale, final step] for each scale in the table. */
@@ -88,5 +88,11 @@ export const tableAndReport = (o: {
     inputs: Object.fromEntries(o.finals.map(([scale, step]) => [scale, ref(`eval/${scale}/${step}`, "eval.json")]))
   })
   const nodes = [...o.nodes, table]
-  return [table, reportNode({ id: "suite/report", title: o.title, pipeline: o.pipeline, preset: o.preset, nodes })]
+  const tokenizer = o.nodes.some((n) => n.id === "source/tokenizer")
+    ? { tokenizer: ref("source/tokenizer", "tokenizer.json") }
+    : {}
+  return [
+    table,
+    reportNode({ id: "suite/report", title: o.title, pipeline: o.pipeline, preset: o.preset, nodes, ...tokenizer })
+  ]
 }

@@ -29,9 +29,13 @@ export const downsample = (points: ReadonlyArray<Point>, max = 1500): Array<Poin
   return out
 }
 
+/**
+ * The grid makes room for the tick labels whatever their width (containLabel), and above itself for the
+ * legend and the y axis's title (yValueAxis puts it on top of the axis).
+ */
 export const baseOption = (legend: boolean): Record<string, unknown> => ({
   animation: false,
-  grid: { left: 70, right: 30, top: legend ? 60 : 30, bottom: 55, containLabel: false },
+  grid: { left: 16, right: 30, top: legend ? 72 : 40, bottom: 48, containLabel: true },
   tooltip: { trigger: "item", confine: true },
   ...(legend ? { legend: { type: "scroll", top: 5, left: 10, right: 110 } } : {}),
   toolbox: {
@@ -48,6 +52,24 @@ export const valueAxis = (name: string, extra: Record<string, unknown> = {}) => 
   scale: true,
   ...extra
 })
+
+/**
+ * A y axis whose title sits above the axis, reading left to right from it. Along the axis, rotated, the
+ * title would need a gap wider than the tick labels, whose width depends on the values (a learning rate's
+ * "0.0025" is wider than a loss's "4"): above it, no tick label can reach it.
+ */
+export const yValueAxis = (name: string, extra: Record<string, unknown> = {}) => ({
+  type: "value",
+  name,
+  nameLocation: "end",
+  nameGap: 14,
+  nameTextStyle: { align: "left", fontWeight: "bold", color: "#3a424c" },
+  scale: true,
+  ...extra
+})
+
+export const yLogAxis = (name: string, extra: Record<string, unknown> = {}) =>
+  yValueAxis(name, { type: "log", logBase: 10, scale: false, ...extra })
 
 export const logAxis = (name: string, extra: Record<string, unknown> = {}) => ({
   type: "log",

@@ -6,7 +6,7 @@
 import type { Figure, SectionBuilder, StageRecord } from "../model.ts"
 import { recordsOfKind } from "../model.ts"
 import type { Point } from "./chart.ts"
-import { baseOption, line, logAxis, valueAxis } from "./chart.ts"
+import { baseOption, line, logAxis, yValueAxis } from "./chart.ts"
 
 interface TrainParamsLike {
   readonly scale: string
@@ -60,7 +60,7 @@ export const computeSection: SectionBuilder = {
         option: {
           ...baseOption(true),
           xAxis: logAxis("training FLOPs (6 N D)"),
-          yAxis: valueAxis("validation loss"),
+          yAxis: yValueAxis("validation loss"),
           series: [...suite].map(([scale, points]) =>
             line(scale, points.sort((a, b) => a.flops - b.flops).map((p): Point => [p.flops, p.loss]), {
               showSymbol: true
@@ -79,7 +79,7 @@ export const computeSection: SectionBuilder = {
         option: {
           ...baseOption(true),
           xAxis: logAxis("training FLOPs (6 N D)"),
-          yAxis: valueAxis("validation loss"),
+          yAxis: yValueAxis("validation loss"),
           series: [...ablation].map(([shape, points]) =>
             line(shape, points.sort((a, b) => a.flops - b.flops).map((p): Point => [p.flops, p.loss]), {
               showSymbol: true

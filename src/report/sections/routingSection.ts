@@ -1,40 +1,25 @@
 /**
- * Routing: router saturation along training, load balance over training, expert co-activation and
- * specialization at the final checkpoint, from the analysis stages' outputs. Layers are named by the
- * numbers the analyses write: Megatron's 1-based layer_number (src/analysis/layerNumber.ts), so
- * FLAME-MoE's first MoE layer is "layer 2".
+ * Routing: router saturation along training, load balance over training, expert co-activation (every MoE
+ * layer at once) and specialization at the final checkpoint, and, where a pipeline analyses every
+ * checkpoint, how co-activation and specialization change over training (routingOverTraining.ts). Layers
+ * are named by the numbers the analyses write: Megatron's 1-based layer_number
+ * (src/analysis/layerNumber.ts), so FLAME-MoE's first MoE layer is "layer 2". Token ids are shown decoded
+ * with the run's tokenizer when the report has it.
  */
-import { Either, Schema } from "effect"
 import {
   CoactivationResult,
   LoadBalanceResult,
   SaturationResult,
-  SpecializationSummary
+  SpecializationSummary,
+  SpecializationTracking
 } from "../../analysis/schema.ts"
-import { ReportError } from "../errors.ts"
-import type { Figure, ReportData, SectionBuilder, StageRecord, Table } from "../model.ts"
-import { recordsOfKind } from "../model.ts"
+import type { Figure, SectionBuilder, Table } from "../model.ts"
+import { tokenLabel } from "../tokens.ts"
+import { analyses, finalPerScale } from "./analysisDocuments.ts"
 import type { Point } from "./chart.ts"
-import { baseOption, fmt, line, mean, valueAxis } from "./chart.ts"
-
-const documentOf = <A, I>(record: StageRecord, output: string, schema: Schema.Schema<A, I>): A => {
-  const decoded = Schema.decodeUnknownEither(schema)(record.documents[output])
-  if (Either.isLeft(decoded)) {
-    throw new ReportError({ where: `${record.stageId} output ${output}`, reason: decoded.left.message })
-  }
-  return decoded.right
-}
-
-const analyses = <A, I>(data: ReportData, kind: string, output: string, schema: Schema.Schema<A, I>) =>
-  recordsOfKind(data, kind).map((record) => ({ record, doc: documentOf(record, output, schema) }))
-
-const finalPerScale = <D extends { readonly scale: string; readonly step: number }, R>(
-  docs: ReadonlyArray<{ readonly record: R; readonly doc: D }>
-) => {
-  const last = new Map<string, number>()
-  for (const { doc } of docs) last.set(doc.scale, Math.max(last.get(doc.scale) ?? -Infinity, doc.step))
-  return docs.filter(({ doc }) => doc.step === last.get(doc.scale))
-}
+import { baseOption, fmt, line, mean, valueAxis, yValueAxis } from "./chart.ts"
+import { coactivationFigures } from "./coactivationFigure.ts"
+import { routingOverTraining } from "./routingOverTraining.ts"
 
 /** Said wherever the section names a layer. */
 const NUMBERING = "layers numbered from 1 as in Megatron"
@@ -44,14 +29,26 @@ export const routingSection: SectionBuilder = {
   build: (data) => {
     const saturation = analyses(data, "analysis/router-saturation", "saturation.json", SaturationResult)
     const load = analyses(data, "analysis/load-balance", "load-balance.json", LoadBalanceResult)
-    // Pipelines may compute these at every checkpoint; the report shows each scale's final one.
-    const coactivation = finalPerScale(
-      analyses(data, "analysis/expert-coactivation", "coactivation.json", CoactivationResult)
+    // Pipelines may compute these at every checkpoint: the final one of each scale is shown as before, and
+    // all of them over training.
+    const coactivationAll = analyses(data, "analysis/expert-coactivation", "coactivation.json", CoactivationResult)
+    const specializationAll = analyses(
+      data,
+      "analysis/expert-specialization",
+      "specialization.json",
+      SpecializationSummary
     )
-    const specialization = finalPerScale(
-      analyses(data, "analysis/expert-specialization", "specialization.json", SpecializationSummary)
+    const tracking = analyses(
+      data,
+      "analysis/specialization-tracking",
+      "specialization-tracking.json",
+      SpecializationTracking
     )
-    if (saturation.length + load.length + coactivation.length + specialization.length === 0) return undefined
+    const coactivation = finalPerScale(coactivationAll)
+    const specialization = finalPerScale(specializationAll)
+    if (saturation.length + load.length + coactivation.length + specialization.length + tracking.length === 0) {
+      return undefined
+    }
     const figures: Array<Figure> = []
     const tables: Array<Table> = []
 
@@ -67,7 +64,7 @@ export const routingSection: SectionBuilder = {
           ...baseOption(true),
           tooltip: { trigger: "axis", confine: true },
           xAxis: valueAxis("checkpoint step"),
-          yAxis: valueAxis("saturation", { min: 0, max: 1, scale: false }),
+          yAxis: yValueAxis("saturation", { min: 0, max: 1, scale: false }),
           series: [
             ...doc.ks.map((k, ki) =>
               line(`k = ${k}`, doc.steps.map((s, c): Point => [s, mean(doc.saturation.map((l) => l[c]![ki]!))]), {
@@ -103,7 +100,7 @@ export const routingSection: SectionBuilder = {
           ...baseOption(true),
           tooltip: { trigger: "axis", confine: true },
           xAxis: valueAxis("checkpoint step"),
-          yAxis: valueAxis(axis),
+          yAxis: yValueAxis(axis),
           series: load.map(({ doc }) => {
             const perLayer = pick(doc)
             return line(doc.scale, doc.steps.map((s, c): Point => [s, mean(perLayer.map((l) => l[c]!))]), {
@@ -131,55 +128,7 @@ export const routingSection: SectionBuilder = {
       )
     }
 
-    for (const { doc, record } of coactivation) {
-      const E = doc.numExperts
-      const max = Math.max(1e-9, ...doc.matrix.flatMap((m) => m.flat()))
-      const experts = Array.from({ length: E }, (_, i) => String(i))
-      const cells = (m: ReadonlyArray<ReadonlyArray<number>>) => {
-        const out: Array<[number, number, number]> = []
-        m.forEach((row, i) => row.forEach((v, j) => v > 0 && out.push([j, i, Number(v.toPrecision(4))])))
-        return out
-      }
-      figures.push({
-        id: `coactivation-${doc.scale}`,
-        title: `Expert co-activation: ${doc.scale}, step ${doc.step}`,
-        caption: `Row i, column j: tokens routed to both experts / tokens routed to expert i (diagonal zero), over ` +
-          `${doc.tokens} held-out tokens; the slider below picks the MoE layer (${NUMBERING}).`,
-        sources: [record.stageId],
-        height: 560,
-        option: {
-          baseOption: {
-            animation: false,
-            timeline: {
-              axisType: "category",
-              data: doc.layers.map((l) => `layer ${l}`),
-              autoPlay: false,
-              bottom: 0,
-              left: 40,
-              right: 40
-            },
-            tooltip: { position: "top", confine: true },
-            grid: { left: 60, right: 90, top: 40, bottom: 110 },
-            xAxis: { type: "category", data: experts, name: "expert j", nameLocation: "middle", nameGap: 28 },
-            yAxis: { type: "category", data: experts, name: "expert i", nameLocation: "middle", nameGap: 35 },
-            visualMap: {
-              min: 0,
-              max: Number(max.toPrecision(3)),
-              calculable: true,
-              orient: "vertical",
-              right: 10,
-              top: 40,
-              inRange: { color: ["#f7fbff", "#6baed6", "#08306b"] }
-            },
-            series: [{ type: "heatmap", name: "co-activation", data: cells(doc.matrix[0] ?? []) }]
-          },
-          options: doc.matrix.map((m, l) => ({
-            title: { text: `layer ${doc.layers[l]}`, left: "center", textStyle: { fontSize: 13 } },
-            series: [{ data: cells(m) }]
-          }))
-        }
-      })
-    }
+    for (const { doc, record } of coactivation) figures.push(...coactivationFigures(doc, record.stageId, NUMBERING))
 
     if (specialization.length > 0) {
       // Scales differ in depth: the axis is every MoE layer number any of them has, in order.
@@ -201,7 +150,7 @@ export const routingSection: SectionBuilder = {
             nameLocation: "middle",
             nameGap: 30
           },
-          yAxis: valueAxis("mean max specialization", { min: 0, max: 1, scale: false }),
+          yAxis: yValueAxis("mean max specialization", { min: 0, max: 1, scale: false }),
           series: specialization.map(({ doc }) => ({
             name: doc.scale,
             type: "bar",
@@ -215,9 +164,11 @@ export const routingSection: SectionBuilder = {
       tables.push({
         id: "specialization-top",
         title: "Most specialised (expert, token) pairs in the last MoE layer",
-        caption: "Token ids of the model's vocabulary; score = occurrences routed to the expert / occurrences; " +
-          `${NUMBERING}.`,
-        columns: ["scale", "layer", "expert", "token id", "routed", "occurrences", "score"],
+        caption: (data.tokens === undefined
+          ? "Token ids of the model's vocabulary (no tokenizer was given to the report)"
+          : "Tokens as their text, quoted and escaped, then their id in the model's vocabulary") +
+          `; score = occurrences routed to the expert / occurrences; ${NUMBERING}.`,
+        columns: ["scale", "layer", "expert", "token", "routed", "occurrences", "score"],
         rows: specialization.flatMap(({ doc }) => {
           const last = doc.perLayer[doc.perLayer.length - 1]
           if (last === undefined) return []
@@ -225,18 +176,41 @@ export const routingSection: SectionBuilder = {
             .flatMap((e) => e.top.slice(0, 1).map((t) => ({ expert: e.expert, ...t })))
             .sort((a, b) => b.score - a.score || b.occurrences - a.occurrences)
             .slice(0, 8)
-            .map((t) => [doc.scale, last.layer, t.expert, t.token, t.routed, t.occurrences, fmt(t.score, 3)])
+            .map((t) => [
+              doc.scale,
+              last.layer,
+              t.expert,
+              tokenLabel(data.tokens, t.token),
+              t.routed,
+              t.occurrences,
+              fmt(t.score, 3)
+            ])
         }),
-        sources: specialization.map((s) => s.record.stageId)
+        sources: [
+          ...specialization.map((s) => s.record.stageId),
+          ...(data.tokens === undefined ? [] : [data.tokens.source])
+        ]
       })
     }
+
+    const overTraining = routingOverTraining({
+      coactivation: coactivationAll,
+      specialization: specializationAll,
+      tracking,
+      tokens: data.tokens,
+      numbering: NUMBERING
+    })
+    figures.push(...overTraining.figures)
+    tables.push(...overTraining.tables)
 
     return {
       id: "routing",
       title: "Routing",
       intro: "Router traces of fixed held-out test-split samples at every checkpoint (the same tokens each time), " +
-        "analysed per MoE layer. Layers carry Megatron's 1-based layer numbers, as FLAME-MoE and its paper " +
-        "name them: layer 1 is FLAME-MoE's dense first layer, so its first MoE layer is layer 2.",
+        "analysed per MoE layer; co-activation and specialization at the final checkpoint, then, where every " +
+        "checkpoint was analysed, how they change over training. Layers carry Megatron's 1-based layer " +
+        "numbers, as FLAME-MoE and its paper name them: layer 1 is FLAME-MoE's dense first layer, so its first " +
+        "MoE layer is layer 2.",
       figures,
       tables
     }

@@ -9,7 +9,7 @@ import { ReportError } from "../errors.ts"
 import type { Figure, SectionBuilder, Table } from "../model.ts"
 import { recordsOfKind } from "../model.ts"
 import type { Point } from "./chart.ts"
-import { baseOption, colorOf, fmt, line, logAxis, scatter, valueAxis } from "./chart.ts"
+import { baseOption, colorOf, fmt, line, logAxis, scatter, valueAxis, yLogAxis, yValueAxis } from "./chart.ts"
 
 const decodeFit = Schema.decodeUnknownEither(ScalingFitResult)
 
@@ -47,7 +47,7 @@ export const scalingSection: SectionBuilder = {
         option: {
           ...baseOption(true),
           xAxis: logAxis("active parameters N"),
-          yAxis: valueAxis("validation loss"),
+          yAxis: yValueAxis("validation loss"),
           series: [
             // A budget's points and its two curves share a name, hence one colour and one legend toggle.
             ...observed.map(({ budget, runs }, i) =>
@@ -89,7 +89,7 @@ export const scalingSection: SectionBuilder = {
         option: {
           ...baseOption(true),
           xAxis: logAxis("compute C (FLOPs)"),
-          yAxis: logAxis("N*(C)"),
+          yAxis: yLogAxis("N*(C)"),
           series: [
             ...fit.fits.map((f) =>
               line(
@@ -119,7 +119,7 @@ export const scalingSection: SectionBuilder = {
         option: {
           ...baseOption(true),
           xAxis: valueAxis("observed loss"),
-          yAxis: valueAxis("predicted loss"),
+          yAxis: yValueAxis("predicted loss"),
           series: [
             ...fit.fits.map((f) =>
               scatter(methodName[f.method], fit.runs.map((r, i): Point => [r.loss, f.predicted[i]!]))

@@ -4,7 +4,7 @@
  */
 import type { Figure, SectionBuilder } from "../model.ts"
 import { recordsOfKind } from "../model.ts"
-import { baseOption, downsample, labelOf, line, valueAxis } from "./chart.ts"
+import { baseOption, downsample, labelOf, line, valueAxis, yLogAxis, yValueAxis } from "./chart.ts"
 
 export const trainingSection: SectionBuilder = {
   id: "training",
@@ -20,7 +20,7 @@ export const trainingSection: SectionBuilder = {
         ...baseOption(true),
         tooltip: { trigger: "axis", confine: true },
         xAxis: valueAxis("iteration"),
-        yAxis: log ? { ...valueAxis(axis), type: "log", scale: false } : valueAxis(axis),
+        yAxis: log ? yLogAxis(axis) : yValueAxis(axis),
         series: trains.map((r) => line(labelOf(r.params, r.stageId), downsample(r.metrics[metric] ?? [])))
       }
     })

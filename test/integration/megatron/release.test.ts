@@ -66,8 +66,17 @@ describe("flame-moe-release (tiny)", () => {
       expect(executed).toContain(`analysis/${t.id}/coactivation`)
       expect(executed).toContain(`analysis/${t.id}/coactivation/${t.saveInterval}`)
       expect(executed).toContain(`analysis/${t.id}/specialization/${t.saveInterval}`)
+      expect(executed).toContain(`analysis/${t.id}/specialization-tracking`)
     }
     expect(executed).toContain("suite/report")
+    // The report shows routing over training (both checkpoints of each model) and decodes tokens.
+    const reportDir = path.join(ws, "artifacts", "suite", "report")
+    const html = fs.readFileSync(path.join(reportDir, fs.readdirSync(reportDir)[0]!, "report.html"), "utf8")
+    for (const t of pick) {
+      expect(html).toContain(`data-figure="coactivation-over-training-${t.id}"`)
+      expect(html).toContain(`data-figure="specialization-over-training-${t.id}"`)
+    }
+    expect(html).toMatch(/<td>&quot;[^<]*&quot; \(\d+\)<\/td>/)
 
     // The imported model is the scale's, and its validation loss is that of an untrained model: ~ln(V).
     const evalDir = path.join(ws, "artifacts", "eval", pick[0]!.id, String(pick[0]!.trainIters))

@@ -1,6 +1,7 @@
 /**
  * A small slice of the suite for the report test: two tiny scales with three checkpoints each, evaluated
- * and traced at every checkpoint, the four routing analyses per scale and the report, built from the
+ * and traced at every checkpoint, the routing analyses per scale (co-activation and specialization at
+ * every checkpoint, as the suite runs them) and the report, with the run's tokenizer, built from the
  * same stages and helpers as pipelines/scaling-suite.ts (and sharing the data and worker stages with it
  * and with the ablation, so a workspace that ran the ablation compiles and tokenizes nothing again).
  */
@@ -79,11 +80,19 @@ const build = (): ReadonlyArray<StageNode> => {
       steps,
       traceStage: (step) => `trace/${id}/${step}`,
       vocabSize: model.vocabSize,
-      minOccurrences: 3
+      minOccurrences: 3,
+      everyCheckpoint: true
     }))
   }
   nodes.push(
-    reportNode({ id: "mini/report", title: "Mini lifecycle", pipeline: "mini-lifecycle", preset: "tiny", nodes })
+    reportNode({
+      id: "mini/report",
+      title: "Mini lifecycle",
+      pipeline: "mini-lifecycle",
+      preset: "tiny",
+      nodes,
+      tokenizer: ref("source/tokenizer", "tokenizer.json")
+    })
   )
   return nodes
 }

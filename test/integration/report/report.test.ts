@@ -1,15 +1,21 @@
 /**
  * The ablation pipeline's tiny preset end to end, a small slice of the suite in the same workspace, and
  * their HTML reports (report stages and `flame-pipe report`) opened in headless Chromium: every chart
- * drew its data, the console stayed clean, and the lineage section names the executions.
+ * drew its data, the console stayed clean, and the lineage section names the executions. The layout is
+ * measured in the browser, on screen and under print media at a sheet's width: no y-axis title runs into
+ * its tick labels, every MoE layer's co-activation is on the page at once, no table is cut off, and the
+ * specialization tables show tokens as text.
  */
 import Database from "better-sqlite3"
+import { Effect } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { fromRoot } from "../../../src/ProjectRoot.ts"
+import { loadTokenizer } from "../../../src/tokenize/Tokenizer.ts"
 import { cli, runJson, tempWorkspace } from "../../support/cli.ts"
-import { checkReport } from "./browser.ts"
+import { checkReport, type LayoutCheck, type PageCheck, PRINT_WIDTH } from "./browser.ts"
 
 const ws = tempWorkspace("fp-report-")
 const shots = fs.mkdtempSync(path.join(os.tmpdir(), "fp-report-screenshots-"))
@@ -38,6 +44,32 @@ const expectAllDrawn = (check: Awaited<ReturnType<typeof checkReport>>) => {
     expect(chart.series, chart.figure).toBeGreaterThan(0)
     expect(chart.dataPoints, chart.figure).toBeGreaterThan(0)
     expect(chart.paintedPixels, chart.figure).toBeGreaterThan(2000)
+  }
+}
+
+/** No y-axis title meets a tick label, and none is cut off at the chart's left edge. */
+const expectClearAxes = (layout: LayoutCheck, where: string) => {
+  for (const chart of layout.charts) {
+    for (const axis of chart.yAxes) {
+      expect(axis.nameBox, `${where} ${chart.figure}: '${axis.name}' drawn`).not.toBeNull()
+      expect(axis.overlaps, `${where} ${chart.figure}: '${axis.name}' over tick labels`).toEqual([])
+      expect(axis.nameBox!.x, `${where} ${chart.figure}: '${axis.name}' inside`).toBeGreaterThanOrEqual(0)
+    }
+  }
+}
+
+/** Under print media at a sheet's width, nothing is wider than the sheet and no table hides columns. */
+const expectFitsThePage = (check: PageCheck) => {
+  const print = check.print
+  expect(print.pageWidth).toBe(PRINT_WIDTH)
+  expect(print.overflowing).toEqual([])
+  expect(print.documentWidth).toBeLessThanOrEqual(print.pageWidth)
+  for (const t of print.tables) {
+    expect(t.scrollWidth, `table ${t.id}`).toBeLessThanOrEqual(t.clientWidth + 1)
+    expect(t.right, `table ${t.id}`).toBeLessThanOrEqual(print.pageWidth + 1)
+  }
+  for (const c of print.charts) {
+    expect(c.box.x + c.box.width, `chart ${c.figure}`).toBeLessThanOrEqual(print.pageWidth + 1)
   }
 }
 
@@ -88,6 +120,14 @@ describe("reports", () => {
     // The lineage section names the fit's execution next to the figures drawn from it.
     const fitExecution = latestOutput("ablation/fit", "fit.json").execution
     expect(check.text).toContain(fitExecution.slice(0, 8))
+    // The learning rate's tick labels ("0.0025") and N*(C)'s ("1,000,000,000") are the widest: measured
+    // in the page, no axis title touches them, on screen or printed.
+    const lr = check.screen.charts.find((c) => c.figure === "train-lr")!
+    expect(lr.yAxes.map((a) => a.name)).toEqual(["learning rate"])
+    expect(lr.yAxes[0]!.labelBoxes.length).toBeGreaterThan(2)
+    expectClearAxes(check.screen, "screen")
+    expectClearAxes(check.print, "print")
+    expectFitsThePage(check)
   })
 
   it("the suite slice's report stage draws training, evaluation, compute and routing figures", async () => {
@@ -121,6 +161,54 @@ describe("reports", () => {
     )
     expect(check.tables).toEqual(expect.arrayContaining(["eval-table", "specialization-top", "lineage-executions"]))
     expect(check.text).toContain("eval/flame-moe-115m-tiny-mini/6")
+
+    // Routing over training: every checkpoint's co-activation and specialization, and the tracking.
+    for (const scale of ["flame-moe-38m-tiny-mini", "flame-moe-115m-tiny-mini"]) {
+      expect(figures).toContain(`coactivation-over-training-${scale}`)
+      expect(figures).toContain(`specialization-over-training-${scale}`)
+      expect(check.tables).toContain(`specialization-tracked-${scale}`)
+      const over = check.charts.find((c) => c.figure === `coactivation-over-training-${scale}`)!
+      // A point per checkpoint on each line: steps 2, 4 and 6.
+      expect(over.dataPoints % 3, scale).toBe(0)
+    }
+    expect(check.tables).toContain("routing-over-training")
+
+    // Every MoE layer's co-activation at once, side by side (no slider), on screen and printed.
+    for (const scale of ["flame-moe-38m-tiny-mini", "flame-moe-115m-tiny-mini"]) {
+      const output = latestOutput(`analysis/${scale}/coactivation`, "coactivation.json").path
+      const { layers } = JSON.parse(fs.readFileSync(path.join(ws, output), "utf8")) as { layers: Array<number> }
+      expect(layers.length, scale).toBeGreaterThan(1)
+      for (const layout of [check.screen, check.print]) {
+        const chart = layout.charts.find((c) => c.figure === `coactivation-${scale}`)!
+        expect(chart.timeline, scale).toBe(false)
+        expect(chart.heatmaps, scale).toBe(layers.length)
+        expect(chart.grids.length, scale).toBe(layers.length)
+        for (const grid of chart.grids) {
+          expect(grid.inside, `${scale} panel`).toBe(true)
+          // Each panel is coloured in (a tiny model's matrices hold many zeros and faint cells, drawn white
+          // or nearly so): its layer was drawn, not left blank.
+          expect(grid.paintedPixels, `${scale} panel`).toBeGreaterThan(0.05 * grid.rect.width * grid.rect.height)
+        }
+      }
+    }
+
+    // Specialization tables show tokens as text, decoded with the run's tokenizer, then the id.
+    const tokenizer = await Effect.runPromise(loadTokenizer(fromRoot("fixtures", "tokenizer", "tokenizer.json")))
+    const tokenCells = check.screen.tables
+      .filter((t) => t.id === "specialization-top" || t.id.startsWith("specialization-tracked-"))
+      .flatMap((t) => t.rows.map((r) => r.find((c) => /^(".*"|<no token>) \(\d+\)$/.test(c))))
+    expect(tokenCells.length).toBeGreaterThan(4)
+    for (const cell of tokenCells) {
+      expect(cell).toBeDefined()
+      const [, quoted, id] = /^(.*) \((\d+)\)$/.exec(cell!)!
+      // The quoted text reads back (as a JSON string) as the token's text.
+      if (Number(id) < tokenizer.vocabSize) expect(JSON.parse(quoted!)).toBe(tokenizer.decode([Number(id)]))
+      else expect(quoted).toBe("<no token>")
+    }
+
+    expectClearAxes(check.screen, "screen")
+    expectClearAxes(check.print, "print")
+    expectFitsThePage(check)
     // Layers are named by Megatron's number: the tiny scales' first layer is dense, so their first MoE layer
     // (stored index 1 in trace.bin) is layer 2 in the analyses and the report.
     for (const scale of ["flame-moe-38m-tiny-mini", "flame-moe-115m-tiny-mini"]) {

@@ -7,6 +7,7 @@ import { execa } from "execa"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { beforeAll, describe, expect, it } from "vitest"
+import { scales } from "../../../src/flame/scales.ts"
 import { bin, cli, executedStages, root, runJson, tempWorkspace } from "../../support/cli.ts"
 
 const SCALE = "flame-moe-38m-tiny"
@@ -60,6 +61,33 @@ describe("scaling-suite --preset tiny", () => {
     conn.close()
     const table = fs.readFileSync(path.join(ws, findArtifact("suite/table", "table.md")), "utf8")
     expect(table).toContain("flame-moe-1.7b-tiny")
+  })
+
+  it("analyses co-activation and specialization at every checkpoint, and the report shows them over training", () => {
+    const stages = first.summary!.stages.map((s) => s.stage)
+    const html = fs.readFileSync(path.join(ws, findArtifact("suite/report", "report.html")), "utf8")
+    for (const scale of scales.map((s) => `${s.id}-tiny`)) {
+      // 10 interval checkpoints and the final one: the final's analyses keep their ids, the others get a step.
+      const own = stages.filter((s) => s.startsWith(`analysis/${scale}/`))
+      expect(own.filter((s) => s.startsWith(`analysis/${scale}/coactivation`)), scale).toHaveLength(11)
+      expect(own.filter((s) => s.startsWith(`analysis/${scale}/specialization/`)), scale).toHaveLength(10)
+      expect(own, scale).toContain(`analysis/${scale}/specialization-tracking`)
+      const tracking = JSON.parse(
+        fs.readFileSync(
+          path.join(ws, findArtifact(`analysis/${scale}/specialization-tracking`, "specialization-tracking.json")),
+          "utf8"
+        )
+      ) as { steps: Array<number>; minOccurrences: number; topTokens: number; perLayer: Array<{ layer: number }> }
+      expect(tracking.steps, scale).toHaveLength(11)
+      expect([tracking.minOccurrences, tracking.topTokens]).toEqual([5, 2])
+      expect(tracking.perLayer[0]!.layer, scale).toBe(2)
+      expect(html, scale).toContain(`data-figure="coactivation-over-training-${scale}"`)
+      expect(html, scale).toContain(`data-figure="specialization-over-training-${scale}"`)
+      expect(html, scale).toContain(`id="specialization-tracked-${scale}"`)
+    }
+    expect(html).toContain(`id="routing-over-training"`)
+    // Tokens decoded with the suite's tokenizer: a quoted text then the id.
+    expect(html).toMatch(/<td>&quot;[^<]*&quot; \(\d+\)<\/td>/)
   })
 
   it("a second run executes nothing", async () => {
@@ -117,13 +145,14 @@ describe("scaling-suite --preset tiny", () => {
     const stale = (JSON.parse(planned.stdout) as { stages: Array<{ stage: string; status: string }> }).stages
       .filter((s) => s.status === "stale").map((s) => s.stage).sort()
     // Exactly: this scale's train, its 11 evals, 11 traces (10 interval checkpoints and the final one)
-    // and 4 routing analyses, the suite table and report.
+    // and 25 routing analyses (saturation, load balance, co-activation and specialization at each of the
+    // 11 checkpoints, the specialization tracking), the suite table and report.
     expect(stale).toContain(`train/${SCALE}`)
     expect(stale.filter((s) => !s.includes(SCALE))).toEqual(["suite/report", "suite/table"])
     expect(stale.filter((s) => s.startsWith(`eval/${SCALE}/`))).toHaveLength(11)
     expect(stale.filter((s) => s.startsWith(`trace/${SCALE}/`))).toHaveLength(11)
-    expect(stale.filter((s) => s.startsWith(`analysis/${SCALE}/`))).toHaveLength(4)
-    expect(stale).toHaveLength(29)
+    expect(stale.filter((s) => s.startsWith(`analysis/${SCALE}/`))).toHaveLength(25)
+    expect(stale).toHaveLength(50)
 
     // Interrupt the training: kill the CLI once a few checkpoints are in the staging area.
     const child = execa(process.execPath, [bin, "run", ...suite, "--set", `train/${SCALE}.lr=0.002`], {

@@ -10,7 +10,10 @@ import { expertCoactivation } from "../../../src/analysis/coactivation.ts"
 import { loadBalance } from "../../../src/analysis/loadBalance.ts"
 import { routerSaturation } from "../../../src/analysis/saturation.ts"
 import { expertSpecialization } from "../../../src/analysis/specialization.ts"
+import { trackSpecialization } from "../../../src/analysis/specializationTracking.ts"
+import { fromRoot } from "../../../src/ProjectRoot.ts"
 import type { ReportData, StageRecord } from "../../../src/report/model.ts"
+import { tokenDecoderFromFile } from "../../../src/report/tokens.ts"
 import { predictLoss } from "../../../src/scaling/law.ts"
 import { publishedLaw } from "../../../src/scaling/published.ts"
 import { fitAll } from "../../../stages/analysis/scalingFit.ts"
@@ -49,6 +52,7 @@ export const suiteData = (): ReportData => {
     earlier: [{ file: file(10), change: 0.6 }, { file: file(20), change: 0.3 }]
   })
   const checkpoints = [10, 20, 30].map((step) => ({ step, file: file(step) }))
+  const counts = (step: number) => path.join(dir, `counts-${step}.bin`)
   const scale = "s-tiny"
   const records: Array<StageRecord> = [
     record(`train/${scale}`, "train", {
@@ -76,27 +80,40 @@ export const suiteData = (): ReportData => {
     record(`analysis/${scale}/load-balance`, "analysis/load-balance", {
       documents: { "load-balance.json": loadBalance({ scale, checkpoints }) }
     }),
-    // Co-activation at an earlier checkpoint too (as the release pipeline computes it): the report
-    // shows the final one.
-    record(`analysis/${scale}/coactivation/20`, "analysis/expert-coactivation", {
-      documents: { "coactivation.json": expertCoactivation({ scale, step: 20, file: file(20) }) }
+    // Co-activation and specialization at every checkpoint (as the pipelines compute them): the report
+    // shows the final ones, and all of them over training.
+    ...[10, 20, 30].flatMap((step) => {
+      const id = (analysis: string) => `analysis/${scale}/${analysis}${step === 30 ? "" : `/${step}`}`
+      return [
+        record(id("coactivation"), "analysis/expert-coactivation", {
+          documents: { "coactivation.json": expertCoactivation({ scale, step, file: file(step) }) }
+        }),
+        record(id("specialization"), "analysis/expert-specialization", {
+          documents: {
+            "specialization.json": expertSpecialization({
+              scale,
+              step,
+              file: file(step),
+              vocabSize: 200,
+              minOccurrences: 2,
+              topTokens: 3,
+              countsFile: counts(step)
+            })
+          }
+        })
+      ]
     }),
-    record(`analysis/${scale}/coactivation`, "analysis/expert-coactivation", {
-      documents: { "coactivation.json": expertCoactivation({ scale, step: 30, file: file(30) }) }
-    }),
-    record(`analysis/${scale}/specialization`, "analysis/expert-specialization", {
+    record(`analysis/${scale}/specialization-tracking`, "analysis/specialization-tracking", {
       documents: {
-        "specialization.json": expertSpecialization({
+        "specialization-tracking.json": trackSpecialization({
           scale,
-          step: 30,
-          file: file(30),
-          vocabSize: 200,
-          minOccurrences: 2,
-          topTokens: 3,
-          countsFile: path.join(dir, "counts.bin")
+          checkpoints: [10, 20, 30].map((step) => ({ step, file: counts(step) })),
+          minOccurrences: 5,
+          topTokens: 2
         })
       }
-    })
+    }),
+    record("source/tokenizer", "source")
   ]
   fs.rmSync(dir, { recursive: true, force: true })
   return {
@@ -106,7 +123,8 @@ export const suiteData = (): ReportData => {
     generatedAt: "2024-01-01T00:00:00Z",
     workspace: "/ws",
     records,
-    missing: []
+    missing: [],
+    tokens: tokenDecoderFromFile(fromRoot("fixtures", "tokenizer", "tokenizer.json"), "source/tokenizer")
   }
 }
 

@@ -32,7 +32,9 @@ describe("report sections", () => {
       "load-balance-cv",
       "load-balance-entropy",
       "coactivation-s-tiny",
-      "specialization"
+      "specialization",
+      "coactivation-over-training-s-tiny",
+      "specialization-over-training-s-tiny"
     ])
     const coactivation = report.sections.flatMap((s) => s.figures).find((f) => f.id === "coactivation-s-tiny")!
     expect(coactivation.title).toContain("step 30")
@@ -119,13 +121,10 @@ describe("report sections", () => {
     const data = suiteData()
     const figures = buildReport(data).sections.flatMap((s) => s.figures)
     const tables = buildReport(data).sections.flatMap((s) => s.tables)
-    type Timeline = {
-      baseOption: { timeline: { data: Array<string> } }
-      options: Array<{ title: { text: string } }>
-    }
-    const coactivation = figures.find((f) => f.id === "coactivation-s-tiny")!.option as unknown as Timeline
-    expect(coactivation.baseOption.timeline.data).toEqual(["layer 2", "layer 3"])
-    expect(coactivation.options.map((o) => o.title.text)).toEqual(["layer 2", "layer 3"])
+    type Panels = { title: Array<{ text: string }>; series: Array<{ name: string }> }
+    const coactivation = figures.find((f) => f.id === "coactivation-s-tiny")!.option as unknown as Panels
+    expect(coactivation.title.map((t) => t.text)).toEqual(["layer 2", "layer 3"])
+    expect(coactivation.series.map((s) => s.name)).toEqual(["layer 2", "layer 3"])
     const saturation = figures.find((f) => f.id === "saturation-s-tiny")!
     const names = (saturation.option.series as Array<{ name: string }>).map((s) => s.name)
     expect(names.filter((n) => n.startsWith("layer"))).toEqual(["layer 2, k = 1", "layer 3, k = 1"])
@@ -134,7 +133,7 @@ describe("report sections", () => {
     const top = tables.find((t) => t.id === "specialization-top")!
     expect(top.rows.length).toBeGreaterThan(0)
     for (const row of top.rows) expect(row[top.columns.indexOf("layer")]).toBe(3)
-    for (const f of figures.filter((f) => f.id.startsWith("coactivation") || f.id === "specialization")) {
+    for (const f of figures.filter((f) => f.id.includes("coactivation") || f.id.includes("specialization"))) {
       expect(f.caption, f.id).toContain("numbered from 1 as in Megatron")
     }
   })
