@@ -168,6 +168,12 @@ describe("scaling-suite --preset tiny", () => {
     await child
     const reusable = stagingCheckpoints().length
     expect(reusable).toBeGreaterThanOrEqual(3)
+    // The plan says the training resumes, and from which checkpoint, rather than "never run".
+    const newest = stagingCheckpoints().sort().at(-1)!
+    const replanned = await cli(["plan", ...suite, "--set", `train/${SCALE}.lr=0.002`])
+    expect(replanned.stdout).toMatch(
+      new RegExp(`STALE {2}train/${SCALE}.*resumes interrupted execution [0-9a-f]{8} from ${newest}`)
+    )
 
     const resumed = await runJson([...suite, "--set", `train/${SCALE}.lr=0.002`])
     expect(resumed.summary?.status).toBe("succeeded")
