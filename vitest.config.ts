@@ -1,6 +1,10 @@
 import { defineConfig } from "vitest/config"
 
-// Two projects: `unit` is fast and pure; `integration` drives the real CLI and the compiled worker.
+// Three projects, all run by `vitest run`:
+// - `unit` is fast and in-process: no Python, no tokenizers library, no child processes to wait on.
+// - `oracle` compares our implementations with independent ones (CPython, numpy, scipy, Hugging Face's
+//   tokenizers, bash, the CLI in a child process): slower, and needs what README lists installed.
+// - `integration` drives the real CLI and the compiled worker.
 export default defineConfig({
   test: {
     projects: [
@@ -9,6 +13,13 @@ export default defineConfig({
           name: "unit",
           include: ["test/unit/**/*.test.ts"],
           testTimeout: 30_000
+        }
+      },
+      {
+        test: {
+          name: "oracle",
+          include: ["test/oracle/**/*.test.ts"],
+          testTimeout: 120_000
         }
       },
       {

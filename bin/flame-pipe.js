@@ -1,16 +1,20 @@
 #!/usr/bin/env node
 // Starts the bundled CLI (dist/flame-pipe.mjs), rebuilding it first when a source changed. A pipeline
 // given as a module path runs from the TypeScript sources instead, so that module and the engine
-// share one copy of every library.
-import { buildCli, bundlePath, isStale } from "../scripts/build-cli.mjs"
+// share one copy of every library. `--version` alone is answered here, before anything else loads.
+import { readFileSync } from "node:fs"
 
-const modulePath = process.argv.slice(3).find((arg) => !arg.startsWith("-") && /\.(ts|mts|js|mjs)$/.test(arg))
-
-if (modulePath === undefined && process.env.FLAME_PIPE_FROM_SOURCES !== "1") {
-  if (isStale()) await buildCli()
-  await import(bundlePath)
+if (process.argv.length === 3 && process.argv[2] === "--version") {
+  process.stdout.write(`${JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")).version}\n`)
 } else {
-  const { register } = await import("tsx/esm/api")
-  register()
-  await import("../src/bin.ts")
+  const { buildCli, bundlePath, isStale } = await import("../scripts/build-cli.mjs")
+  const modulePath = process.argv.slice(3).find((arg) => !arg.startsWith("-") && /\.(ts|mts|js|mjs)$/.test(arg))
+  if (modulePath === undefined && process.env.FLAME_PIPE_FROM_SOURCES !== "1") {
+    if (isStale()) await buildCli()
+    await import(bundlePath)
+  } else {
+    const { register } = await import("tsx/esm/api")
+    register()
+    await import("../src/bin.ts")
+  }
 }

@@ -7,3 +7,4 @@ export declare const isStale: () => boolean
 export declare const bundleOptions: BuildOptions
 export declare const bundleAtomically: (options: BuildOptions, outfile: string) => Promise<string>
 export declare const buildCli: () => Promise<void>
+export declare const bundleSplitAtomically: (options: BuildOptions, outfile: string) => Promise<string>

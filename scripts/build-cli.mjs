@@ -1,6 +1,9 @@
-// Bundles the CLI and the project's pipelines into dist/flame-pipe.mjs with esbuild. Loading one
-// file starts the CLI in well under a second, where importing hundreds of ESM modules through a
-// TypeScript loader takes seconds. The bundle is rebuilt whenever a source is newer than it.
+// Bundles the CLI and the project's pipelines into dist/flame-pipe.mjs with esbuild, split into
+// chunks beside it: the entry and the command descriptors load at start, and each command's
+// implementation, and each pipeline, when it is used (`plan` never loads the report's charting library,
+// audit, gc or the Slurm executor). Loading a few bundled files starts the CLI in a fraction of a
+// second, where importing hundreds of ESM modules through a TypeScript loader takes seconds. The
+// bundle is rebuilt whenever a source is newer than it.
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
@@ -39,10 +42,12 @@ const pipelinesPlugin = {
     build.onLoad({ filter: /.*/, namespace: "flame-pipe" }, () => {
       const dir = path.join(root, "pipelines")
       const names = fs.readdirSync(dir).filter((f) => f.endsWith(".ts")).map((f) => f.slice(0, -3)).sort()
-      const imports = names.map((name, i) => `import p${i} from ${JSON.stringify(path.join(dir, `${name}.ts`))}`)
-      const entries = names.map((name, i) => `${JSON.stringify(name)}: p${i}`)
+      // Loaders, not modules: each pipeline (and the stages only it uses) becomes a chunk of its own.
+      const entries = names.map((name) =>
+        `${JSON.stringify(name)}: () => import(${JSON.stringify(path.join(dir, `${name}.ts`))}).then((m) => m.default)`
+      )
       return {
-        contents: `${imports.join("\n")}\nexport default { ${entries.join(", ")} }\n`,
+        contents: `export default { ${entries.join(", ")} }\n`,
         resolveDir: dir,
         loader: "ts"
       }
@@ -83,10 +88,60 @@ export const bundleAtomically = async (options, outfile) => {
   return outfile
 }
 
+/**
+ * Bundles `options` (one entry point, plugins) into `outfile` and the chunks it loads on demand, beside
+ * it and named `<entry name>-chunk-<content hash>.mjs`. Everything is written in a temporary directory
+ * first; the chunks are moved in, then the entry last, so a starting CLI never finds a half-written
+ * bundle or an entry whose chunks are missing. A CLI of the build before keeps its chunks: only
+ * chunks neither this build nor the one before it wrote are deleted.
+ */
+export const bundleSplitAtomically = async (options, outfile) => {
+  const esbuild = await import("esbuild")
+  const dir = path.dirname(outfile)
+  const entry = path.basename(outfile)
+  const name = entry.replace(/\.mjs$/, "")
+  const tmp = path.join(dir, `.${name}.${process.pid}.tmp`)
+  const manifestPath = path.join(dir, `${name}.chunks.json`)
+  fs.rmSync(tmp, { recursive: true, force: true })
+  fs.mkdirSync(tmp, { recursive: true })
+  try {
+    await esbuild.build({
+      ...bundleOptions,
+      ...options,
+      entryPoints: { [name]: options.entryPoints[0] },
+      splitting: true,
+      outdir: tmp,
+      entryNames: "[name]",
+      chunkNames: `${name}-chunk-[hash]`,
+      outExtension: { ".js": ".mjs" }
+    })
+    const chunks = fs.readdirSync(tmp).filter((f) => f !== entry)
+    for (const chunk of chunks) fs.renameSync(path.join(tmp, chunk), path.join(dir, chunk))
+    fs.renameSync(path.join(tmp, entry), outfile)
+    let previous = []
+    try {
+      previous = JSON.parse(fs.readFileSync(manifestPath, "utf8")).chunks
+    } catch {
+      // No earlier split build here.
+    }
+    const manifestTmp = `${manifestPath}.${process.pid}.tmp`
+    fs.writeFileSync(manifestTmp, JSON.stringify({ chunks }))
+    fs.renameSync(manifestTmp, manifestPath)
+    const keep = new Set([...chunks, ...previous])
+    for (const file of fs.readdirSync(dir)) {
+      const ours = file.startsWith(`${name}-chunk-`) && file.endsWith(".mjs")
+      if (ours && !keep.has(file)) fs.rmSync(path.join(dir, file), { force: true })
+    }
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true })
+  }
+  return outfile
+}
+
 export const buildCli = async () => {
   // The worker first: a CLI bundle never runs without the worker bundle it expects.
   await bundleAtomically({ entryPoints: [path.join(root, "src", "tokenize", "shardWorker.ts")] }, shardWorkerPath)
-  await bundleAtomically(
+  await bundleSplitAtomically(
     { entryPoints: [path.join(root, "src", "bin.bundled.ts")], plugins: [pipelinesPlugin] },
     bundlePath
   )

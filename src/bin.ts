@@ -1,7 +1,9 @@
 /**
  * Entry point when running from TypeScript sources: pipelines are imported from their files.
  */
-import { PipelineRegistry } from "./cli/PipelineRegistry.ts"
-import { main } from "./main.ts"
+import { answeredVersion } from "./cli/Version.ts"
 
-main(PipelineRegistry.fromFiles)
+if (!answeredVersion(process.argv)) {
+  const [{ main }, { PipelineRegistry }] = await Promise.all([import("./main.ts"), import("./pipeline/Registry.ts")])
+  main(PipelineRegistry.fromFiles)
+}

@@ -8,8 +8,8 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import type { Layer } from "effect"
 import { Cause, Console, Effect, Exit } from "effect"
 import { cli } from "./cli/Cli.ts"
+import type { PipelineRegistry } from "./pipeline/Registry.ts"
 import { isDiskFull } from "./workspace/DiskSpace.ts"
-import type { PipelineRegistry } from "./cli/PipelineRegistry.ts"
 
 /**
  * A defect: something the code did not expect (a bug, or bad input that slipped past validation).

@@ -1,10 +1,17 @@
 /**
  * Entry point of the bench CLI bundle: the real CLI (src/main.ts) with the benchmark's pipelines
- * compiled in, so its start-up and `plan`/`run` cost match the shipped dist/flame-pipe.mjs.
+ * compiled in, laid out as the shipped dist/flame-pipe.mjs is (src/bin.bundled.ts): the `--version`
+ * fast path first, the CLI and each pipeline in chunks loaded on demand.
  */
-import { PipelineRegistry } from "../../src/cli/PipelineRegistry.ts"
-import { main } from "../../src/main.ts"
-import bigfiles from "./bigfiles.ts"
-import generated from "./generated.ts"
+import { answeredVersion } from "../../src/cli/Version.ts"
 
-main(PipelineRegistry.fromBundle({ generated, bigfiles }))
+if (!answeredVersion(process.argv)) {
+  const [{ main }, { PipelineRegistry }] = await Promise.all([
+    import("../../src/main.ts"),
+    import("../../src/pipeline/Registry.ts")
+  ])
+  main(PipelineRegistry.fromLoaders({
+    generated: () => import("./generated.ts").then((m) => m.default),
+    bigfiles: () => import("./bigfiles.ts").then((m) => m.default)
+  }))
+}

@@ -9,12 +9,10 @@
  * 4. re-execution of a selection in a scratch workspace, compared bitwise or within tolerances;
  * 5. the environment then and now.
  */
-import { desc, eq } from "drizzle-orm"
 import { Effect, Either, Option, Schema } from "effect"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { PipelineRegistry } from "../cli/PipelineRegistry.ts"
 import type { AuditTarget, Finding, Reexecution } from "../domain/Audit.ts"
 import { AuditReport } from "../domain/Audit.ts"
 import { NotFound } from "../domain/Errors.ts"
@@ -23,9 +21,9 @@ import { fingerprint } from "../engine/Fingerprint.ts"
 import { Reporter } from "../engine/Reporter.ts"
 import type { ExecutionRow } from "../lineage/Lineage.ts"
 import { Lineage } from "../lineage/Lineage.ts"
-import * as schema from "../lineage/schema.ts"
 import type { ResolvedPipeline, ResolvedStage } from "../Pipeline.ts"
 import { resolve } from "../Pipeline.ts"
+import { PipelineRegistry } from "../pipeline/Registry.ts"
 import { Workspace } from "../workspace/Workspace.ts"
 import { acquireWorkspaceLock, liveHolder } from "../workspace/WorkspaceLock.ts"
 import { checkExecution } from "./Completeness.ts"
@@ -298,19 +296,15 @@ export const audit = (options: AuditOptions) =>
       },
       notes
     }
-    yield* Effect.try({
-      try: () =>
-        lineage.db.insert(schema.audits).values({
-          id,
-          target: options.target,
-          pipeline: scope.target.pipeline,
-          status: report.status,
-          startedAt,
-          durationMs: report.durationMs,
-          report
-        }).run(),
-      catch: (cause) => new Error(`cannot record the audit: ${String(cause)}`)
-    })
+    yield* lineage.recordAudit({
+      id,
+      target: options.target,
+      pipeline: scope.target.pipeline,
+      status: report.status,
+      startedAt,
+      durationMs: report.durationMs,
+      report
+    }).pipe(Effect.mapError((error) => new Error(`cannot record the audit: ${error.reason}`)))
     return report
   }))
 
@@ -323,11 +317,11 @@ const sortFindings = (findings: ReadonlyArray<Finding>): ReadonlyArray<Finding> 
 
 /** The latest recorded audit of a pipeline and preset (for the HTML report); none when it was never audited. */
 export const latestAudit = (pipeline: string, preset: string) =>
-  Effect.map(Lineage, (lineage) => {
-    const rows = lineage.db.select({ report: schema.audits.report }).from(schema.audits)
-      .where(eq(schema.audits.pipeline, pipeline)).orderBy(desc(schema.audits.startedAt)).limit(50).all()
-    for (const row of rows) {
-      const decoded = Schema.decodeUnknownOption(AuditReport)(row.report)
+  Effect.gen(function*() {
+    const lineage = yield* Lineage
+    const reports = yield* lineage.recentAudits(pipeline, 50)
+    for (const report of reports) {
+      const decoded = Schema.decodeUnknownOption(AuditReport)(report)
       if (
         Option.isSome(decoded) && decoded.value.target.kind === "pipeline" && decoded.value.target.preset === preset
       ) {

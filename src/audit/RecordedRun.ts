@@ -1,15 +1,16 @@
 /**
- * A recorded run's pipeline, resolved again: the pipeline it named, with the preset and `--set`
- * overrides it recorded and the `--config` settings and GPUs its command line gave, so that the
- * stage graph, params and settled backends are the ones that run used.
+ * A recorded run's pipeline, resolved again: the pipeline it named, with the preset, `--set`
+ * overrides, `--config` settings and executor GPUs it recorded, so that the stage graph, params and
+ * settled backends are the ones that run used. Runs recorded before runs kept their settings have
+ * only their command line, which is parsed for them.
  */
 import { Effect } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { isModulePath, PipelineRegistry } from "../cli/PipelineRegistry.ts"
 import { detectGpus } from "../engine/Environment.ts"
 import type { RunRow } from "../lineage/Lineage.ts"
 import { resolve } from "../Pipeline.ts"
+import { isModulePath, PipelineRegistry } from "../pipeline/Registry.ts"
 import { projectRoot } from "../ProjectRoot.ts"
 import type { Records } from "./Records.ts"
 
@@ -26,6 +27,7 @@ const VALUE_OPTIONS = new Set([
   "--executor"
 ])
 
+/** What the command line of a run recorded before runs kept their settings says. */
 export interface RecordedCommand {
   readonly pipeline: string
   readonly config: Readonly<Record<string, string>>
@@ -67,6 +69,28 @@ const locate = (pipeline: string): string => {
   return fs.existsSync(fromRoot) ? fromRoot : pipeline
 }
 
+/** How a run was started, as it recorded it or, for an older run, as its command line says. */
+export interface RunSettings {
+  readonly pipeline: string
+  readonly config: Readonly<Record<string, string>>
+  /** GPUs the stages settled against, where the run recorded them; else the `--gpus` its command line gave. */
+  readonly gpus:
+    | { readonly _tag: "Recorded"; readonly count: number }
+    | { readonly _tag: "CommandLine"; readonly spec: string | undefined }
+}
+
+export const runSettings = (run: RunRow): RunSettings => {
+  let parsed: RecordedCommand | undefined
+  const commandLine = () => (parsed ??= parseRunArgv(run.argv, run.pipeline))
+  return {
+    pipeline: run.pipelineSource ?? commandLine().pipeline,
+    config: run.config ?? commandLine().config,
+    gpus: run.executorSettings === null
+      ? { _tag: "CommandLine", spec: commandLine().gpus }
+      : { _tag: "Recorded", count: run.executorSettings.gpus }
+  }
+}
+
 const gpuCount = (spec: string | undefined, run: RunRow, records: Records): number => {
   if (spec !== undefined && spec !== "auto") return spec === "none" || spec === "" ? 0 : spec.split(",").length
   // `auto` meant what that machine had: its executions' environment snapshots say.
@@ -81,13 +105,15 @@ const gpuCount = (spec: string | undefined, run: RunRow, records: Records): numb
 export const resolveRecordedRun = (run: RunRow, records: Records) =>
   Effect.gen(function*() {
     const registry = yield* PipelineRegistry
-    const command = parseRunArgv(run.argv, run.pipeline)
-    const definition = yield* registry.load(locate(command.pipeline))
+    const settings = runSettings(run)
+    const definition = yield* registry.load(locate(settings.pipeline))
     const overrides = Object.entries(run.overrides).map(([key, value]) => `${key}=${String(value)}`)
     return yield* resolve(definition, {
       preset: run.preset ?? undefined,
       overrides,
-      config: command.config,
-      executor: { gpus: gpuCount(command.gpus, run, records) }
+      config: settings.config,
+      executor: {
+        gpus: settings.gpus._tag === "Recorded" ? settings.gpus.count : gpuCount(settings.gpus.spec, run, records)
+      }
     })
   })

@@ -4,10 +4,8 @@
  * one statement per table; a workspace of 100k executions is a few hundred MB of rows at most.
  */
 import { Effect } from "effect"
-import { LineageError } from "../domain/Errors.ts"
-import type { ArtifactRow, EnvironmentRow, ExecutionRow, RunRow } from "../lineage/Lineage.ts"
+import type { ArtifactRow, EnvironmentRow, ExecutionRow, PinRow, RunRow } from "../lineage/Lineage.ts"
 import { Lineage } from "../lineage/Lineage.ts"
-import * as schema from "../lineage/schema.ts"
 
 export interface InputEdge {
   readonly executionId: string
@@ -15,7 +13,7 @@ export interface InputEdge {
   readonly artifactId: string
 }
 
-export type PinRow = typeof schema.pins.$inferSelect
+export type { PinRow }
 
 export interface Records {
   readonly runs: ReadonlyMap<string, RunRow>
@@ -44,34 +42,20 @@ const groupBy = <A>(rows: ReadonlyArray<A>, key: (a: A) => string): Map<string, 
 
 export const loadRecords = Effect.gen(function*() {
   const lineage = yield* Lineage
-  return yield* Effect.try({
-    try: (): Records => {
-      const db = lineage.db
-      // One read transaction: a run writing meanwhile cannot show us an execution without its artifacts.
-      return lineage.sqlite.transaction(() => {
-        const runs = db.select().from(schema.runs).all()
-        const executions = db.select().from(schema.executions).all()
-        const artifacts = db.select().from(schema.artifacts).all()
-        const inputs = db.select().from(schema.executionInputs).all()
-        const environments = db.select().from(schema.environments).all()
-        const pins = db.select().from(schema.pins).all()
-        executions.sort((a, b) => b.startedAt - a.startedAt)
-        return {
-          runs: new Map(runs.map((r) => [r.id, r])),
-          executions: new Map(executions.map((e) => [e.id, e])),
-          executionsByStage: groupBy(executions, (e) => e.stageId),
-          executionsByRun: groupBy(executions, (e) => e.runId),
-          artifacts: new Map(artifacts.map((a) => [a.id, a])),
-          artifactsByExecution: groupBy(artifacts, (a) => a.executionId),
-          inputsByExecution: groupBy(inputs, (i) => i.executionId),
-          consumersByArtifact: groupBy(inputs, (i) => i.artifactId),
-          environments: new Map(environments.map((e) => [e.id, e])),
-          pins
-        }
-      })()
-    },
-    catch: (cause) => new LineageError({ reason: `loading the records: ${String(cause)}`, cause })
-  })
+  const history = yield* lineage.history()
+  const executions = [...history.executions].sort((a, b) => b.startedAt - a.startedAt)
+  return {
+    runs: new Map(history.runs.map((r) => [r.id, r])),
+    executions: new Map(executions.map((e) => [e.id, e])),
+    executionsByStage: groupBy(executions, (e) => e.stageId),
+    executionsByRun: groupBy(executions, (e) => e.runId),
+    artifacts: new Map(history.artifacts.map((a) => [a.id, a])),
+    artifactsByExecution: groupBy(history.artifacts, (a) => a.executionId),
+    inputsByExecution: groupBy(history.inputs, (i) => i.executionId),
+    consumersByArtifact: groupBy(history.inputs, (i) => i.artifactId),
+    environments: new Map(history.environments.map((e) => [e.id, e])),
+    pins: history.pins
+  } satisfies Records
 })
 
 /** The artifacts an execution produced, by output name. */

@@ -1,24 +1,24 @@
 /**
  * Re-execution: a recorded execution runs again in a scratch workspace, with its recorded params and
  * the very artifacts it consumed (from the store, or rebuilt first when they are gone or damaged),
- * and its outputs are compared with what lineage recorded. Nothing is written to the workspace
- * except, with --restore, rebuilt artifacts that match their record bit for bit.
+ * and its outputs are compared with what lineage recorded. The body runs as every attempt does
+ * (src/engine/StageRun.ts), through the executor audit is given, or in this process when none is.
+ * Nothing is written to the workspace except, with --restore, rebuilt artifacts that match their
+ * record bit for bit.
  */
-import { eq } from "drizzle-orm"
 import { Cause, Effect, Exit, Option, Schema } from "effect"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import type { OutputComparison, Reexecution } from "../domain/Audit.ts"
 import { Reporter } from "../engine/Reporter.ts"
+import { decodeStageResult, runStageBody, stageContext } from "../engine/StageRun.ts"
+import { Executor } from "../executor/Executor.ts"
 import type { ExecutionRow } from "../lineage/Lineage.ts"
 import { Lineage } from "../lineage/Lineage.ts"
-import * as schema from "../lineage/schema.ts"
 import type { ResolvedStage } from "../Pipeline.ts"
-import type { StageContext } from "../Stage.ts"
 import { defaultResources } from "../Stage.ts"
 import { logTail } from "../worker/runWorker.ts"
-import { confinedOutput } from "../workspace/StagePaths.ts"
 import { stageDir } from "../workspace/Workspace.ts"
 import { compareMetrics, reproducibilityOf } from "./Compare.ts"
 import type { ArtifactState, IntegrityResult } from "./Integrity.ts"
@@ -108,12 +108,9 @@ export const makeReexecutor = (
         },
         catch: (cause) => new Error(`cannot restore ${artifact.path}: ${String(cause)}`)
       })
-      yield* Effect.try({
-        try: () =>
-          lineage.db.update(schema.artifacts).set({ collectedAt: null }).where(eq(schema.artifacts.id, artifactId))
-            .run(),
-        catch: (cause) => new Error(`cannot record the restored ${artifact.path}: ${String(cause)}`)
-      })
+      yield* lineage.restoreArtifact(artifactId).pipe(
+        Effect.mapError((error) => new Error(`cannot record the restored ${artifact.path}: ${error.reason}`))
+      )
       states.set(artifactId, "intact")
       rebuilt.set(artifactId, { abs: target, hash: artifact.hash, exact: true })
     })
@@ -176,7 +173,10 @@ export const makeReexecutor = (
       const params = decoded.right
       const reproducibility = reproducibilityOf(definition, params)
       const resources = { ...defaultResources, ...definition.resources?.(params) }
-      if (resources.gpus > options.gpus.length) {
+      // A cluster executor places the stage on its own nodes; only this machine's GPUs are counted here.
+      const executor = yield* Effect.serviceOption(Executor)
+      const localSlots = Option.match(executor, { onNone: () => true, onSome: (e) => e.localSlots })
+      if (localSlots && resources.gpus > options.gpus.length) {
         return skipped(
           execution,
           selectedBy,
@@ -229,25 +229,39 @@ export const makeReexecutor = (
       fs.rmSync(workDir, { recursive: true, force: true })
       fs.mkdirSync(workDir, { recursive: true })
       fs.mkdirSync(path.dirname(logPath), { recursive: true })
-      const ctx: StageContext<unknown> = {
-        stageId: execution.stageId,
-        params,
+      const ctx = stageContext({ id: execution.stageId, params }, {
         inputs,
-        output: confinedOutput(execution.stageId, workDir),
         workDir,
         logPath,
         gpus: options.gpus.slice(0, resources.gpus),
         // The recorded thread count, not this machine's: results may depend on it.
-        cpus: Math.max(1, resources.cpus),
-        log: (message) => Effect.sync(() => fs.appendFileSync(logPath, `${message}\n`)),
+        cpus: Math.max(1, resources.cpus)
+      }, {
         progress: (step, total) => Effect.sync(() => reporter.progress(`audit ${execution.stageId}`, step, total)),
         metric: () => Effect.void,
         workerStarted: () => Effect.void
-      }
+      })
       reporter.started(`audit ${execution.stageId}`, `re-executing ${execution.id.slice(0, 8)}`)
       const t0 = Date.now()
-      const exit = yield* definition.run(ctx).pipe(
-        Effect.flatMap((value) => Schema.decodeUnknown(definition.result)(value)),
+      // As recorded: the params it ran with, whatever the pipeline resolves to now.
+      const recordedStage: ResolvedStage = {
+        ...stage,
+        params,
+        encodedParams: execution.params as Readonly<Record<string, unknown>>,
+        outputs: definition.outputs(params),
+        resources
+      }
+      const exit = yield* Option.match(executor, {
+        onNone: () => runStageBody(recordedStage, ctx),
+        onSome: (executor) =>
+          executor.execute({
+            stage: recordedStage,
+            ctx,
+            executionId: crypto.randomUUID(),
+            fingerprint: execution.fingerprint
+          })
+      }).pipe(
+        Effect.flatMap((encoded) => decodeStageResult(recordedStage, encoded)),
         Effect.exit
       )
       const durationMs = Date.now() - t0

@@ -4,6 +4,7 @@
  * evaluation and the analyses rather than ten evaluations of one model.
  */
 import { Data, Either } from "effect"
+import { globRegExp } from "../glob.ts"
 
 export interface Candidate {
   readonly execution: string
@@ -18,8 +19,7 @@ export class SelectionError extends Data.TaggedError("SelectionError")<{ readonl
 }
 
 /** `*` matches any run of characters (slashes included); everything else is literal. */
-export const globToRegExp = (pattern: string): RegExp =>
-  new RegExp(`^${pattern.split("*").map((part) => part.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join(".*")}$`)
+export const globToRegExp = globRegExp
 
 /** Deterministic pseudo-random numbers in [0, 1) (mulberry32). */
 export const seededRandom = (seed: number) => {

@@ -2,9 +2,9 @@
  * An audit report for the terminal: one status line per part, then every failure and warning, the
  * re-executions with what differed, and what changed in the environment.
  */
-import { formatBytes } from "../cli/LineageView.ts"
 import type { AuditReport, FileDifference, Reexecution } from "../domain/Audit.ts"
 import { formatMs } from "../engine/Reporter.ts"
+import { formatBytes } from "../format.ts"
 
 const short = (hash: string | null) => (hash === null ? "(none)" : hash.slice(0, 12))
 

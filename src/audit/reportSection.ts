@@ -4,8 +4,8 @@
  * the environment differs), or nothing when the pipeline was never audited.
  */
 import { Option, Schema } from "effect"
-import { formatBytes } from "../cli/LineageView.ts"
 import { AuditReport } from "../domain/Audit.ts"
+import { formatBytes } from "../format.ts"
 import type { SectionBuilder, Table } from "../report/model.ts"
 
 const when = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z")

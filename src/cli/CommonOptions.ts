@@ -1,20 +1,30 @@
 /**
  * Arguments and options several commands share, so that `run`, `plan`, `audit`, `report` and `gc`
- * spell them, default them and parse them the same way.
+ * spell them, default them and parse them the same way. Only descriptors live here: every command's
+ * help and parsing loads this module, so it must not pull in the engine.
  */
 import { Args, Options } from "@effect/cli"
-import { detectGpus } from "../engine/Environment.ts"
+
+/**
+ * An option's default, applied and shown in its help (@effect/cli's help says only "optional").
+ * `shown` describes a default that is computed, e.g. "the CPU count".
+ */
+export const withDefault = <A>(value: A, shown: string = String(value)) => <I>(self: Options.Options<I>) =>
+  self.pipe(Options.withDefault(value), Options.withDescription(`default: ${shown}`))
 
 export const pipelineArg = Args.text({ name: "pipeline" }).pipe(
   Args.withDescription("a pipeline name (see pipelines/) or the path of a pipeline module")
 )
 
 export const workspace = Options.directory("workspace").pipe(
-  Options.withDefault("runs"),
-  Options.withDescription("where artifacts, logs and lineage.sqlite live")
+  Options.withDescription("where artifacts, logs and lineage.sqlite live"),
+  withDefault("runs")
 )
 
-export const preset = Options.text("preset").pipe(Options.optional, Options.withDescription("a named parameter set"))
+export const preset = Options.text("preset").pipe(
+  Options.optional,
+  Options.withDescription("a named parameter set (default: the pipeline's default preset)")
+)
 
 export const set = Options.text("set").pipe(
   Options.repeated,
@@ -33,16 +43,17 @@ export const json = Options.boolean("json").pipe(Options.withDescription("machin
 /** `--gpus`; what the ids are for differs per command. */
 export const gpus = (description: string) =>
   Options.text("gpus").pipe(
-    Options.withDefault("auto"),
-    Options.withDescription(`${description}: ids (e.g. 0,1), 'none', or 'auto' to detect with nvidia-smi`)
+    Options.withDescription(`${description}: ids (e.g. 0,1), 'none', or 'auto' to detect with nvidia-smi`),
+    withDefault("auto")
   )
 
-export const resolveGpus = (spec: string): ReadonlyArray<string> =>
-  spec === "auto" ? detectGpus().map((g) => g.index) : spec === "none" || spec === "" ? [] : spec.split(",")
+/** `--executor`; choosing one (and loading the Slurm code) is left to the command's handler. */
+export const executor = Options.choice("executor", ["local", "slurm"]).pipe(
+  Options.withDescription(
+    "where stage bodies run: this machine, or Slurm batch jobs (settings: --config slurm.partition=..., see README)"
+  ),
+  withDefault("local" as const)
+)
 
-/** `--config key=value` entries; a bare key means "true". */
-export const parseConfig = (entries: ReadonlyArray<string>): Record<string, string> =>
-  Object.fromEntries(entries.map((entry) => {
-    const eq = entry.indexOf("=")
-    return eq < 0 ? [entry, "true"] : [entry.slice(0, eq), entry.slice(eq + 1)]
-  }))
+/** What `run`, `plan`, `status` and `dag` take to settle a pipeline: which one, with what, on what. */
+export const pipelineOptions = { pipeline: pipelineArg, preset, set, config, executor } as const

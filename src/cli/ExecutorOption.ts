@@ -9,17 +9,19 @@ import * as os from "node:os"
 import * as path from "node:path"
 import type { StageFailed } from "../domain/Errors.ts"
 import type { Reporter } from "../engine/Reporter.ts"
-import { Executor } from "../executor/Executor.ts"
+import type { Executor } from "../executor/Executor.ts"
+import { Recoverers } from "../executor/Executor.ts"
+import { LocalExecutor, localRecoverer } from "../executor/local/LocalExecutor.ts"
+import { buildJobBundle } from "../executor/remote/JobBundle.ts"
 import type { Lineage } from "../lineage/Lineage.ts"
 import { withMegatronTimes } from "../megatron/StageLaunch.ts"
 import type { ResolvedPipeline } from "../Pipeline.ts"
+import { isModulePath } from "../pipeline/Registry.ts"
 import { fromRoot } from "../ProjectRoot.ts"
-import { buildJobBundle } from "../slurm/JobBundle.ts"
 import { slurmSettingsFromConfig } from "../slurm/Settings.ts"
 import { SlurmClient } from "../slurm/SlurmClient.ts"
-import { SlurmExecutor } from "../slurm/SlurmExecutor.ts"
+import { SlurmExecutor, slurmRecoverer } from "../slurm/SlurmExecutor.ts"
 import type { Workspace } from "../workspace/Workspace.ts"
-import { isModulePath } from "./PipelineRegistry.ts"
 
 export const executorOption = Options.choice("executor", ["local", "slurm"]).pipe(
   Options.withDefault("local" as const),
@@ -36,8 +38,14 @@ export interface ChosenExecutor {
   readonly layer: (
     pipeline: ResolvedPipeline,
     overrides: ReadonlyArray<string>
-  ) => Layer.Layer<Executor, StageFailed, Lineage | Workspace | Reporter>
+  ) => Layer.Layer<Executor | Recoverers, StageFailed, Lineage | Workspace | Reporter>
 }
+
+/**
+ * Every executor's cleanup after a killed run, whichever runs now: a local run after a killed Slurm
+ * run cancels the jobs it left, a Slurm run stops the workers a killed local run left.
+ */
+export const allRecoverers = Layer.effect(Recoverers, Effect.all([localRecoverer, slurmRecoverer]))
 
 export const chooseExecutor = (
   kind: "local" | "slurm",
@@ -55,7 +63,7 @@ export const chooseExecutor = (
         kind,
         gpus: options.gpuIds.length,
         defaultJobs: os.cpus().length,
-        layer: () => Executor.local({ gpus: options.gpuIds.length })
+        layer: () => Layer.merge(LocalExecutor.layer({ gpus: options.gpuIds.length }), allRecoverers)
       } satisfies ChosenExecutor
     }
     const settings = yield* Either.match(slurmSettingsFromConfig(options.config), {
@@ -96,6 +104,6 @@ export const chooseExecutor = (
             settings: withMegatronTimes(settings, resolved.stages),
             gpusPerNode: gpus,
             jobCommand: command
-          }).pipe(Layer.provide(SlurmClient.Default))))
+          }).pipe(Layer.provide(SlurmClient.Default), Layer.merge(allRecoverers))))
     } satisfies ChosenExecutor
   }).pipe(Effect.provide(SlurmClient.Default))

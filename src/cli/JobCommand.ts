@@ -3,7 +3,7 @@
  * Not meant to be typed by hand; the Slurm executor writes the spec and the batch script.
  */
 import { Args, Command, Options } from "@effect/cli"
-import { stageJob } from "../slurm/StageJob.ts"
+import { stageJob } from "../executor/remote/JobRunner.ts"
 
 export const jobCommand = Command.make(
   "job",

@@ -3,6 +3,7 @@
  */
 import { Effect } from "effect"
 import { NotFound } from "../domain/Errors.ts"
+import { formatBytes } from "../format.ts"
 import type { ArtifactRow, ExecutionRow } from "../lineage/Lineage.ts"
 import { Lineage } from "../lineage/Lineage.ts"
 
@@ -13,17 +14,6 @@ const describeExecution = (e: ExecutionRow) =>
   `${e.stageId} [execution ${e.id.slice(0, 8)}, ${e.status}, ${new Date(e.startedAt).toISOString()}${
     e.resumedFrom ? `, resumed ${e.resumedFrom.slice(0, 8)}` : ""
   }]`
-
-export const formatBytes = (n: number): string => {
-  const units = ["B", "KB", "MB", "GB", "TB"]
-  let v = n
-  let u = 0
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024
-    u++
-  }
-  return `${u === 0 ? v : v.toFixed(1)} ${units[u]}`
-}
 
 type Target =
   | { readonly _tag: "Execution"; readonly execution: ExecutionRow }

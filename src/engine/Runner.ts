@@ -4,40 +4,25 @@
  * actual output hashes, so an upstream that reran and produced identical outputs leaves its
  * downstream cached (early cutoff).
  */
-import { Cause, Data, Deferred, Effect, Exit, FiberId, Option, Schema } from "effect"
+import { Cause, Data, Deferred, Effect, Exit, FiberId, Option } from "effect"
 import * as crypto from "node:crypto"
-import * as fs from "node:fs"
 import * as os from "node:os"
-import * as path from "node:path"
-import { MissingOutput, PersistedError, StageFailed } from "../domain/Errors.ts"
-import { describeReason } from "../domain/Plan.ts"
 import type { RunSummary, StageOutcome, StageStatus } from "../domain/Run.ts"
-import { Executor } from "../executor/Executor.ts"
-import type { MetricRow, NewArtifact } from "../lineage/Lineage.ts"
+import { Executor, recoverAbandoned, recoverersFor } from "../executor/Executor.ts"
 import { Lineage } from "../lineage/Lineage.ts"
 import type { ResolvedPipeline, ResolvedStage } from "../Pipeline.ts"
-import type { StageContext } from "../Stage.ts"
 import { ArtifactStore } from "../store/ArtifactStore.ts"
 import { ContentHasher } from "../store/ContentHasher.ts"
-import { stopAbandonedGroup } from "../worker/processGroup.ts"
-import { processIdentity } from "../worker/processIdentity.ts"
-import { confinedOutput } from "../workspace/StagePaths.ts"
 import { DiskFull, ensureReserve, freeBytes, isDiskFull } from "../workspace/DiskSpace.ts"
-import { stageDir, Workspace } from "../workspace/Workspace.ts"
+import { Workspace } from "../workspace/Workspace.ts"
 import { acquireWorkspaceLock } from "../workspace/WorkspaceLock.ts"
 import { snapshotEnvironment } from "./Environment.ts"
-import { withResumption } from "./Resume.ts"
 import type { Decision, InputArtifact } from "./Freshness.ts"
-import {
-  absoluteInputs,
-  asStoreError,
-  decide,
-  decideSync,
-  freshnessProbe,
-  gatherInputs,
-  outputsOf
-} from "./Freshness.ts"
+import { asStoreError, decide, decideSync, freshnessProbe, gatherInputs, outputsOf } from "./Freshness.ts"
 import { Reporter } from "./Reporter.ts"
+import { persistedSummary, summarizeRun } from "./RunSummary.ts"
+import type { RunContext } from "./StageAttempt.ts"
+import { attemptStage, metricSink } from "./StageAttempt.ts"
 
 export interface RunOptions {
   readonly preset: string
@@ -48,6 +33,14 @@ export interface RunOptions {
   readonly wait: boolean
   readonly overrides: ReadonlyArray<string>
   readonly argv: ReadonlyArray<string>
+  /** Recorded with the run, so that an audit resolves the pipeline as it did (src/audit/RecordedRun.ts). */
+  readonly recorded?: {
+    /** The pipeline as the command named it: a registered name, or the absolute path of its module. */
+    readonly pipeline: string
+    readonly config: Readonly<Record<string, string>>
+    /** GPUs the stages settled their params against (GPUs per node under Slurm). */
+    readonly executorGpus: number
+  }
   /** Reread every source and cached output the run consumes instead of trusting the stat cache. */
   readonly verify?: boolean
   /**
@@ -71,30 +64,8 @@ const turnEventLoop = Effect.async<void>((resume) => {
 /** Stages the cached sweep settles between two turns of the event loop. */
 const SWEEP_CHUNK = 2_000
 
-/** A stage's failure on a full disk, recorded as a StageFailed that says so and keeps the original message. */
-const diskFullFailure = (stage: string, workDir: string, cause: unknown): StageFailed => {
-  const original = cause instanceof Error ? cause.message : String(cause)
-  const full = new DiskFull({ path: workDir, doing: "writing into", freeBytes: freeBytes(workDir) ?? 0 })
-  return new StageFailed({ stage, reason: `${full.message} [${original}]` })
-}
-
 /** Fail-fast: the first failure stops the run, interrupting what is still running. */
 class StopRun extends Data.TaggedError("StopRun")<{ readonly stage: string }> {}
-
-const errorMessage = (cause: Cause.Cause<unknown>): string => {
-  const failure = Cause.failureOption(cause)
-  if (Option.isSome(failure)) {
-    const error = failure.value
-    return error instanceof Error ? error.message : String(error)
-  }
-  return Cause.pretty(cause).split("\n")[0] ?? "unknown error"
-}
-
-/** What a run keeps of its summary: the counts and the stages that did something (cached ones are implied). */
-const persisted = (summary: RunSummary): Record<string, unknown> => ({
-  ...summary,
-  stages: summary.stages.filter((s) => s.status !== "cached")
-})
 
 export const run = (pipeline: ResolvedPipeline, options: RunOptions) =>
   Effect.scoped(Effect.gen(function*() {
@@ -102,7 +73,9 @@ export const run = (pipeline: ResolvedPipeline, options: RunOptions) =>
     yield* acquireWorkspaceLock(ws.lock, ws.root, { wait: options.wait }).pipe(
       Effect.catchAllDefect((defect) =>
         isDiskFull(defect)
-          ? Effect.fail(new DiskFull({ path: ws.lock, doing: "writing the lock file", freeBytes: freeBytes(ws.root) ?? 0 }))
+          ? Effect.fail(
+            new DiskFull({ path: ws.lock, doing: "writing the lock file", freeBytes: freeBytes(ws.root) ?? 0 })
+          )
           : Effect.die(defect)
       )
     )
@@ -115,18 +88,10 @@ export const run = (pipeline: ResolvedPipeline, options: RunOptions) =>
     const reporter = yield* Reporter
     const executor = yield* Executor
 
-    // We hold the lock, so anything still marked running belongs to a dead process; its orphaned workers
-    // (and compilers) go too, but only while their pid is still the process recorded: a pid reused since
-    // by an unrelated process is left alone.
+    // We hold the lock, so anything still marked running belongs to a dead process: each executor that
+    // recorded some cleans up what they left (workers still running, jobs still queued).
     const abandonedExecutions = yield* lineage.markAbandoned()
-    for (const abandoned of abandonedExecutions) {
-      if (abandoned.workerPid === null) continue
-      const outcome = yield* stopAbandonedGroup(abandoned.workerPid, abandoned.workerIdentity)
-      if (outcome === "stopped") {
-        reporter.info(`stopped what the interrupted ${abandoned.stageId} left running (pid ${abandoned.workerPid})`)
-      }
-    }
-    yield* executor.recover(abandonedExecutions)
+    yield* recoverAbandoned(abandonedExecutions, yield* recoverersFor(executor))
 
     const runId = crypto.randomUUID()
     const startedAt = Date.now()
@@ -142,7 +107,13 @@ export const run = (pipeline: ResolvedPipeline, options: RunOptions) =>
       host: os.hostname(),
       pid: process.pid,
       status: "running",
-      startedAt
+      startedAt,
+      ...(options.recorded === undefined ? {} : {
+        pipelineSource: options.recorded.pipeline,
+        config: options.recorded.config,
+        gpus: [...options.gpus],
+        executorSettings: { gpus: options.recorded.executorGpus, jobs: options.jobs, cpus: options.cpus }
+      })
     })
     const index = yield* lineage.successIndex()
     const probe = yield* freshnessProbe({ verify: options.verify === true })
@@ -151,8 +122,7 @@ export const run = (pipeline: ResolvedPipeline, options: RunOptions) =>
       Effect.tap(snapshotEnvironment, (env) => lineage.putEnvironment(env))
     )
 
-    const metricBuffer: Array<MetricRow> = []
-    const flushMetrics = Effect.suspend(() => lineage.appendMetrics(metricBuffer.splice(0, metricBuffer.length)))
+    const metrics = metricSink(lineage)
 
     const jobs = yield* Effect.makeSemaphore(Math.max(1, options.jobs))
     const cpuSlots = yield* Effect.makeSemaphore(Math.max(1, options.cpus))
@@ -189,158 +159,24 @@ export const run = (pipeline: ResolvedPipeline, options: RunOptions) =>
         )
       )
 
-    /** One attempt at a stale stage. Returns whether it succeeded. */
-    const execute = (
-      stage: ResolvedStage,
-      inputs: Record<string, InputArtifact>,
-      decision: Decision & { _tag: "Stale" }
-    ) =>
-      Effect.gen(function*() {
-        yield* turnEventLoop
-        const fp = decision.fingerprint
-        const executionId = crypto.randomUUID()
-        const unfinished = stage.definition.resumable ? yield* lineage.lastUnfinished(fp) : undefined
-        const workDir = yield* store.prepareStaging(stage.id, fp, stage.definition.resumable === true)
-        const logPath = path.join(ws.logs, stageDir(stage.id), `${executionId}.log`)
-        fs.mkdirSync(path.dirname(logPath), { recursive: true })
-        const env = yield* environment
-        // A cluster executor leaves GPUs to the cluster: only local stages take this machine's slots.
-        return yield* withGpus(executor.localSlots ? stage.resources.gpus : 0, (gpuIds) =>
-          Effect.gen(function*() {
-            yield* lineage.startExecution({
-              id: executionId,
-              runId,
-              stageId: stage.id,
-              fingerprint: fp,
-              version: stage.definition.version,
-              params: stage.encodedParams,
-              inputHashes: decision.inputHashes,
-              workerHash: decision.workerHash,
-              sourceHashes: decision.sourceHashes,
-              status: "running",
-              startedAt: Date.now(),
-              host: os.hostname(),
-              executor: executor.name,
-              logPath: path.relative(ws.root, logPath),
-              outputDir: path.relative(ws.root, store.finalDir(stage.id, fp)),
-              environmentId: env.id,
-              resumedFrom: unfinished?.id ?? null
-            }, Object.entries(inputs).map(([name, artifact]) => ({ name, artifactId: artifact.id })))
-            reporter.started(
-              stage.id,
-              withResumption(stage, decision.reasons, unfinished, workDir).map(describeReason).join("; ")
-            )
-            const t0 = Date.now()
-            const ctx: StageContext<unknown> = {
-              stageId: stage.id,
-              params: stage.params,
-              inputs: absoluteInputs(inputs, ws.root),
-              output: confinedOutput(stage.id, workDir),
-              workDir,
-              logPath,
-              gpus: gpuIds,
-              cpus: executor.localSlots ? Math.min(stage.resources.cpus, options.cpus) : stage.resources.cpus,
-              log: (message) => Effect.sync(() => fs.appendFileSync(logPath, `${message}\n`)),
-              progress: (step, total) => Effect.sync(() => reporter.progress(stage.id, step, total)),
-              metric: (name, step, value) =>
-                Effect.suspend(() => {
-                  metricBuffer.push({ executionId, name, step, value })
-                  return metricBuffer.length >= 2000 ? Effect.orDie(flushMetrics) : Effect.void
-                }),
-              workerStarted: (pid) =>
-                Effect.orDie(lineage.setWorkerPid(executionId, pid, processIdentity(pid) ?? null)),
-              outputReady: hasher.prehash
-            }
-            const finish = (status: "failed" | "interrupted", cause: unknown) =>
-              Effect.gen(function*() {
-                const durationMs = Date.now() - t0
-                // A full disk is named as such, with where the stage was writing; the run stops after it.
-                const error = status === "failed" && isDiskFull(cause) ? diskFullFailure(stage.id, workDir, cause) : cause
-                if (error !== cause) diskFullAt = stage.id
-                yield* flushMetrics
-                const encoded = Schema.is(PersistedError)(error)
-                  ? Schema.encodeSync(PersistedError)(error)
-                  : error === undefined
-                  ? null
-                  : { _tag: "Unknown", message: String(error) }
-                const exitCode = typeof error === "object" && error !== null && "exitCode" in error
-                  ? (error as { exitCode: number | null }).exitCode
-                  : null
-                yield* lineage.finishExecution(executionId, { status, durationMs, error: encoded, exitCode })
-                const message = error instanceof Error ? error.message : status
-                reporter.finished(stage.id, status, durationMs, status === "failed" ? message : undefined)
-                if (status === "failed" && error !== null && typeof error === "object" && "logTail" in error) {
-                  const tail = (error as { logTail: ReadonlyArray<string> }).logTail
-                  if (tail.length > 0) {
-                    reporter.info(`  last lines of ${path.relative(ws.root, logPath)}:\n    ${tail.join("\n    ")}`)
-                  }
-                }
-                record(stage, status, {
-                  execution: executionId,
-                  fingerprint: fp,
-                  durationMs,
-                  error: status === "failed" ? message : null,
-                  resumedFrom: unfinished?.id ?? null
-                })
-              }).pipe(Effect.orDie)
-
-            const exit = yield* executor.execute({ stage, ctx, executionId, fingerprint: fp }).pipe(
-              // `output` refuses a path outside the stage by throwing; that is the stage's failure, not a crash.
-              Effect.catchSomeDefect((defect) =>
-                defect instanceof StageFailed ? Option.some(Effect.fail(defect)) : Option.none()
-              ),
-              Effect.flatMap((result) => Schema.decodeUnknown(stage.definition.result)(result)),
-              Effect.mapError((error) =>
-                error._tag === "ParseError"
-                  ? new StageFailed({ stage: stage.id, reason: `result does not match its schema: ${error.message}` })
-                  : error
-              ),
-              Effect.onInterrupt(() => finish("interrupted", undefined)),
-              Effect.exit
-            )
-            if (Exit.isFailure(exit)) {
-              yield* finish("failed", Option.getOrElse(Cause.failureOption(exit.cause), () => errorMessage(exit.cause)))
-              return false
-            }
-            const missing = Object.keys(stage.outputs).filter((name) => !fs.existsSync(path.join(workDir, name)))
-            if (missing.length > 0) {
-              yield* finish(
-                "failed",
-                new MissingOutput({ stage: stage.id, output: missing[0]!, path: path.join(workDir, missing[0]!) })
-              )
-              return false
-            }
-            const finalDir = yield* store.promote(stage.id, fp)
-            const hashed = yield* store.hashOutputs(finalDir, stage.outputs)
-            const artifacts: Array<NewArtifact> = []
-            const produced = new Map<string, InputArtifact>()
-            for (const entry of hashed) {
-              if (!("output" in entry) || entry.output === undefined) continue
-              const id = crypto.randomUUID()
-              artifacts.push({ id, executionId, createdAt: Date.now(), ...entry.output })
-              produced.set(entry.name, { id, path: entry.output.path, hash: entry.output.hash })
-            }
-            const durationMs = Date.now() - t0
-            yield* flushMetrics
-            yield* hasher.flush
-            yield* lineage.finishExecution(executionId, {
-              status: "succeeded",
-              durationMs,
-              exitCode: 0,
-              result: Schema.encodeUnknownSync(stage.definition.result)(exit.value),
-              artifacts
-            })
-            outputs.set(stage.id, produced)
-            reporter.finished(stage.id, "executed", durationMs)
-            record(stage, "executed", {
-              execution: executionId,
-              fingerprint: fp,
-              durationMs,
-              resumedFrom: unfinished?.id ?? null
-            })
-            return true
-          }))
-      })
+    const attempt: RunContext = {
+      runId,
+      ws,
+      lineage,
+      store,
+      hasher,
+      reporter,
+      executor,
+      environment,
+      metrics,
+      cpus: options.cpus,
+      withGpus,
+      record,
+      produced: (stage, produced) => outputs.set(stage.id, produced),
+      diskFull: (stage) => {
+        diskFullAt = stage.id
+      }
+    }
 
     /** Runs a stale stage once its pending upstreams are done; `decision` is known when they were all cached. */
     const processStage = (stage: ResolvedStage, known: Decision | undefined) =>
@@ -373,7 +209,7 @@ export const run = (pipeline: ResolvedPipeline, options: RunOptions) =>
           return options.keepGoing ? undefined : yield* new StopRun({ stage: stage.id })
         }
         const needCpus = Math.min(Math.max(1, stage.resources.cpus), options.cpus)
-        const body = execute(stage, inputs, decision)
+        const body = Effect.zipRight(turnEventLoop, attemptStage(attempt, stage, inputs, decision))
         const ok = yield* jobs.withPermits(1)(executor.localSlots ? cpuSlots.withPermits(needCpus)(body) : body)
         yield* Deferred.succeed(signal, ok)
         // Whatever else would run needs the disk too: a full one stops the run even with --keep-going.
@@ -415,36 +251,8 @@ export const run = (pipeline: ResolvedPipeline, options: RunOptions) =>
       return pending
     })
 
-    const summarize = (interrupted: boolean): RunSummary => {
-      const stages = pipeline.stages.map((stage) =>
-        outcomes.get(stage.id) ?? {
-          stage: stage.id,
-          kind: stage.definition.kind,
-          status: "skipped" as const,
-          execution: null,
-          fingerprint: null,
-          durationMs: null,
-          error: interrupted ? "run interrupted" : "run stopped after a failure",
-          resumedFrom: null
-        }
-      )
-      const count = (status: StageStatus) => stages.filter((s) => s.status === status).length
-      const failed = count("failed")
-      return {
-        runId,
-        pipeline: pipeline.name,
-        preset: pipeline.preset,
-        status: interrupted ? "interrupted" : failed > 0 ? "failed" : "succeeded",
-        executed: count("executed"),
-        cached: count("cached"),
-        failed,
-        skipped: count("skipped"),
-        interrupted: count("interrupted"),
-        wallMs: Date.now() - startedAt,
-        stageMs: stages.reduce((sum, s) => sum + (s.status === "executed" ? s.durationMs ?? 0 : 0), 0),
-        stages
-      }
-    }
+    const summarize = (interrupted: boolean): RunSummary =>
+      summarizeRun(pipeline, { id: runId, startedAt }, outcomes, interrupted)
 
     const exit = yield* Effect.flatMap(
       sweep,
@@ -457,9 +265,9 @@ export const run = (pipeline: ResolvedPipeline, options: RunOptions) =>
       Effect.onInterrupt(() =>
         Effect.gen(function*() {
           const summary = summarize(true)
-          yield* flushMetrics
+          yield* metrics.flush
           yield* hasher.flush
-          yield* lineage.endRun(runId, "interrupted", persisted(summary))
+          yield* lineage.endRun(runId, "interrupted", persistedSummary(summary))
           reporter.close()
           options.onInterrupted?.(summary)
         }).pipe(Effect.orDie)
@@ -473,9 +281,9 @@ export const run = (pipeline: ResolvedPipeline, options: RunOptions) =>
       return yield* Effect.failCause(exit.cause as Cause.Cause<never>)
     }
     const summary = summarize(false)
-    yield* flushMetrics
+    yield* metrics.flush
     yield* hasher.flush
-    yield* lineage.endRun(runId, summary.status, persisted(summary))
+    yield* lineage.endRun(runId, summary.status, persistedSummary(summary))
     if (diskFullAt !== undefined) {
       reporter.info(
         `the disk holding ${ws.root} is full (found by ${diskFullAt}); free space on it and run again: ` +

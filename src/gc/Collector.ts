@@ -202,24 +202,12 @@ const writeAtomically = (file: string, content: string) => {
 }
 
 /** Marks artifacts collected and forgets the stat-cache rows of the paths that went, in one transaction. */
-const markCollected = (ids: ReadonlyArray<string>, removed: ReadonlyArray<string>) =>
+const markCollected = (ws: WorkspacePaths, ids: ReadonlyArray<string>, removed: ReadonlyArray<string>) =>
   Effect.gen(function*() {
     const lineage = yield* Lineage
-    yield* Effect.try({
-      try: () =>
-        lineage.sqlite.transaction(() => {
-          const now = Date.now()
-          const markOne = lineage.sqlite.prepare(
-            "update artifacts set collected_at = ? where id = ? and collected_at is null"
-          )
-          for (const id of ids) markOne.run(now, id)
-          const forget = lineage.sqlite.prepare(
-            "delete from file_stats where path = ? or substr(path, 1, ?) = ?"
-          )
-          for (const abs of removed) forget.run(abs, abs.length + 1, `${abs}/`)
-        }).immediate(),
-      catch: (cause) => new StoreError({ path: lineage.sqlite.name, reason: `cannot mark collected: ${String(cause)}` })
-    })
+    yield* lineage.markCollected(ids, removed).pipe(
+      Effect.mapError((error) => new StoreError({ path: ws.database, reason: error.reason }))
+    )
   })
 
 /** Artifact ids and paths that gcs in progress are deleting (for `pin`, which must not race one). */
@@ -255,7 +243,7 @@ export const recoverInterrupted = (ws: WorkspacePaths) =>
         const journal = JSON.parse(fs.readFileSync(journalFile, "utf8")) as Journal
         // A unit is in our trash only if its rename happened; one still in place was never touched.
         const moved = journal.units.filter((u) => fs.existsSync(u.to))
-        yield* markCollected([...moved.flatMap((u) => u.artifacts), ...journal.markOnly], moved.map((u) => u.from))
+        yield* markCollected(ws, [...moved.flatMap((u) => u.artifacts), ...journal.markOnly], moved.map((u) => u.from))
         finished += moved.length
       }
       fs.rmSync(dir, { recursive: true, force: true })
@@ -303,6 +291,7 @@ export const collect = <E, R>(
       }
     }
     yield* markCollected(
+      ws,
       [...moved.flatMap(({ unit }) => unit.artifacts.map((a) => a.id)), ...plan.markOnly.map((m) => m.id)],
       moved.map(({ unit }) => unit.abs)
     )

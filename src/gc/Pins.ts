@@ -2,15 +2,13 @@
  * `flame-pipe pin <target>` / `unpin <target>`: keep an execution (all of its outputs) or one
  * artifact, and so everything they were derived from, out of garbage collection.
  */
-import { eq } from "drizzle-orm"
 import { Data, Effect } from "effect"
 import * as crypto from "node:crypto"
 import * as path from "node:path"
-import { LineageError, NotFound } from "../domain/Errors.ts"
+import { NotFound } from "../domain/Errors.ts"
 import type { Pin } from "../domain/Gc.ts"
-import type { ArtifactRow, ExecutionRow } from "../lineage/Lineage.ts"
+import type { ArtifactRow, ExecutionRow, PinRow, PinSubject } from "../lineage/Lineage.ts"
 import { Lineage } from "../lineage/Lineage.ts"
-import * as schema from "../lineage/schema.ts"
 import { Workspace } from "../workspace/Workspace.ts"
 import { beingCollected } from "./Collector.ts"
 
@@ -24,20 +22,13 @@ type PinTarget =
   | { readonly _tag: "Execution"; readonly execution: ExecutionRow }
   | { readonly _tag: "Artifact"; readonly artifact: ArtifactRow; readonly stage: string }
 
-const attempt = <A>(reason: string, f: () => A) =>
-  Effect.try({ try: f, catch: (cause) => new LineageError({ reason: `${reason}: ${String(cause)}`, cause }) })
-
 /** A stage id (its latest succeeded execution), an execution id or prefix, or an artifact (id, hash, path). */
 const findTarget = (needle: string) =>
   Effect.gen(function*() {
     const lineage = yield* Lineage
-    const db = lineage.db
-    const ofStage = yield* attempt("looking up the stage", () =>
-      db.select().from(schema.executions).where(eq(schema.executions.stageId, needle)).all())
+    const ofStage = yield* lineage.stageExecutions(needle)
     if (ofStage.length > 0) {
-      const succeeded = ofStage.filter((e) =>
-        e.status === "succeeded"
-      ).sort((a, b) => b.startedAt - a.startedAt)
+      const succeeded = ofStage.filter((e) => e.status === "succeeded").sort((a, b) => b.startedAt - a.startedAt)
       if (succeeded.length === 0) {
         return yield* new PinError({ target: needle, reason: "the stage has no succeeded execution to pin" })
       }
@@ -58,7 +49,10 @@ const findTarget = (needle: string) =>
     })
   })
 
-const toPin = (row: typeof schema.pins.$inferSelect, lineageRows: {
+const subjectOf = (target: PinTarget): PinSubject =>
+  target._tag === "Execution" ? { executionId: target.execution.id } : { artifactId: target.artifact.id }
+
+const toPin = (row: PinRow, lineageRows: {
   readonly execution: ExecutionRow | undefined
   readonly artifact: ArtifactRow | undefined
   readonly artifactStage: string | undefined
@@ -76,16 +70,11 @@ const toPin = (row: typeof schema.pins.$inferSelect, lineageRows: {
 
 export const listPins = Effect.gen(function*() {
   const lineage = yield* Lineage
-  const rows = yield* attempt("reading pins", () => lineage.db.select().from(schema.pins).all())
+  const rows = yield* lineage.pins.list()
   const out: Array<Pin> = []
   for (const row of rows.sort((a, b) => a.createdAt - b.createdAt)) {
     const execution = row.executionId === null ? undefined : (yield* lineage.execution(row.executionId))[0]
-    const artifact = row.artifactId === null
-      ? undefined
-      : yield* attempt(
-        "reading pins",
-        () => lineage.db.select().from(schema.artifacts).where(eq(schema.artifacts.id, row.artifactId!)).get()
-      )
+    const artifact = row.artifactId === null ? undefined : yield* lineage.artifact(row.artifactId)
     const artifactStage = artifact === undefined
       ? undefined
       : (yield* lineage.execution(artifact.executionId))[0]?.stageId
@@ -105,12 +94,7 @@ export const pin = (needle: string, note: string | undefined) =>
         reason: "the artifact was collected; rebuild it first with: flame-pipe audit <its stage> --restore"
       })
     }
-    const existing = yield* attempt("reading pins", () =>
-      lineage.db.select().from(schema.pins).where(
-        target._tag === "Execution"
-          ? eq(schema.pins.executionId, target.execution.id)
-          : eq(schema.pins.artifactId, target.artifact.id)
-      ).get())
+    const existing = yield* lineage.pins.of(subjectOf(target))
     if (existing !== undefined) {
       return { pin: existing, created: false }
     }
@@ -122,7 +106,7 @@ export const pin = (needle: string, note: string | undefined) =>
       note: note ?? null,
       createdAt: Date.now()
     }
-    yield* attempt("recording the pin", () => lineage.db.insert(schema.pins).values(row).run())
+    yield* lineage.pins.add(row)
     // A gc that planned before this pin existed may be deleting the target right now: see Collector.collect.
     const inFlight = beingCollected(ws)
     const ids = target._tag === "Execution"
@@ -133,10 +117,7 @@ export const pin = (needle: string, note: string | undefined) =>
       : [path.resolve(ws.root, target.artifact.path)]
     const within = (p: string, dir: string) => p === dir || p.startsWith(dir + "/")
     if (ids.some((id) => inFlight.ids.has(id)) || paths.some((p) => inFlight.paths.some((u) => within(p, u)))) {
-      yield* attempt(
-        "withdrawing the pin",
-        () => lineage.db.delete(schema.pins).where(eq(schema.pins.id, row.id)).run()
-      )
+      yield* lineage.pins.remove(row.id)
       return yield* new PinError({ target: needle, reason: "a gc is deleting it right now; try again when it is done" })
     }
     return { pin: row, created: true }
@@ -146,20 +127,14 @@ export const pin = (needle: string, note: string | undefined) =>
 export const unpin = (needle: string) =>
   Effect.gen(function*() {
     const lineage = yield* Lineage
-    const byId = yield* attempt("removing the pin", () =>
-      lineage.db.delete(schema.pins).where(eq(schema.pins.id, needle)).run())
-    if (byId.changes > 0) {
-      return byId.changes
+    const byId = yield* lineage.pins.remove(needle)
+    if (byId > 0) {
+      return byId
     }
     const target = yield* findTarget(needle)
-    const removed = yield* attempt("removing the pin", () =>
-      lineage.db.delete(schema.pins).where(
-        target._tag === "Execution"
-          ? eq(schema.pins.executionId, target.execution.id)
-          : eq(schema.pins.artifactId, target.artifact.id)
-      ).run())
-    if (removed.changes === 0) {
+    const removed = yield* lineage.pins.removeOf(subjectOf(target))
+    if (removed === 0) {
       return yield* new PinError({ target: needle, reason: "nothing pinned there" })
     }
-    return removed.changes
+    return removed
   })

@@ -13,10 +13,10 @@
  */
 import { Effect, Either } from "effect"
 import { walkPipeline } from "../audit/PipelineState.ts"
-import { parseRunArgv, resolveRecordedRun } from "../audit/RecordedRun.ts"
+import { resolveRecordedRun, runSettings } from "../audit/RecordedRun.ts"
 import type { Records } from "../audit/Records.ts"
-import { isModulePath } from "../cli/PipelineRegistry.ts"
 import type { ExecutionRow, RunRow } from "../lineage/Lineage.ts"
+import { isModulePath } from "../pipeline/Registry.ts"
 
 export interface Roots {
   /** Executions whose every output is kept, with the reason. */
@@ -89,7 +89,7 @@ export const findRoots = (records: Records, options: { readonly lockHeld: boolea
       }
       const pipeline = yield* Effect.either(resolveRecordedRun(latest, records))
       if (Either.isLeft(pipeline)) {
-        const module = parseRunArgv(latest.argv, latest.pipeline).pipeline
+        const module = runSettings(latest).pipeline
         // The bundled CLI imports only the project's own pipelines; a module is loaded from the sources.
         const hint = isModulePath(module)
           ? `; a pipeline module loads when gc runs from the sources: FLAME_PIPE_FROM_SOURCES=1 flame-pipe gc ...`

@@ -1,8 +1,8 @@
 /**
  * Garbage collection and pins for the terminal.
  */
-import { formatBytes } from "../cli/LineageView.ts"
 import type { GcPlan, Pin } from "../domain/Gc.ts"
+import { formatBytes } from "../format.ts"
 
 const what = {
   outputs: "outputs of",

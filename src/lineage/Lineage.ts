@@ -1,35 +1,40 @@
 /**
- * The lineage database as a service: a small adapter over drizzle + better-sqlite3.
+ * The lineage database as a service: a small adapter over drizzle + better-sqlite3, and the only
+ * module that touches either. Its users get named queries; the ones a single user needs are grouped
+ * in files beside this one (pins, history, audits, Slurm jobs, report facts).
  *
  * SQLite is used synchronously (better-sqlite3); every method is a short transaction. Writers use
  * IMMEDIATE transactions so a concurrent writer waits on busy_timeout instead of failing with
  * SQLITE_BUSY when a deferred transaction tries to upgrade.
  */
-import Database from "better-sqlite3"
 import { and, desc, eq, inArray, isNull, like, or, sql } from "drizzle-orm"
-import type { BetterSQLite3Database } from "drizzle-orm/better-sqlite3"
-import { drizzle } from "drizzle-orm/better-sqlite3"
-import { migrate } from "drizzle-orm/better-sqlite3/migrator"
 import { Effect, Layer } from "effect"
-import * as fs from "node:fs"
 import * as path from "node:path"
 import { LineageError } from "../domain/Errors.ts"
-import { fromRoot } from "../ProjectRoot.ts"
-import { DiskFull, freeBytes, isDiskFull, releaseReserve } from "../workspace/DiskSpace.ts"
+import { DiskFull, freeBytes, isDiskFull } from "../workspace/DiskSpace.ts"
 import { Workspace } from "../workspace/Workspace.ts"
+import { auditQueries } from "./audits.ts"
+import { attempt, connection, describe, openDatabase } from "./database.ts"
+import { historyQueries } from "./history.ts"
+import { pinQueries } from "./pins.ts"
+import { reportQueries } from "./reportFacts.ts"
+import type {
+  EnvironmentRow,
+  ExecutionRow,
+  FileStatRow,
+  MetricRow,
+  NewArtifact,
+  NewExecution,
+  NewRun,
+  RunRow
+} from "./rows.ts"
 import * as schema from "./schema.ts"
+import { slurmJobQueries } from "./slurmJobs.ts"
 
-export type Db = BetterSQLite3Database<typeof schema>
-export type RunRow = typeof schema.runs.$inferSelect
-export type ExecutionRow = typeof schema.executions.$inferSelect
-export type NewExecution = typeof schema.executions.$inferInsert
-export type ArtifactRow = typeof schema.artifacts.$inferSelect
-export type NewArtifact = typeof schema.artifacts.$inferInsert
-export type EnvironmentRow = typeof schema.environments.$inferSelect
-export type MetricRow = typeof schema.metrics.$inferInsert
-export type FileStatRow = typeof schema.fileStats.$inferSelect
-
-const migrationsFolder = fromRoot("drizzle")
+export type { History } from "./history.ts"
+export type { PinSubject } from "./pins.ts"
+export type { ExecutionFacts, FactsRequest, InputFact, Producer } from "./reportFacts.ts"
+export type * from "./rows.ts"
 
 /** A succeeded execution as the cache index holds it; JSON columns stay text until a stale stage needs a diff. */
 export interface IndexedExecution {
@@ -56,42 +61,6 @@ export interface IndexEntry {
   readonly artifacts: ReadonlyArray<IndexedArtifact>
 }
 
-/** Opens (creating if needed) and migrates the database. */
-export const openDatabase = (file: string): { sqlite: Database.Database; db: Db } => {
-  fs.mkdirSync(path.dirname(file), { recursive: true })
-  const sqlite = new Database(file, { timeout: 30_000 })
-  sqlite.pragma("journal_mode = WAL")
-  sqlite.pragma("synchronous = NORMAL")
-  const db = drizzle(sqlite, { schema })
-  // drizzle's migrator runs every pending migration in one transaction, where PRAGMA foreign_keys
-  // cannot change; so it is switched off around the migration and the result checked afterwards.
-  sqlite.pragma("foreign_keys = OFF")
-  const applied = () => {
-    try {
-      return (sqlite.prepare("select count(*) as n from __drizzle_migrations").get() as { n: number }).n
-    } catch {
-      return 0
-    }
-  }
-  const before = applied()
-  migrate(db, { migrationsFolder })
-  // The check scans every table, so it runs only when a migration was actually applied.
-  if (applied() !== before) {
-    const violations = sqlite.pragma("foreign_key_check") as ReadonlyArray<unknown>
-    if (violations.length > 0) {
-      sqlite.close()
-      throw new Error(`foreign key check failed after migration: ${JSON.stringify(violations.slice(0, 5))}`)
-    }
-  }
-  sqlite.pragma("foreign_keys = ON")
-  return { sqlite, db }
-}
-
-const attempt = <A>(reason: string, f: () => A): Effect.Effect<A, LineageError> =>
-  Effect.try({ try: f, catch: (cause) => new LineageError({ reason: `${reason}: ${describe(cause)}`, cause }) })
-
-const describe = (cause: unknown): string => (cause instanceof Error ? cause.message : String(cause))
-
 const make = (file: string) =>
   Effect.gen(function*() {
     const workspaceRoot = path.dirname(file)
@@ -109,28 +78,17 @@ const make = (file: string) =>
       }).pipe(Effect.mapError((e) => e._tag === "DiskFull" ? new LineageError({ reason: e.message, cause: e }) : e)),
       ({ sqlite }) => Effect.sync(() => sqlite.close())
     )
-    const transaction = <A>(f: (tx: Db) => A) => db.transaction((tx) => f(tx as unknown as Db), { behavior: "immediate" })
-    /**
-     * A write the disk had no room for is retried once, in the room the run's reserve gives back
-     * (src/workspace/DiskSpace.ts): a stage that filled the disk still gets its failure recorded.
-     */
-    const write = <A>(reason: string, f: (tx: Db) => A) =>
-      attempt(reason, () => {
-        try {
-          return transaction(f)
-        } catch (cause) {
-          if (!isDiskFull(cause) || !releaseReserve(workspaceRoot)) throw cause
-          return transaction(f)
-        }
-      })
-    const read = <A>(reason: string, f: (db: Db) => A) => attempt(reason, () => f(db))
+    const conn = connection(sqlite, db, workspaceRoot)
+    const { read, write } = conn
 
     return {
-      db,
-      sqlite,
+      ...historyQueries(conn),
+      ...auditQueries(conn),
+      pins: pinQueries(conn),
+      slurmJobs: slurmJobQueries(conn),
+      ...reportQueries(conn),
 
-      startRun: (row: typeof schema.runs.$inferInsert) =>
-        write("recording the run", (tx) => tx.insert(schema.runs).values(row).run()),
+      startRun: (row: NewRun) => write("recording the run", (tx) => tx.insert(schema.runs).values(row).run()),
 
       endRun: (id: string, status: RunRow["status"], summary: Record<string, unknown>) =>
         write("closing the run", (tx) =>
@@ -197,7 +155,9 @@ const make = (file: string) =>
           // replaying it) replaces the earlier value. SQLite refuses an upsert that touches one row
           // twice in a statement, so repeats within the batch are dropped first, the last one kept.
           const latest = new Map<string, MetricRow>()
-          for (const row of rows) latest.set(`${row.executionId}\u0000${row.name}\u0000${row.step}`, row)
+          for (const row of rows) {
+            latest.set(`${row.executionId}\u0000${row.name}\u0000${row.step}`, row)
+          }
           const unique = [...latest.values()]
           // SQLite limits bound variables per statement; 4 columns x 200 rows stays well under it.
           for (let i = 0; i < unique.length; i += 200) {

@@ -17,8 +17,25 @@ export const runs = sqliteTable("runs", {
   status: text("status", { enum: ["running", "succeeded", "failed", "interrupted"] }).notNull(),
   startedAt: integer("started_at").notNull(),
   endedAt: integer("ended_at"),
-  summary: text("summary", { mode: "json" }).$type<Record<string, unknown>>()
+  summary: text("summary", { mode: "json" }).$type<Record<string, unknown>>(),
+  /**
+   * The pipeline as `run` was given it (a registered name, or the absolute path of its module), the
+   * run's `--config` settings, `--gpus` ids and executor settings: what an audit needs to resolve the
+   * pipeline as the run did. Null for runs recorded before these columns existed: their argv says.
+   */
+  pipelineSource: text("pipeline_source"),
+  config: text("config", { mode: "json" }).$type<Readonly<Record<string, string>>>(),
+  gpus: text("gpus", { mode: "json" }).$type<ReadonlyArray<string>>(),
+  executorSettings: text("executor_settings", { mode: "json" }).$type<RunExecutorSettings>()
 }, (t) => [index("runs_pipeline_idx").on(t.pipeline, t.startedAt)])
+
+/** How the executor of a run was set up: what its stages settled against and how many ran at once. */
+export interface RunExecutorSettings {
+  /** GPUs the stages settled their params against (GPUs per node under Slurm). */
+  readonly gpus: number
+  readonly jobs: number
+  readonly cpus: number
+}
 
 /** The machine and toolchain an execution ran on; shared by identical snapshots. */
 export const environments = sqliteTable("environments", {

@@ -12,7 +12,7 @@ import { Lineage } from "../lineage/Lineage.ts"
 import type { ResolvedPipeline } from "../Pipeline.ts"
 import { Workspace } from "../workspace/Workspace.ts"
 import { buildReport } from "./build.ts"
-import { collectRecords, reportMetrics } from "./collect.ts"
+import { collectRecords, factsRequests } from "./collect.ts"
 import { ReportError } from "./errors.ts"
 import type { Report, SectionBuilder } from "./model.ts"
 import { defaultSections } from "./sections/index.ts"
@@ -52,14 +52,9 @@ export const pipelineReport = (
           `--preset ${pipeline.preset} --workspace ${ws.root})`
       })
     }
+    const facts = yield* lineage.executionFacts(factsRequests(targets))
     const records = yield* Effect.try({
-      try: () =>
-        collectRecords(
-          lineage.db,
-          ws.root,
-          targets,
-          { metrics: reportMetrics }
-        ),
+      try: () => collectRecords(facts, ws.root, targets),
       catch: (e) => e instanceof ReportError ? e : new ReportError({ where: pipeline.name, reason: String(e) })
     })
     // The pipeline's tokenizer, where a stage of it provides one (a source named tokenizer.json), decodes

@@ -16,7 +16,7 @@ export const cancelOrphanedJobs = (
   Effect.gen(function*() {
     const executions = abandoned.filter((e) => e.executor === "slurm").map((e) => e.id)
     if (executions.length === 0) return
-    const records = makeJobRecords((yield* Lineage).db)
+    const records = makeJobRecords(yield* Lineage)
     const reporter = yield* Reporter
     const jobs = yield* records.unfinished(executions)
     if (jobs.length === 0) return

@@ -8,6 +8,7 @@ import { Either, ParseResult, Schema } from "effect"
 import * as fs from "node:fs"
 import type { SlurmStageRule } from "../domain/Slurm.ts"
 import { controlCharacterProblem, SlurmSettings } from "../domain/Slurm.ts"
+import { globMatches } from "../glob.ts"
 import { SlurmSettingsError } from "./errors.ts"
 
 const numericKeys = new Set(["submitRate", "submitBurst", "poll", "arrayMax", "maxResubmits", "cancelTimeout"])
@@ -177,10 +178,7 @@ export const slurmSettingsFromConfig = (
 }
 
 /** `*` matches any run of characters (including '/'); everything else literally. */
-export const globMatches = (glob: string, stageId: string): boolean =>
-  new RegExp(`^${glob.split("*").map((part) => part.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join(".*")}$`).test(
-    stageId
-  )
+export { globMatches }
 
 /** What applies to one stage: the global settings with every matching rule laid over them, in order. */
 export interface StageSlurmSettings {

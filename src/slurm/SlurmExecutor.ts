@@ -27,25 +27,26 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { PersistedError, StageFailed, WorkerFailed } from "../domain/Errors.ts"
-import type { JobSpec, SlurmSettings } from "../domain/Slurm.ts"
+import type { SlurmSettings } from "../domain/Slurm.ts"
 import { lostStates, requeuedStates, terminalStates } from "../domain/Slurm.ts"
 import { canonicalJson } from "../engine/Fingerprint.ts"
 import { Reporter } from "../engine/Reporter.ts"
-import type { ExecutionRequest } from "../executor/Executor.ts"
+import type { ExecutionRequest, Recoverer } from "../executor/Executor.ts"
 import { Executor } from "../executor/Executor.ts"
+import type { AttemptFilter, EventsCursor } from "../executor/remote/Events.ts"
+import { attemptFilter, newCursor, readEvents } from "../executor/remote/Events.ts"
+import { writeFence } from "../executor/remote/Fence.ts"
+import type { JobSpec } from "../executor/remote/Protocol.ts"
+import { newestCheckpoint } from "../executor/remote/Resume.ts"
 import type { EnvironmentRow } from "../lineage/Lineage.ts"
 import { Lineage } from "../lineage/Lineage.ts"
 import { logTail } from "../worker/runWorker.ts"
 import { Workspace } from "../workspace/Workspace.ts"
-import type { AttemptFilter, EventsCursor } from "./Events.ts"
-import { attemptFilter, newCursor, readEvents } from "./Events.ts"
-import { writeFence } from "./Fence.ts"
 import { makeJobRecords } from "./JobRecords.ts"
 import type { BatchJob } from "./JobScript.ts"
 import { batchScript, sbatchArguments } from "./JobScript.ts"
 import { cancelOrphanedJobs } from "./Orphans.ts"
 import type { JobInfo } from "./Output.ts"
-import { newestCheckpoint } from "./Resume.ts"
 import { settingsForStage } from "./Settings.ts"
 import { SlurmClient } from "./SlurmClient.ts"
 
@@ -119,7 +120,7 @@ const make = (invocation: SlurmInvocation) =>
   Effect.gen(function*() {
     const client = yield* SlurmClient
     const lineage = yield* Lineage
-    const records = makeJobRecords(lineage.db)
+    const records = makeJobRecords(lineage)
     const ws = yield* Workspace
     const reporter = yield* Reporter
     const settings = invocation.settings
@@ -651,18 +652,27 @@ const make = (invocation: SlurmInvocation) =>
         }
       })
 
-    const context = yield* Effect.context<Lineage | Reporter | SlurmClient>()
-    const recover = (abandoned: ReadonlyArray<{ readonly id: string; readonly executor: string }>) =>
-      Effect.provide(cancelOrphanedJobs(abandoned), context)
-
     return Executor.of({
       name: "slurm",
       info: { gpus: invocation.gpusPerNode },
       localSlots: false,
-      recover,
+      recoverer: yield* slurmRecoverer,
       execute
     })
   })
+
+/**
+ * Jobs a killed run left queued or running are cancelled before this run reuses their staging
+ * directories; the Slurm client is only made when there are some.
+ */
+export const slurmRecoverer: Effect.Effect<Recoverer, never, Lineage | Reporter> = Effect.map(
+  Effect.context<Lineage | Reporter>(),
+  (context) => ({
+    executor: "slurm",
+    recover: (abandoned) =>
+      cancelOrphanedJobs(abandoned).pipe(Effect.provide(SlurmClient.Default), Effect.provide(context))
+  })
+)
 
 export const SlurmExecutor = {
   layer: (invocation: SlurmInvocation) => Layer.scoped(Executor, make(invocation))

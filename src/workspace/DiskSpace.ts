@@ -23,7 +23,9 @@ export class DiskFull extends Data.TaggedError("DiskFull")<{
 }> {
   override get message() {
     const free = this.freeBytes === undefined ? "" : ` (${formatFree(this.freeBytes)} free)`
-    return `disk full${this.stage === undefined ? "" : ` in stage ${this.stage}`}: ${this.doing} ${this.path}${free}; ` +
+    return `disk full${
+      this.stage === undefined ? "" : ` in stage ${this.stage}`
+    }: ${this.doing} ${this.path}${free}; ` +
       "free space on that disk and run again (everything recorded so far is kept)"
   }
 }
@@ -56,7 +58,9 @@ export const isDiskFull = (error: unknown, depth = 0): boolean => {
   if (e.code === "ENOSPC" || e.code === "EDQUOT" || e.code === "SQLITE_FULL") return true
   if (typeof e.message === "string" && FULL_TEXT.test(e.message)) return true
   if (typeof e.reason === "string" && FULL_TEXT.test(e.reason)) return true
-  if (Array.isArray(e.logTail) && e.logTail.some((line) => typeof line === "string" && FULL_TEXT.test(line))) return true
+  if (Array.isArray(e.logTail) && e.logTail.some((line) => typeof line === "string" && FULL_TEXT.test(line))) {
+    return true
+  }
   return isDiskFull(e.cause, depth + 1)
 }
 

@@ -11,8 +11,9 @@ import { Effect, Schema } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { StageFailed } from "../../src/domain/Errors.ts"
+import { openReportFactsReadOnly } from "../../src/lineage/reportFacts.ts"
 import { buildReport } from "../../src/report/build.ts"
-import { collectRecords, openLineageReadOnly, producersOf, reportMetrics } from "../../src/report/collect.ts"
+import { collectRecords, factsRequests } from "../../src/report/collect.ts"
 import { echartsPath, renderHtml } from "../../src/report/html.ts"
 import type { ReportData } from "../../src/report/model.ts"
 import { tokenDecoderFromFile } from "../../src/report/tokens.ts"
@@ -68,13 +69,13 @@ export const report = define({
     Effect.try({
       try: () => {
         const root = workspaceOf(ctx)
-        const { close, db } = openLineageReadOnly(path.join(root, "lineage.sqlite"))
+        const lineage = openReportFactsReadOnly(path.join(root, "lineage.sqlite"))
         try {
           // The tokenizer is reported on like the other inputs: the lineage section names its execution.
           const inputs = Object.entries(ctx.inputs).map(([name, file]) => ({ name, rel: path.relative(root, file) }))
-          const producers = producersOf(db, inputs.map((i) => i.rel))
+          const producers = lineage.producersOf(inputs.map((i) => i.rel))
           const targets = inputs.map(({ name, rel }) => {
-            const producer = producers.get(rel)
+            const producer = producers[rel]
             if (producer === undefined) throw new Error(`input ${name}: no recorded artifact at ${rel}`)
             return {
               stageId: producer.stageId,
@@ -92,7 +93,7 @@ export const report = define({
             preset: ctx.params.preset,
             generatedAt: new Date().toISOString(),
             workspace: root,
-            records: collectRecords(db, root, targets, { metrics: reportMetrics }),
+            records: collectRecords(lineage.executionFacts(factsRequests(targets)), root, targets),
             missing: [],
             ...(tokenizer === undefined ? {} : { tokens: tokenDecoderFromFile(tokenizer.file, tokenizer.stageId) })
           }
@@ -107,7 +108,7 @@ export const report = define({
             bytes: Buffer.byteLength(html)
           }
         } finally {
-          close()
+          lineage.close()
         }
       },
       catch: (e) => new StageFailed({ stage: ctx.stageId, reason: e instanceof Error ? e.message : String(e) })

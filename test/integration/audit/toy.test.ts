@@ -61,6 +61,29 @@ describe("gc on the toy pipeline", () => {
     }
   })
 
+  it("records how each run was started, for audit and gc to resolve its pipeline again", () => {
+    const conn = db()
+    try {
+      const rows = conn.prepare(
+        "select pipeline_source, config, gpus, executor_settings, overrides from runs order by started_at"
+      ).all() as Array<Record<string, string>>
+      expect(rows).toHaveLength(3)
+      for (const row of rows) {
+        expect(row.pipeline_source).toBe("toy")
+        expect(JSON.parse(row.config!)).toEqual({})
+        expect(JSON.parse(row.gpus!)).toEqual(expect.any(Array))
+        expect(JSON.parse(row.executor_settings!)).toEqual({
+          gpus: JSON.parse(row.gpus!).length,
+          jobs: expect.any(Number),
+          cpus: expect.any(Number)
+        })
+      }
+      expect(JSON.parse(rows[1]!.overrides!)).toEqual({ "generate.count": "50" })
+    } finally {
+      conn.close()
+    }
+  })
+
   it("lists what only the superseded variant used, with sizes, and deletes nothing", async () => {
     const plan = await gcJson()
     expect(plan.dryRun).toBe(true)

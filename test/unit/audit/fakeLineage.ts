@@ -133,7 +133,11 @@ export class FakeLineage {
       status: options.status ?? (options.failAt === undefined ? "succeeded" : "failed"),
       startedAt,
       endedAt: this.tick(),
-      summary: null
+      summary: null,
+      pipelineSource: this.pipeline.name,
+      config: {},
+      gpus: [],
+      executorSettings: { gpus: 0, jobs: 1, cpus: 1 }
     })
     return used
   }

@@ -1,5 +1,6 @@
-import { Effect, Either, Exit, Schema } from "effect"
-import { describe, expect, it } from "vitest"
+import { it } from "@effect/vitest"
+import { Effect, Either, Schema } from "effect"
+import { describe, expect } from "vitest"
 import { parseOverride, parseOverrides, resolve } from "../../../src/Pipeline.ts"
 import type { PipelineDefinition } from "../../../src/Pipeline.ts"
 import { define, node, ref } from "../../../src/Stage.ts"
@@ -24,76 +25,84 @@ const pipelineOf = (build: PipelineDefinition["build"]): PipelineDefinition => (
   build
 })
 
-const failure = <A, E>(effect: Effect.Effect<A, E>): E => {
-  const exit = Effect.runSyncExit(effect)
-  if (Exit.isSuccess(exit)) throw new Error("expected a failure")
-  const error = exit.cause._tag === "Fail" ? exit.cause.error : undefined
-  if (error === undefined) throw new Error(`unexpected cause ${exit.cause._tag}`)
-  return error
-}
-
 describe("Pipeline.resolve", () => {
-  it("orders stages topologically and decodes params with defaults", () => {
-    const resolved = Effect.runSync(resolve(
-      pipelineOf(() => [
-        node(leaf, { id: "c", inputs: { x: ref("b", "out") } }),
-        node(leaf, { id: "b", inputs: { x: ref("a", "out") } }),
-        node(leaf, { id: "a", params: { size: 2 } })
-      ]),
-      {}
-    ))
-    expect(resolved.stages.map((s) => s.id)).toEqual(["a", "b", "c"])
-    expect(resolved.byId.get("a")!.encodedParams).toEqual({ size: 2, model: { hidden: 8 } })
-    expect(resolved.downstream.get("a")).toEqual(["b"])
-  })
-
-  it("applies --set overrides, including nested keys and stage ids containing dots", () => {
-    const resolved = Effect.runSync(resolve(
-      pipelineOf(() => [node(leaf, { id: "train/flame-moe-1.7b" }), node(leaf, { id: "train/flame-moe-1" })]),
-      { overrides: ["train/flame-moe-1.7b.size=9", "train/flame-moe-1.model.hidden=32"] }
-    ))
-    expect(resolved.byId.get("train/flame-moe-1.7b")!.encodedParams).toEqual({ size: 9, model: { hidden: 8 } })
-    expect(resolved.byId.get("train/flame-moe-1")!.encodedParams).toEqual({ size: 4, model: { hidden: 32 } })
-  })
-
-  it("names the stage and key of an invalid or unknown param", () => {
-    const bad = failure(resolve(pipelineOf(() => [node(leaf, { id: "a" })]), { overrides: ["a.size=-1"] }))
-    expect(bad.message).toContain("stage a, param 'size'")
-    const unknown = failure(resolve(pipelineOf(() => [node(leaf, { id: "a" })]), { overrides: ["a.sise=1"] }))
-    expect(unknown.message).toContain("param 'sise'")
-    const nested = failure(resolve(pipelineOf(() => [node(leaf, { id: "a" })]), { overrides: ["a.model.hidden=x"] }))
-    expect(nested.message).toContain("param 'model.hidden'")
-  })
-
-  it("rejects duplicate ids, unknown inputs, unknown outputs and unknown presets", () => {
-    expect(failure(resolve(pipelineOf(() => [node(leaf, { id: "a" }), node(leaf, { id: "a" })]), {})).message)
-      .toContain("duplicate stage id 'a'")
-    expect(failure(resolve(pipelineOf(() => [node(leaf, { id: "a", inputs: { x: ref("zz", "out") } })]), {})).message)
-      .toContain("input 'x' refers to unknown stage 'zz'")
-    expect(
-      failure(
-        resolve(
-          pipelineOf(() => [node(leaf, { id: "a" }), node(leaf, { id: "b", inputs: { x: ref("a", "nope") } })]),
-          {}
-        )
+  it.effect("orders stages topologically and decodes params with defaults", () =>
+    Effect.gen(function*() {
+      const resolved = yield* resolve(
+        pipelineOf(() => [
+          node(leaf, { id: "c", inputs: { x: ref("b", "out") } }),
+          node(leaf, { id: "b", inputs: { x: ref("a", "out") } }),
+          node(leaf, { id: "a", params: { size: 2 } })
+        ]),
+        {}
       )
-        .message
-    ).toContain("'a' declares outputs: out")
-    expect(failure(resolve(pipelineOf(() => []), { preset: "huge" })).message).toContain("unknown preset 'huge'")
-  })
+      expect(resolved.stages.map((s) => s.id)).toEqual(["a", "b", "c"])
+      expect(resolved.byId.get("a")!.encodedParams).toEqual({ size: 2, model: { hidden: 8 } })
+      expect(resolved.downstream.get("a")).toEqual(["b"])
+    }))
 
-  it("names the stages of a cycle", () => {
-    const error = failure(resolve(
-      pipelineOf(() => [
-        node(leaf, { id: "root" }),
-        node(leaf, { id: "x", inputs: { a: ref("root", "out"), b: ref("z", "out") } }),
-        node(leaf, { id: "y", inputs: { a: ref("x", "out") } }),
-        node(leaf, { id: "z", inputs: { a: ref("y", "out") } })
-      ]),
-      {}
-    ))
-    expect(error.message).toMatch(/cycle between stages: (x -> y -> z -> x|y -> z -> x -> y|z -> x -> y -> z)/)
-  })
+  it.effect("applies --set overrides, including nested keys and stage ids containing dots", () =>
+    Effect.gen(function*() {
+      const resolved = yield* resolve(
+        pipelineOf(() => [node(leaf, { id: "train/flame-moe-1.7b" }), node(leaf, { id: "train/flame-moe-1" })]),
+        { overrides: ["train/flame-moe-1.7b.size=9", "train/flame-moe-1.model.hidden=32"] }
+      )
+      expect(resolved.byId.get("train/flame-moe-1.7b")!.encodedParams).toEqual({ size: 9, model: { hidden: 8 } })
+      expect(resolved.byId.get("train/flame-moe-1")!.encodedParams).toEqual({ size: 4, model: { hidden: 32 } })
+    }))
+
+  it.effect("names the stage and key of an invalid or unknown param", () =>
+    Effect.gen(function*() {
+      const bad = yield* Effect.flip(resolve(pipelineOf(() => [node(leaf, { id: "a" })]), { overrides: ["a.size=-1"] }))
+      expect(bad.message).toContain("stage a, param 'size'")
+      const unknown = yield* Effect.flip(
+        resolve(pipelineOf(() => [node(leaf, { id: "a" })]), { overrides: ["a.sise=1"] })
+      )
+      expect(unknown.message).toContain("param 'sise'")
+      const nested = yield* Effect.flip(
+        resolve(pipelineOf(() => [node(leaf, { id: "a" })]), { overrides: ["a.model.hidden=x"] })
+      )
+      expect(nested.message).toContain("param 'model.hidden'")
+    }))
+
+  it.effect("rejects duplicate ids, unknown inputs, unknown outputs and unknown presets", () =>
+    Effect.gen(function*() {
+      expect(
+        (yield* Effect.flip(resolve(pipelineOf(() => [node(leaf, { id: "a" }), node(leaf, { id: "a" })]), {}))).message
+      )
+        .toContain("duplicate stage id 'a'")
+      expect(
+        (yield* Effect.flip(resolve(pipelineOf(() => [node(leaf, { id: "a", inputs: { x: ref("zz", "out") } })]), {})))
+          .message
+      )
+        .toContain("input 'x' refers to unknown stage 'zz'")
+      expect(
+        (yield* Effect.flip(
+          resolve(
+            pipelineOf(() => [node(leaf, { id: "a" }), node(leaf, { id: "b", inputs: { x: ref("a", "nope") } })]),
+            {}
+          )
+        ))
+          .message
+      ).toContain("'a' declares outputs: out")
+      expect((yield* Effect.flip(resolve(pipelineOf(() => []), { preset: "huge" }))).message).toContain(
+        "unknown preset 'huge'"
+      )
+    }))
+
+  it.effect("names the stages of a cycle", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(resolve(
+        pipelineOf(() => [
+          node(leaf, { id: "root" }),
+          node(leaf, { id: "x", inputs: { a: ref("root", "out"), b: ref("z", "out") } }),
+          node(leaf, { id: "y", inputs: { a: ref("x", "out") } }),
+          node(leaf, { id: "z", inputs: { a: ref("y", "out") } })
+        ]),
+        {}
+      ))
+      expect(error.message).toMatch(/cycle between stages: (x -> y -> z -> x|y -> z -> x -> y|z -> x -> y -> z)/)
+    }))
 })
 
 describe("parseOverride", () => {

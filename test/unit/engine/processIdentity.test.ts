@@ -1,8 +1,9 @@
+import { it } from "@effect/vitest"
 import { Effect } from "effect"
 import type { ChildProcess } from "node:child_process"
 import { spawn } from "node:child_process"
 import * as fs from "node:fs"
-import { afterEach, describe, expect, it } from "vitest"
+import { afterEach, describe, expect } from "vitest"
 import { stopAbandonedGroup } from "../../../src/worker/processGroup.ts"
 import {
   bootId,
@@ -117,28 +118,31 @@ describe("process identity", () => {
 })
 
 describe("stopping what a killed engine left behind", () => {
-  it("never signals a live process whose pid was recorded with another identity (a reused pid)", async () => {
-    const stranger = spawnSleeper({ detached: true })
-    expect(await Effect.runPromise(stopAbandonedGroup(stranger.pid!, "another-boot:12345"))).toBe("gone")
-    await new Promise((r) => setTimeout(r, 100))
-    expect(running(stranger.pid!)).toBe(true)
-  })
+  it.live("never signals a live process whose pid was recorded with another identity (a reused pid)", () =>
+    Effect.gen(function*() {
+      const stranger = spawnSleeper({ detached: true })
+      expect(yield* stopAbandonedGroup(stranger.pid!, "another-boot:12345")).toBe("gone")
+      yield* Effect.sleep("100 millis")
+      expect(running(stranger.pid!)).toBe(true)
+    }))
 
-  it("leaves a pid recorded without an identity alone", async () => {
-    const unknown = spawnSleeper({ detached: true })
-    expect(await Effect.runPromise(stopAbandonedGroup(unknown.pid!, null))).toBe("unverified")
-    await new Promise((r) => setTimeout(r, 100))
-    expect(running(unknown.pid!)).toBe(true)
-  })
+  it.live("leaves a pid recorded without an identity alone", () =>
+    Effect.gen(function*() {
+      const unknown = spawnSleeper({ detached: true })
+      expect(yield* stopAbandonedGroup(unknown.pid!, null)).toBe("unverified")
+      yield* Effect.sleep("100 millis")
+      expect(running(unknown.pid!)).toBe(true)
+    }))
 
-  it("kills the recorded group, grandchildren included, and returns once none of it runs", async () => {
-    const leader = spawnSleeper({ detached: true, script: "sleep 60 & wait" })
-    await waitUntil(() => liveGroupMembers(leader.pid!).length === 2)
-    const grandchild = liveGroupMembers(leader.pid!).find((pid) => pid !== leader.pid)!
-    expect(running(grandchild)).toBe(true)
-    expect(await Effect.runPromise(stopAbandonedGroup(leader.pid!, processIdentity(leader.pid!)!))).toBe("stopped")
-    expect(running(grandchild)).toBe(false)
-    await exited(leader)
-    expect(leader.signalCode).toBe("SIGKILL")
-  })
+  it.live("kills the recorded group, grandchildren included, and returns once none of it runs", () =>
+    Effect.gen(function*() {
+      const leader = spawnSleeper({ detached: true, script: "sleep 60 & wait" })
+      yield* Effect.promise(() => waitUntil(() => liveGroupMembers(leader.pid!).length === 2))
+      const grandchild = liveGroupMembers(leader.pid!).find((pid) => pid !== leader.pid)!
+      expect(running(grandchild)).toBe(true)
+      expect(yield* stopAbandonedGroup(leader.pid!, processIdentity(leader.pid!)!)).toBe("stopped")
+      expect(running(grandchild)).toBe(false)
+      yield* Effect.promise(() => exited(leader))
+      expect(leader.signalCode).toBe("SIGKILL")
+    }))
 })

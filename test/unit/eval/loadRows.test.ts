@@ -1,6 +1,7 @@
+import { it } from "@effect/vitest"
 import { Effect, Either } from "effect"
 import { join } from "node:path"
-import { describe, expect, it } from "vitest"
+import { describe, expect } from "vitest"
 import type { BadRowError } from "../../../src/eval/errors.ts"
 import { TaskFileError } from "../../../src/eval/errors.ts"
 import { evaluateTask } from "../../../src/eval/evaluate.ts"
@@ -74,46 +75,48 @@ describe("bad rows name file, line and key", () => {
 })
 
 describe("reading task files", () => {
-  it("reads every fixture split, 12 rows each", async () => {
-    for (const task of flameTasks) {
-      const splits = await Effect.runPromise(readTaskSplits(task, fixtureRoot))
-      expect(splits.evalDocs, task.name).toHaveLength(12)
-      expect(splits.fewshotDocs, task.name).toHaveLength(task.numFewshot > 0 ? 12 : 0)
-    }
-  })
+  it.effect("reads every fixture split, 12 rows each", () =>
+    Effect.gen(function*() {
+      for (const task of flameTasks) {
+        const splits = yield* readTaskSplits(task, fixtureRoot)
+        expect(splits.evalDocs, task.name).toHaveLength(12)
+        expect(splits.fewshotDocs, task.name).toHaveLength(task.numFewshot > 0 ? 12 : 0)
+      }
+    }))
 
-  it("fails with TaskFileError on a missing file", async () => {
-    const error = await Effect.runPromise(Effect.flip(readTaskDocs(arcEasy, join(fixtureRoot, "nope.jsonl"))))
-    expect(error).toBeInstanceOf(TaskFileError)
-  })
+  it.effect("fails with TaskFileError on a missing file", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(readTaskDocs(arcEasy, join(fixtureRoot, "nope.jsonl")))
+      expect(error).toBeInstanceOf(TaskFileError)
+    }))
 
-  it("evaluates a task end to end with a stub model that prefers short continuations", async () => {
-    const result = await Effect.runPromise(
-      evaluateTask(
+  it.effect("evaluates a task end to end with a stub model that prefers short continuations", () =>
+    Effect.gen(function*() {
+      const result = yield* evaluateTask(
         piqa,
         { dataRoot: fixtureRoot, encoder: byteEncoder },
         (requests) => Effect.succeed(requests.map((r) => -r.continuationTokens.length))
       )
-    )
-    expect(result.task).toBe("piqa")
-    expect(result.numFewshot).toBe(10)
-    expect(result.numDocs).toBe(12)
-    // acc picks the solution with fewer bytes. In the fixture only row 10 (line 10: "Wrap it in plastic
-    // wrap." 24 bytes vs "Leave it on a sunny ledge." 26, gold 0) has the shorter solution right.
-    expect(result.docs.map((d) => d.acc).join("")).toBe("000000000100")
-    expect(result.acc.value).toBeCloseTo(1 / 12, 12)
-  })
 
-  it("surfaces file errors from the pipeline", async () => {
-    const error = await Effect.runPromise(
-      Effect.flip(
+      expect(result.task).toBe("piqa")
+      expect(result.numFewshot).toBe(10)
+      expect(result.numDocs).toBe(12)
+      // acc picks the solution with fewer bytes. In the fixture only row 10 (line 10: "Wrap it in plastic
+      // wrap." 24 bytes vs "Leave it on a sunny ledge." 26, gold 0) has the shorter solution right.
+      expect(result.docs.map((d) => d.acc).join("")).toBe("000000000100")
+      expect(result.acc.value).toBeCloseTo(1 / 12, 12)
+    }))
+
+  it.effect("surfaces file errors from the pipeline", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(
         evaluateTask(
           arcEasy,
           { dataRoot: join(fixtureRoot, "missing"), encoder: byteEncoder },
           () => Effect.succeed([])
         )
       )
-    )
-    expect(error).toBeInstanceOf(TaskFileError)
-  })
+
+      expect(error).toBeInstanceOf(TaskFileError)
+    }))
 })

@@ -9,7 +9,6 @@ import { collect, gcRoot, planCollection, recoverInterrupted } from "../../../sr
 import type { Roots } from "../../../src/gc/Retention.ts"
 import { retain } from "../../../src/gc/Retention.ts"
 import { Lineage } from "../../../src/lineage/Lineage.ts"
-import * as schema from "../../../src/lineage/schema.ts"
 import { Workspace, workspacePaths } from "../../../src/workspace/Workspace.ts"
 import { environment } from "../audit/fakeLineage.ts"
 
@@ -25,7 +24,7 @@ const setup = () => {
   const record = (id: string, outputDir: string, outputs: Record<string, number>, options: { write?: boolean } = {}) =>
     Effect.gen(function*() {
       const lineage = yield* Lineage
-      lineage.db.insert(schema.executions).values({
+      yield* lineage.startExecution({
         id,
         runId: "r",
         stageId: `stage-${id}`,
@@ -40,25 +39,26 @@ const setup = () => {
         logPath: "l",
         outputDir,
         environmentId: environment.id
-      }).run()
-      for (const [name, size] of Object.entries(outputs)) {
+      }, [])
+      const artifacts = Object.entries(outputs).map(([name, size]) => {
         const rel = `${outputDir}/${name}`
         if (options.write !== false) write(rel, Buffer.alloc(size))
-        lineage.db.insert(schema.artifacts).values({
+        return {
           id: `${id}/${name}`,
           executionId: id,
           name,
           path: rel,
-          kind: "file",
+          kind: "file" as const,
           hash: "h",
           size,
           createdAt: 0
-        }).run()
-      }
+        }
+      })
+      yield* lineage.finishExecution(id, { status: "succeeded", durationMs: 0, artifacts })
     })
   const init = Effect.gen(function*() {
     const lineage = yield* Lineage
-    lineage.db.insert(schema.runs).values({
+    yield* lineage.startRun({
       id: "r",
       pipeline: "p",
       overrides: {},
@@ -68,8 +68,8 @@ const setup = () => {
       pid: 1,
       status: "succeeded",
       startedAt: 0
-    }).run()
-    lineage.db.insert(schema.environments).values(environment).run()
+    })
+    yield* lineage.putEnvironment(environment)
     yield* record("a", "artifacts/s/aaaa", { out: 100 })
     yield* record("b", "artifacts/s/bbbb", { out: 200 })
     // c ran with a's fingerprint before a: same directory, and a replaced its bytes.
@@ -102,10 +102,10 @@ const planned = (ws: ReturnType<typeof setup>) =>
 
 const collectedAt = (ws: ReturnType<typeof setup>) =>
   Effect.runSync(Effect.provide(
-    Effect.map(Lineage, (l) =>
-      Object.fromEntries(
-        l.db.select().from(schema.artifacts).all().map((a) => [a.id, a.collectedAt !== null])
-      )),
+    Effect.map(
+      Effect.flatMap(Lineage, (l) => l.history()),
+      (history) => Object.fromEntries(history.artifacts.map((a) => [a.id, a.collectedAt !== null]))
+    ),
     ws.layer
   ))
 

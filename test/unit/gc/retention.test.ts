@@ -1,10 +1,10 @@
 import { Effect, Layer } from "effect"
 import { describe, expect, it } from "vitest"
 import toy from "../../../pipelines/toy.ts"
-import { PipelineRegistry } from "../../../src/cli/PipelineRegistry.ts"
 import { NotFound } from "../../../src/domain/Errors.ts"
 import { findRoots, retain } from "../../../src/gc/Retention.ts"
 import { resolve } from "../../../src/Pipeline.ts"
+import { PipelineRegistry } from "../../../src/pipeline/Registry.ts"
 import { FakeLineage } from "../audit/fakeLineage.ts"
 
 const pipeline = Effect.runSync(resolve(toy, {}))

@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest"
 import type { SpecializationSummary } from "../../../src/analysis/schema.ts"
 import { Lineage } from "../../../src/lineage/Lineage.ts"
 import { buildReport } from "../../../src/report/build.ts"
-import { collectRecords, reportMetrics } from "../../../src/report/collect.ts"
+import { collectRecords, factsRequests } from "../../../src/report/collect.ts"
 import { renderHtml } from "../../../src/report/html.ts"
 import type { SectionBuilder } from "../../../src/report/model.ts"
 import { downsample } from "../../../src/report/sections/chart.ts"
@@ -294,10 +294,11 @@ describe("collecting from lineage", () => {
             createdAt: 2
           }]
         })
-        return collectRecords(lineage.db, root, [
+        const targets = [
           { stageId: "train/s", kind: "train", executionId: "e-train" },
           { stageId: "fit", kind: "scaling/fit", executionId: "e-fit" }
-        ], { metrics: reportMetrics })
+        ]
+        return collectRecords(yield* lineage.executionFacts(factsRequests(targets)), root, targets)
       }).pipe(Effect.provide(Lineage.Test), Effect.scoped)
     )
     const [train, fit] = records

@@ -2,7 +2,13 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { describe, expect, it } from "vitest"
-import { attemptFilter, newCursor, openEventsWriter, readAllEvents, readEvents } from "../../../src/slurm/Events.ts"
+import {
+  attemptFilter,
+  newCursor,
+  openEventsWriter,
+  readAllEvents,
+  readEvents
+} from "../../../src/executor/remote/Events.ts"
 
 const tmpFile = () => path.join(fs.mkdtempSync(path.join(os.tmpdir(), "fp-events-")), "events.jsonl")
 

@@ -10,7 +10,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { describe, expect, it } from "vitest"
 import toy from "../../../pipelines/toy.ts"
-import { servicesLayer } from "../../../src/cli/Cli.ts"
+import { servicesLayer } from "../../../src/cli/Services.ts"
 import { WorkerFailed } from "../../../src/domain/Errors.ts"
 import type { SlurmSettings } from "../../../src/domain/Slurm.ts"
 import { Reporter } from "../../../src/engine/Reporter.ts"
@@ -293,7 +293,7 @@ const execute = (request: ExecutionRequest) => Effect.flatMap(Executor, (e) => e
 
 /** The Slurm jobs lineage holds for an execution (read while the in-memory database is open). */
 const jobRows = (executionId: string) =>
-  Effect.flatMap(Lineage, (l) => Effect.orDie(makeJobRecords(l.db).ofExecution(executionId)))
+  Effect.flatMap(Lineage, (l) => Effect.orDie(makeJobRecords(l).ofExecution(executionId)))
 
 /** Writes its output and a loss per step: what a Slurm job of it reports is scripted by the fake cluster. */
 const counting = define({

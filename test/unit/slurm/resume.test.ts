@@ -2,8 +2,8 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { describe, expect, it } from "vitest"
-import { standing, writeFence } from "../../../src/slurm/Fence.ts"
-import { newestCheckpoint } from "../../../src/slurm/Resume.ts"
+import { standing, writeFence } from "../../../src/executor/remote/Fence.ts"
+import { newestCheckpoint } from "../../../src/executor/remote/Resume.ts"
 
 const outputs = ["iter_0000010", "iter_0000020", "iter_0000030"]
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "fp-slurm-resume-"))

@@ -1,6 +1,6 @@
 /**
  * The encoders under test: the TypeScript one always, the native one (C++ addon) when it loads.
- * Every oracle test runs once per encoder.
+ * Every oracle test (test/oracle/tokenize) runs once per encoder.
  */
 import { Either } from "effect"
 import * as fs from "node:fs"

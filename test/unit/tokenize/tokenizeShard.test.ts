@@ -3,7 +3,6 @@ import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { Tokenizer } from "tokenizers"
 import { describe, expect, it } from "vitest"
 import { corpusShardJsonl } from "../../../scripts/make-corpus.ts"
 import { readIndexedDataset } from "../../../src/data/IndexedDataset.ts"
@@ -12,9 +11,8 @@ import { TokenBuffer } from "../../../src/tokenize/TokenBuffer.ts"
 import type { ByteLevelBpe } from "../../../src/tokenize/Tokenizer.ts"
 import { tokenizeShard, type TokenizeShardOptions } from "../../../src/tokenize/tokenizeShard.ts"
 import { adversarialDocuments } from "./adversarial.ts"
-import { FIXTURE, IMPLEMENTATIONS, loadFixture } from "./implementations.ts"
+import { IMPLEMENTATIONS, loadFixture } from "./implementations.ts"
 
-const oracle = Tokenizer.fromFile(FIXTURE)
 const hasZstd = spawnSync("zstd", ["--version"], { stdio: "ignore" }).status === 0
 
 const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), "shard-"))
@@ -38,35 +36,6 @@ const badError = (r: Either.Either<unknown, unknown>): BadInputError => {
 describe.each(IMPLEMENTATIONS)("tokenizeShard (%s encoder)", (implementation) => {
   const tokenizer = loadFixture(implementation)
   const run = runWith(tokenizer)
-
-  it("writes what preprocess_data --append-eod writes (oracle ids + EOD, empty docs skipped)", async () => {
-    const dir = tmp()
-    const docs = ["", ...adversarialDocuments(5, 300), "", "plain text"]
-    const input = path.join(dir, "shard.jsonl")
-    fs.writeFileSync(input, docs.map((d) => line(d)).join("\n") + "\n")
-    const out = path.join(dir, "out", "shard_text_document")
-    const stats = Either.getOrThrow(await run(input, out))
-    const expected = (await oracle.encodeBatch(docs)).map((e) => e.getIds())
-    const nonEmpty = expected.filter((ids) => ids.length > 0).map((ids) => [...ids, 0])
-    const ds = await Effect.runPromise(readIndexedDataset(out))
-    expect(ds.dtype).toBe("uint16")
-    expect(ds.documentCount).toBe(docs.length)
-    expect(ds.sequenceLengths.length).toBe(nonEmpty.length)
-    nonEmpty.forEach((ids, i) => expect(Array.from(ds.sequence(i))).toEqual(ids))
-    // Document indices repeat at empty documents.
-    const docIdx: Array<number> = [0]
-    for (const ids of expected) docIdx.push((docIdx.at(-1) as number) + (ids.length > 0 ? 1 : 0))
-    expect(Array.from(ds.documentIndices)).toEqual(docIdx)
-    expect(stats).toEqual({
-      documents: docs.length,
-      emptyDocuments: expected.length - nonEmpty.length,
-      tokens: nonEmpty.reduce((a, ids) => a + ids.length, 0),
-      bytesIn: fs.statSync(input).size,
-      badLines: { count: 0, firstLines: [] },
-      truncatedInput: false
-    })
-    expect(fs.readdirSync(path.dirname(out)).sort()).toEqual(["shard_text_document.bin", "shard_text_document.idx"])
-  })
 
   it.skipIf(!hasZstd)(
     "reads .jsonl.zst, .jsonl.zstd and zstd by magic, with every decoder, to the same bytes",

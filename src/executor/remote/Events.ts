@@ -5,8 +5,8 @@
  */
 import { Either } from "effect"
 import * as fs from "node:fs"
-import type { JobEvent, JobEventBody } from "../domain/Slurm.ts"
-import { decodeJobEvent } from "../domain/Slurm.ts"
+import type { JobEvent, JobEventBody } from "./Protocol.ts"
+import { decodeJobEvent } from "./Protocol.ts"
 
 export interface EventsWriter {
   /** `urgent` events (start, result, failure) are written through at once. */

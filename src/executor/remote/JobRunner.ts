@@ -1,7 +1,8 @@
 /**
- * Inside a batch job, on the compute node: resolves the pipeline as the engine did, checks the stage
- * came out the same, and runs its body, reporting through the events file (never the lineage
- * database). A requeued job runs this again: a resumable stage continues from its staging directory,
+ * The job-side runner of the remote-job protocol (Protocol.ts), on the node a job runs on: resolves
+ * the pipeline as the engine did, checks the stage came out the same, and runs its body (the same
+ * attempt as anywhere, src/engine/StageRun.ts), reporting through the events file (never the
+ * lineage database). A requeued job runs this again: a resumable stage continues from its staging directory,
  * any other starts from an empty one.
  *
  * Each run is one attempt of the execution, (submission, SLURM_RESTART_COUNT), fenced (Fence.ts): it
@@ -13,18 +14,17 @@ import { Cause, Data, Duration, Effect, Exit, Option, Schedule, Schema } from "e
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { PipelineRegistry } from "../cli/PipelineRegistry.ts"
-import { PersistedError, StageFailed } from "../domain/Errors.ts"
-import { JobSpec } from "../domain/Slurm.ts"
-import { snapshotEnvironment } from "../engine/Environment.ts"
-import { canonicalJson } from "../engine/Fingerprint.ts"
-import { resolve } from "../Pipeline.ts"
-import type { StageContext } from "../Stage.ts"
-import { confinedOutput } from "../workspace/StagePaths.ts"
+import { StageFailed } from "../../domain/Errors.ts"
+import { snapshotEnvironment } from "../../engine/Environment.ts"
+import { canonicalJson } from "../../engine/Fingerprint.ts"
+import { encodeFailure, runStageBody, stageContext } from "../../engine/StageRun.ts"
+import { resolve } from "../../Pipeline.ts"
+import { PipelineRegistry } from "../../pipeline/Registry.ts"
 import type { EventsWriter } from "./Events.ts"
 import { attemptFilter, openEventsWriter, readAllEvents } from "./Events.ts"
 import type { FenceToken } from "./Fence.ts"
 import { describeToken, readFence, standing } from "./Fence.ts"
+import { JobSpec } from "./Protocol.ts"
 
 const readSpec = (file: string) =>
   Effect.try({
@@ -87,11 +87,6 @@ const emptyDirectory = (dir: string) => {
   for (const entry of fs.readdirSync(dir)) fs.rmSync(path.join(dir, entry), { recursive: true, force: true })
 }
 
-const encodeError = (error: unknown): unknown =>
-  Schema.is(PersistedError)(error) ?
-    Schema.encodeSync(PersistedError)(error) :
-    { _tag: "Unknown", message: error instanceof Error ? error.message : String(error) }
-
 const runStage = (spec: JobSpec, events: EventsWriter, attempt: number, env: NodeJS.ProcessEnv) =>
   Effect.gen(function*() {
     const registry = yield* PipelineRegistry
@@ -115,35 +110,21 @@ const runStage = (spec: JobSpec, events: EventsWriter, attempt: number, env: Nod
     fs.mkdirSync(spec.workDir, { recursive: true })
     if (!stage.definition.resumable && (attempt > 0 || spec.submission > 1)) emptyDirectory(spec.workDir)
     const history = attempt > 0 || spec.submission > 1 ? metricHistory(spec, attempt) : new Map()
-    const ctx: StageContext<unknown> = {
-      stageId: stage.id,
-      params: stage.params,
+    const ctx = stageContext(stage, {
       inputs: spec.inputs,
-      output: confinedOutput(stage.id, spec.workDir),
       workDir: spec.workDir,
       logPath: spec.logPath,
       gpus: jobGpus(env),
-      cpus: Number(env.SLURM_CPUS_PER_TASK) || spec.cpus,
-      log: (message) => Effect.sync(() => fs.appendFileSync(spec.logPath, `${message}\n`)),
+      cpus: Number(env.SLURM_CPUS_PER_TASK) || spec.cpus
+    }, {
       progress: (step, total) => Effect.sync(() => events.write({ t: "progress", step, total })),
       metric: (name, step, value) =>
         Effect.sync(() => events.write({ t: "metric", name, step, value: Number.isFinite(value) ? value : null })),
       // The job's processes end with the job; nothing to record for a later run to clean up.
       workerStarted: () => Effect.void,
       recordedMetric: (name) => history.get(name) ?? []
-    }
-    const value = yield* stage.definition.run(ctx).pipe(
-      // `output` refuses a path outside the stage by throwing a StageFailed: the stage's failure, not a crash.
-      Effect.catchSomeDefect((defect) =>
-        defect instanceof StageFailed ? Option.some(Effect.fail(defect)) : Option.none()
-      )
-    )
-    const decoded = yield* Schema.decodeUnknown(stage.definition.result)(value).pipe(
-      Effect.mapError((error) =>
-        new StageFailed({ stage: stage.id, reason: `result does not match its schema: ${error.message}` })
-      )
-    )
-    return Schema.encodeUnknownSync(stage.definition.result)(decoded)
+    })
+    return yield* runStageBody(stage, ctx)
   })
 
 export interface StageJobOptions {
@@ -213,7 +194,7 @@ export const stageJob = (
       if (Exit.isSuccess(exit)) return events.write({ t: "result", value: exit.value }, true)
       const failure = Cause.failureOption(exit.cause)
       const error = Option.isSome(failure) ? failure.value : new Error(Cause.pretty(exit.cause))
-      events.write({ t: "failed", error: encodeError(error) }, true)
+      events.write({ t: "failed", error: encodeFailure(error) }, true)
       return yield* Effect.fail(error)
     }).pipe(
       Effect.tapError((error) =>

@@ -5,7 +5,7 @@
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { trackedIteration } from "../megatron/Checkpoints.ts"
+import { trackedIteration } from "../../megatron/Checkpoints.ts"
 
 const ITERATION = /^iter_(\d{7})$/
 

@@ -21,10 +21,25 @@ export class PipelineRegistry extends Context.Tag("flame-pipe/PipelineRegistry")
 >() {
   /** Imports pipeline modules from their files (TypeScript, through tsx). */
   static readonly fromFiles = Layer.sync(PipelineRegistry, () => fromModules({}))
-  /** Pipelines compiled into the bundled CLI; module paths are still imported from files. */
+  /** Pipelines compiled into a bundle; module paths are still imported from files. */
   static readonly fromBundle = (modules: Readonly<Record<string, unknown>>) =>
-    Layer.sync(PipelineRegistry, () => fromModules(modules))
+    Layer.sync(
+      PipelineRegistry,
+      () =>
+        fromModules(
+          Object.fromEntries(Object.entries(modules).map(([name, value]) => [name, () => Promise.resolve(value)]))
+        )
+    )
+  /**
+   * Pipelines compiled into the CLI bundle, each in its own chunk: a command loads only the pipeline it
+   * names, so `plan` of one pipeline does not load the stages (and libraries) of every other.
+   */
+  static readonly fromLoaders = (loaders: Readonly<Record<string, BundledPipeline>>) =>
+    Layer.sync(PipelineRegistry, () => fromModules(loaders))
 }
+
+/** A pipeline compiled into the bundle, loaded on first use. */
+export type BundledPipeline = () => Promise<unknown>
 
 const pipelinesDir = fromRoot("pipelines")
 
@@ -66,7 +81,7 @@ export const loadFailure = (file: string, cause: unknown): string => {
   return message
 }
 
-const fromModules = (bundled: Readonly<Record<string, unknown>>): PipelineRegistryShape => {
+const fromModules = (bundled: Readonly<Record<string, BundledPipeline>>): PipelineRegistryShape => {
   const names = () => [...new Set([...Object.keys(bundled), ...projectPipelines()])].sort()
   const check = (name: string, value: unknown, where: string) =>
     isPipeline(value)
@@ -83,7 +98,15 @@ const fromModules = (bundled: Readonly<Record<string, unknown>>): PipelineRegist
   return {
     names,
     load: (nameOrPath) => {
-      if (nameOrPath in bundled) return check(nameOrPath, bundled[nameOrPath], `pipelines/${nameOrPath}.ts`)
+      const compiled = Object.hasOwn(bundled, nameOrPath) ? bundled[nameOrPath] : undefined
+      if (compiled !== undefined) {
+        const where = `pipelines/${nameOrPath}.ts`
+        return Effect.tryPromise({
+          try: compiled,
+          catch: (cause) =>
+            new PipelineError({ pipeline: nameOrPath, reason: `cannot load ${where}: ${loadFailure(where, cause)}` })
+        }).pipe(Effect.flatMap((value) => check(nameOrPath, value, where)))
+      }
       if (isModulePath(nameOrPath) && fs.existsSync(nameOrPath)) return importFile(nameOrPath, path.resolve(nameOrPath))
       const file = path.join(pipelinesDir, `${nameOrPath}.ts`)
       if (!isModulePath(nameOrPath) && fs.existsSync(file)) return importFile(nameOrPath, file)

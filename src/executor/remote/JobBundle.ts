@@ -9,10 +9,10 @@
 import { Effect } from "effect"
 import * as path from "node:path"
 import { pathToFileURL } from "node:url"
-import type * as BuildScript from "../../scripts/build-cli.mjs"
-import { StageFailed } from "../domain/Errors.ts"
-import { fromRoot } from "../ProjectRoot.ts"
-import { sha256Text } from "../store/ContentHasher.ts"
+import type * as BuildScript from "../../../scripts/build-cli.mjs"
+import { StageFailed } from "../../domain/Errors.ts"
+import { fromRoot } from "../../ProjectRoot.ts"
+import { sha256Text } from "../../store/ContentHasher.ts"
 
 export const jobBundlePath = (modulePath: string): string =>
   fromRoot("dist", "jobs", sha256Text(path.resolve(modulePath)).slice(0, 16), "flame-pipe-job.mjs")
@@ -37,7 +37,7 @@ export const buildJobBundle = (modulePath: string): Effect.Effect<string, StageF
         path.join(path.dirname(outfile), "shard-worker.mjs")
       )
       const entry = [
-        `import { PipelineRegistry } from ${JSON.stringify(fromRoot("src", "cli", "PipelineRegistry.ts"))}`,
+        `import { PipelineRegistry } from ${JSON.stringify(fromRoot("src", "pipeline", "Registry.ts"))}`,
         `import { main } from ${JSON.stringify(fromRoot("src", "main.ts"))}`,
         `import pipeline from ${JSON.stringify(module)}`,
         `main(PipelineRegistry.fromBundle({ [${JSON.stringify(module)}]: pipeline }))`
