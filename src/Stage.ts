@@ -68,6 +68,9 @@ export interface StageContext<P> {
   readonly recordedMetric?: (name: string) => ReadonlyArray<{ readonly step: number; readonly value: number | null }>
 }
 
+/** The metrics to load, by the name of the input whose producing execution a stage wants facts of. */
+export type LineageFactsRequest = Readonly<Record<string, ReadonlyArray<string>>>
+
 export interface StageDefinition<P = unknown, PI = unknown, R = unknown, RI = unknown> {
   /** What kind of stage this is, e.g. "toy/filter"; shown in plans and lineage. */
   readonly kind: string
@@ -90,6 +93,16 @@ export interface StageDefinition<P = unknown, PI = unknown, R = unknown, RI = un
   readonly resumable?: boolean
   /** For a resumable stage: what a new attempt would continue from in this staging directory (`iter_0000020`). */
   readonly resumePoint?: (workDir: string) => string | undefined
+  /**
+   * Lineage facts the body reads about the executions that produced its inputs (a report shows their
+   * params, metrics, environments): for each input it names, the metrics to load. The engine reads
+   * them from lineage before the body runs and writes them into the staging directory, where the body
+   * reads them (`readLineageFacts`, src/lineage/reportFacts.ts): a body never opens the database, which
+   * may be on another machine. They are not part of the fingerprint: they say how the inputs came
+   * about (which execution, when, where), not what they hold, which the inputs' content hashes fix;
+   * an upstream rerun that reproduces its outputs bit for bit leaves the stage fresh.
+   */
+  readonly lineageFacts?: (params: P, inputs: ReadonlyArray<string>) => LineageFactsRequest
   /** Defaults to bitwise; a function when it depends on the params (e.g. the backend a stage runs on). */
   readonly reproducibility?: Reproducibility | ((params: P) => Reproducibility)
   readonly run: (ctx: StageContext<P>) => Effect.Effect<R, StageFailed | WorkerFailed>

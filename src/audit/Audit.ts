@@ -45,6 +45,8 @@ export interface AuditOptions {
   readonly overrides: ReadonlyArray<string>
   readonly config: Readonly<Record<string, string>>
   readonly gpus: ReadonlyArray<string>
+  /** GPUs stages settle their params against (per node under Slurm); the count of `gpus` when undefined. */
+  readonly executorGpus?: number
   readonly quick: boolean
   /** Stage ids or globs to re-execute. */
   readonly stages: ReadonlyArray<string>
@@ -134,7 +136,7 @@ const findScope = (options: AuditOptions, records: Records) =>
         preset: options.preset,
         overrides: options.overrides,
         config: options.config,
-        executor: { gpus: options.gpus.length }
+        executor: { gpus: options.executorGpus ?? options.gpus.length }
       })
       return yield* pipelineScope(pipeline, records)
     }

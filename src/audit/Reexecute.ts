@@ -2,22 +2,23 @@
  * Re-execution: a recorded execution runs again in a scratch workspace, with its recorded params and
  * the very artifacts it consumed (from the store, or rebuilt first when they are gone or damaged),
  * and its outputs are compared with what lineage recorded. The body runs as every attempt does
- * (src/engine/StageRun.ts), through the executor audit is given, or in this process when none is.
+ * (src/engine/StageRun.ts), through the executor audit is given (ReexecutionExecutor.ts: Slurm jobs
+ * writing into the scratch workspace), or in this process when none is.
  * Nothing is written to the workspace except, with --restore, rebuilt artifacts that match their
  * record bit for bit.
  */
-import { Cause, Effect, Exit, Option, Schema } from "effect"
+import type { Scope } from "effect"
+import { Cause, Effect, Either, Exit, Option, Schema } from "effect"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import type { OutputComparison, Reexecution } from "../domain/Audit.ts"
+import { withRecordedParams } from "../engine/RecordedStage.ts"
 import { Reporter } from "../engine/Reporter.ts"
-import { decodeStageResult, runStageBody, stageContext } from "../engine/StageRun.ts"
-import { Executor } from "../executor/Executor.ts"
+import { decodeStageResult, provideLineageFacts, runStageBody, stageContext } from "../engine/StageRun.ts"
 import type { ExecutionRow } from "../lineage/Lineage.ts"
 import { Lineage } from "../lineage/Lineage.ts"
 import type { ResolvedStage } from "../Pipeline.ts"
-import { defaultResources } from "../Stage.ts"
 import { logTail } from "../worker/runWorker.ts"
 import { stageDir } from "../workspace/Workspace.ts"
 import { compareMetrics, reproducibilityOf } from "./Compare.ts"
@@ -26,6 +27,8 @@ import type { Manifest } from "./Manifest.ts"
 import { diffManifests, readManifest } from "./Manifest.ts"
 import type { Records } from "./Records.ts"
 import { outputsByName } from "./Records.ts"
+import type { ScratchExecutor } from "./ReexecutionExecutor.ts"
+import { scratchExecutors } from "./ReexecutionExecutor.ts"
 
 export interface ReexecuteOptions {
   readonly root: string
@@ -75,6 +78,15 @@ export const makeReexecutor = (
   const states = new Map<string, ArtifactState>(integrity.states)
 
   const stateOf = (artifactId: string): ArtifactState => states.get(artifactId) ?? "missing"
+
+  let executors: Effect.Effect.Success<ReturnType<typeof scratchExecutors>> | undefined
+  /** The executor the audit was given, set up for the run that recorded `execution`; none: this process. */
+  const executorFor = (execution: ExecutionRow) =>
+    Effect.gen(function*() {
+      executors ??= yield* scratchExecutors(options.scratch)
+      if (Option.isNone(executors)) return Either.right(Option.none<ScratchExecutor>())
+      return Either.map(yield* executors.value.forRun(records.runs.get(execution.runId)), Option.some)
+    })
 
   const producerOf = (artifactId: string): string => {
     const artifact = records.artifacts.get(artifactId)
@@ -139,7 +151,7 @@ export const makeReexecutor = (
   const reexecute = (
     execution: ExecutionRow,
     selectedBy: Reexecution["selectedBy"]
-  ): Effect.Effect<Reexecution, never, Reporter | Lineage> =>
+  ): Effect.Effect<Reexecution, never, Reporter | Lineage | Scope.Scope> =>
     Effect.gen(function*() {
       const done = results.get(execution.id)
       if (done !== undefined) return done
@@ -151,7 +163,7 @@ export const makeReexecutor = (
   const attempt = (
     execution: ExecutionRow,
     selectedBy: Reexecution["selectedBy"]
-  ): Effect.Effect<Reexecution, never, Reporter | Lineage> =>
+  ): Effect.Effect<Reexecution, never, Reporter | Lineage | Scope.Scope> =>
     Effect.gen(function*() {
       const reporter = yield* Reporter
       const stage = stages.get(execution.stageId)
@@ -159,22 +171,20 @@ export const makeReexecutor = (
         return skipped(execution, selectedBy, "the stage is not in the pipeline as defined now: no definition to run")
       }
       const definition = stage.definition
-      const decoded = Schema.decodeUnknownEither(definition.params)(execution.params)
-      if (decoded._tag === "Left") {
-        return {
-          ...skipped(
-            execution,
-            selectedBy,
-            `recorded params do not decode with the current definition: ${decoded.left.message.split("\n")[0]}`
-          ),
-          status: "failed" as const
-        }
+      // As recorded: the params it ran with, whatever the pipeline resolves to now.
+      const asRecorded = withRecordedParams(stage, execution.params)
+      if (Either.isLeft(asRecorded)) {
+        return { ...skipped(execution, selectedBy, asRecorded.left), status: "failed" as const }
       }
-      const params = decoded.right
+      const recordedStage = asRecorded.right
+      const { params, resources } = recordedStage
       const reproducibility = reproducibilityOf(definition, params)
-      const resources = { ...defaultResources, ...definition.resources?.(params) }
+      const through = yield* executorFor(execution)
+      if (Either.isLeft(through)) {
+        return { ...skipped(execution, selectedBy, through.left, reproducibility._tag), status: "failed" as const }
+      }
+      const executor = through.right
       // A cluster executor places the stage on its own nodes; only this machine's GPUs are counted here.
-      const executor = yield* Effect.serviceOption(Executor)
       const localSlots = Option.match(executor, { onNone: () => true, onSome: (e) => e.localSlots })
       if (localSlots && resources.gpus > options.gpus.length) {
         return skipped(
@@ -243,24 +253,20 @@ export const makeReexecutor = (
       })
       reporter.started(`audit ${execution.stageId}`, `re-executing ${execution.id.slice(0, 8)}`)
       const t0 = Date.now()
-      // As recorded: the params it ran with, whatever the pipeline resolves to now.
-      const recordedStage: ResolvedStage = {
-        ...stage,
-        params,
-        encodedParams: execution.params as Readonly<Record<string, unknown>>,
-        outputs: definition.outputs(params),
-        resources
-      }
+      // The lineage facts the original read, where the stage asks for them: those of the executions that
+      // produced the inputs it recorded.
+      const facts = provideLineageFacts(yield* Lineage, recordedStage, {
+        artifacts: Object.fromEntries(
+          (records.inputsByExecution.get(execution.id) ?? []).map((edge) => [edge.name, edge.artifactId])
+        ),
+        workspace: options.root,
+        workDir
+      })
       const exit = yield* Option.match(executor, {
         onNone: () => runStageBody(recordedStage, ctx),
-        onSome: (executor) =>
-          executor.execute({
-            stage: recordedStage,
-            ctx,
-            executionId: crypto.randomUUID(),
-            fingerprint: execution.fingerprint
-          })
+        onSome: (executor) => executor.execute(execution, recordedStage, ctx)
       }).pipe(
+        (body) => Effect.zipRight(facts, body),
         Effect.flatMap((encoded) => decodeStageResult(recordedStage, encoded)),
         Effect.exit
       )

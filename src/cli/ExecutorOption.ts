@@ -3,7 +3,7 @@
  * at once by default, and the layer that runs their bodies. A preview (`plan`, `status`, `dag`) of the
  * Slurm executor needs no cluster when `slurm.gpusPerNode` is given: nothing is submitted.
  */
-import { Options } from "@effect/cli"
+import type { Options } from "@effect/cli"
 import { Effect, Either, Layer } from "effect"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -22,16 +22,13 @@ import { slurmSettingsFromConfig } from "../slurm/Settings.ts"
 import { SlurmClient } from "../slurm/SlurmClient.ts"
 import { SlurmExecutor, slurmRecoverer } from "../slurm/SlurmExecutor.ts"
 import type { Workspace } from "../workspace/Workspace.ts"
+import type { executor } from "./CommonOptions.ts"
 
-export const executorOption = Options.choice("executor", ["local", "slurm"]).pipe(
-  Options.withDefault("local" as const),
-  Options.withDescription(
-    "where stage bodies run: this machine, or Slurm batch jobs (settings: --config slurm.partition=..., see README)"
-  )
-)
+/** The executors `--executor` offers, as CommonOptions declares the option (the one place it is spelled). */
+export type ExecutorKind = typeof executor extends Options.Options<infer A> ? A : never
 
 export interface ChosenExecutor {
-  readonly kind: "local" | "slurm"
+  readonly kind: ExecutorKind
   /** GPUs stages settle against (e.g. backend auto -> cuda). */
   readonly gpus: number
   readonly defaultJobs: number
@@ -48,7 +45,7 @@ export interface ChosenExecutor {
 export const allRecoverers = Layer.effect(Recoverers, Effect.all([localRecoverer, slurmRecoverer]))
 
 export const chooseExecutor = (
-  kind: "local" | "slurm",
+  kind: ExecutorKind,
   options: {
     readonly pipeline: string
     readonly config: Readonly<Record<string, string>>

@@ -25,7 +25,7 @@ import type { Decision, InputArtifact } from "./Freshness.ts"
 import { absoluteInputs } from "./Freshness.ts"
 import type { ReporterShape } from "./Reporter.ts"
 import { withResumption } from "./Resume.ts"
-import { decodeStageResult, encodeFailure, stageContext } from "./StageRun.ts"
+import { decodeStageResult, encodeFailure, provideLineageFacts, stageContext } from "./StageRun.ts"
 
 /** Metrics stages report, buffered and written to lineage in batches. */
 export interface MetricSink {
@@ -171,11 +171,15 @@ export const attemptStage = (
             run.record(stage, status, { ...outcome, durationMs, error: status === "failed" ? message : null })
           }).pipe(Effect.orDie)
 
-        const exit = yield* executor.execute({ stage, ctx, executionId, fingerprint: fp }).pipe(
-          Effect.flatMap((encoded) => decodeStageResult(stage, encoded)),
-          Effect.onInterrupt(() => finish("interrupted", undefined)),
-          Effect.exit
-        )
+        // Lineage facts the stage asks for are read here, where the database is, whatever runs the body.
+        const consumed = Object.fromEntries(Object.entries(inputs).map(([name, artifact]) => [name, artifact.id]))
+        const exit = yield* provideLineageFacts(lineage, stage, { artifacts: consumed, workspace: ws.root, workDir })
+          .pipe(
+            Effect.flatMap(() => executor.execute({ stage, ctx, executionId, fingerprint: fp })),
+            Effect.flatMap((encoded) => decodeStageResult(stage, encoded)),
+            Effect.onInterrupt(() => finish("interrupted", undefined)),
+            Effect.exit
+          )
         if (Exit.isFailure(exit)) {
           yield* finish("failed", Option.getOrElse(Cause.failureOption(exit.cause), () => errorMessage(exit.cause)))
           return false

@@ -10,6 +10,9 @@ import { Effect, Option, Schema } from "effect"
 import * as fs from "node:fs"
 import { PersistedError, StageFailed } from "../domain/Errors.ts"
 import type { WorkerFailed } from "../domain/Errors.ts"
+import type { Lineage } from "../lineage/Lineage.ts"
+import type { InputFactsRequest } from "../lineage/reportFacts.ts"
+import { writeLineageFacts } from "../lineage/reportFacts.ts"
 import type { AnyStageDefinition, StageContext } from "../Stage.ts"
 import { confinedOutput } from "../workspace/StagePaths.ts"
 
@@ -54,6 +57,51 @@ export const stageContext = (
   ...(reports.outputReady === undefined ? {} : { outputReady: reports.outputReady }),
   ...(reports.recordedMetric === undefined ? {} : { recordedMetric: reports.recordedMetric })
 })
+
+/**
+ * For a stage that asks for lineage facts (StageDefinition.lineageFacts), reads them where lineage is
+ * (the engine, an audit) and writes them into the staging directory before the body runs, wherever it
+ * runs. `artifacts` are the artifact ids the attempt consumes, by input name: the facts are those of
+ * the executions that produced exactly these. An input asked about that the stage does not consume,
+ * or that lineage does not know, fails the stage.
+ */
+export const provideLineageFacts = (
+  lineage: Pick<Lineage, "inputFacts">,
+  stage: { readonly id: string; readonly definition: AnyStageDefinition; readonly params: unknown },
+  place: {
+    readonly artifacts: Readonly<Record<string, string>>
+    /** The workspace the artifacts' recorded paths are relative to. */
+    readonly workspace: string
+    readonly workDir: string
+  }
+): Effect.Effect<void, StageFailed> =>
+  Effect.gen(function*() {
+    const asked = stage.definition.lineageFacts?.(stage.params, Object.keys(place.artifacts))
+    if (asked === undefined) return
+    const fail = (reason: string) => new StageFailed({ stage: stage.id, reason })
+    const wanted: Array<InputFactsRequest> = []
+    for (const [input, metrics] of Object.entries(asked)) {
+      const artifactId = place.artifacts[input]
+      if (artifactId === undefined) {
+        return yield* fail(`asks for the lineage facts of ${input}, which is not one of its inputs`)
+      }
+      wanted.push({ input, artifactId, metrics })
+    }
+    const found = yield* lineage.inputFacts(wanted).pipe(Effect.mapError((error) => fail(error.message)))
+    const unknown = wanted.find((w) => found.producers[w.input] === undefined)
+    if (unknown !== undefined) {
+      return yield* fail(`input ${unknown.input}: artifact ${unknown.artifactId} is not in lineage`)
+    }
+    yield* Effect.try({
+      try: () => writeLineageFacts(place.workDir, { workspace: place.workspace, ...found }),
+      catch: (cause) =>
+        fail(
+          `cannot write its lineage facts into ${place.workDir}: ${
+            cause instanceof Error ? cause.message : String(cause)
+          }`
+        )
+    })
+  })
 
 /**
  * Runs the body and returns its result encoded. A result that does not match the stage's result

@@ -20,6 +20,12 @@ export interface ExecutionRequest {
   readonly ctx: StageContext<unknown>
   readonly executionId: string
   readonly fingerprint: string
+  /**
+   * An audit re-executing a recorded execution: `stage` carries the params it recorded, which the
+   * pipeline may no longer resolve to. An executor that resolves the pipeline again elsewhere (a batch
+   * job) must run these params, not the ones it resolves (the job spec's `reexecute` mode).
+   */
+  readonly reexecution?: boolean
 }
 
 /** An execution a killed run left marked running, as its executor needs to clean up after it. */

@@ -1,14 +1,15 @@
 /**
  * What a report shows of executions, read out of lineage: for each one its row, environment, live
  * outputs, inputs (with the stage that produced each), the metrics asked for; and which execution
- * produced an artifact at a given path. Plain JSON-shaped values, so that they can be handed to a
- * stage body that runs where the database is not (a Slurm compute node).
+ * produced each input of a stage. Plain JSON-shaped values: the engine reads them for a stage body that
+ * asks (StageDefinition.lineageFacts) and hands them over as a file in its staging directory, so the
+ * body reads them wherever it runs (a Slurm compute node cannot share the engine's SQLite database).
  */
-import Database from "better-sqlite3"
 import { and, asc, eq, inArray } from "drizzle-orm"
-import { drizzle } from "drizzle-orm/better-sqlite3"
+import { Effect, Schema } from "effect"
 import * as fs from "node:fs"
-import { LineageError } from "../domain/Errors.ts"
+import * as path from "node:path"
+import { StageFailed } from "../domain/Errors.ts"
 import type { Connection, Db } from "./database.ts"
 import type { ArtifactRow, EnvironmentRow, ExecutionRow } from "./rows.ts"
 import * as schema from "./schema.ts"
@@ -109,29 +110,52 @@ export const readExecutionFacts = (
   return out
 }
 
+/** An input of a stage whose producing execution's facts are wanted, with the metrics to load for it. */
+export interface InputFactsRequest {
+  readonly input: string
+  readonly artifactId: string
+  readonly metrics: ReadonlyArray<string>
+}
+
+/** What a stage body that asks for lineage facts is handed (StageDefinition.lineageFacts). */
+export interface LineageFacts {
+  /** The workspace the artifact paths below are relative to. */
+  readonly workspace: string
+  /** The execution that produced each input asked about, by input name. */
+  readonly producers: Readonly<Record<string, Producer>>
+  /** Facts of those executions, by execution id. */
+  readonly executions: Readonly<Record<string, ExecutionFacts>>
+}
+
 /**
- * The executions that produced the live artifacts at these workspace-relative paths. The newest wins
- * (a path is reused only when an output was deleted and its stage rerun with the same fingerprint).
+ * The executions that produced these inputs, found by the artifact each consumes (not by its path,
+ * which a later execution may have reused), and their facts. An artifact lineage does not know is
+ * left out of `producers`.
  */
-export const readProducers = (db: Db, paths: ReadonlyArray<string>): Record<string, Producer> => {
-  const found = new Map<string, { executionId: string; stageId: string; createdAt: number }>()
-  for (const part of chunks(paths)) {
+export const readInputFacts = (
+  db: Db,
+  wanted: ReadonlyArray<InputFactsRequest>
+): Omit<LineageFacts, "workspace"> => {
+  const byArtifact = new Map<string, Producer>()
+  for (const part of chunks([...new Set(wanted.map((w) => w.artifactId))])) {
     const rows = db.select({
-      path: schema.artifacts.path,
+      artifactId: schema.artifacts.id,
       executionId: schema.artifacts.executionId,
-      createdAt: schema.artifacts.createdAt,
-      collectedAt: schema.artifacts.collectedAt,
       stageId: schema.executions.stageId
     }).from(schema.artifacts)
       .innerJoin(schema.executions, eq(schema.artifacts.executionId, schema.executions.id))
-      .where(inArray(schema.artifacts.path, [...part])).all()
-    for (const row of rows) {
-      if (row.collectedAt !== null) continue
-      const known = found.get(row.path)
-      if (known === undefined || row.createdAt > known.createdAt) found.set(row.path, row)
-    }
+      .where(inArray(schema.artifacts.id, [...part])).all()
+    for (const row of rows) byArtifact.set(row.artifactId, { executionId: row.executionId, stageId: row.stageId })
   }
-  return Object.fromEntries([...found].map(([p, r]) => [p, { executionId: r.executionId, stageId: r.stageId }]))
+  const producers: Record<string, Producer> = {}
+  const requests: Array<FactsRequest> = []
+  for (const w of wanted) {
+    const producer = byArtifact.get(w.artifactId)
+    if (producer === undefined) continue
+    producers[w.input] = producer
+    requests.push({ executionId: producer.executionId, metrics: w.metrics })
+  }
+  return { producers, executions: readExecutionFacts(db, requests) }
 }
 
 export const reportQueries = ({ read, sqlite }: Connection) => ({
@@ -139,22 +163,137 @@ export const reportQueries = ({ read, sqlite }: Connection) => ({
   executionFacts: (requests: ReadonlyArray<FactsRequest>) =>
     read("reading what the report shows", (db) => sqlite.transaction(() => readExecutionFacts(db, requests))()),
 
-  producersOf: (paths: ReadonlyArray<string>) =>
-    read("looking up the producers of the inputs", (db) => readProducers(db, paths))
+  /** The producers of a stage's inputs and their facts, read in one transaction. */
+  inputFacts: (wanted: ReadonlyArray<InputFactsRequest>) =>
+    read("reading the lineage facts of the inputs", (db) => sqlite.transaction(() => readInputFacts(db, wanted))())
 })
 
+// ---- the file a stage body reads ----------------------------------------------------------------
+
 /**
- * The report queries on a workspace's database opened read-only, without migrating it, by a stage body
- * on the machine that runs the engine while the run is still writing.
+ * The facts' file in the staging directory. It is promoted with the outputs, so a stage's output
+ * directory keeps what it was made from; it is not an output (nothing hashes it).
  */
-export const openReportFactsReadOnly = (file: string) => {
-  if (!fs.existsSync(file)) throw new LineageError({ reason: `no lineage database at ${file}` })
-  const sqlite = new Database(file, { readonly: true, fileMustExist: true, timeout: 30_000 })
-  const db = drizzle(sqlite, { schema })
-  return {
-    executionFacts: (requests: ReadonlyArray<FactsRequest>) =>
-      sqlite.transaction(() => readExecutionFacts(db, requests))(),
-    producersOf: (paths: ReadonlyArray<string>) => readProducers(db, paths),
-    close: () => sqlite.close()
+export const LINEAGE_FACTS_FILE = ".lineage-facts.json"
+
+const Hashes = Schema.Record({ key: Schema.String, value: Schema.String })
+
+const ArtifactSchema = Schema.Struct({
+  id: Schema.String,
+  executionId: Schema.String,
+  name: Schema.String,
+  path: Schema.String,
+  kind: Schema.Literal("file", "dir"),
+  hash: Schema.String,
+  size: Schema.Number,
+  createdAt: Schema.Number,
+  collectedAt: Schema.NullOr(Schema.Number)
+})
+
+const ExecutionSchema = Schema.Struct({
+  id: Schema.String,
+  runId: Schema.String,
+  stageId: Schema.String,
+  fingerprint: Schema.String,
+  version: Schema.String,
+  params: Schema.Unknown,
+  inputHashes: Hashes,
+  workerHash: Schema.NullOr(Schema.String),
+  sourceHashes: Hashes,
+  status: Schema.Literal("running", "succeeded", "failed", "interrupted"),
+  startedAt: Schema.Number,
+  endedAt: Schema.NullOr(Schema.Number),
+  durationMs: Schema.NullOr(Schema.Number),
+  exitCode: Schema.NullOr(Schema.Number),
+  host: Schema.String,
+  executor: Schema.String,
+  workerPid: Schema.NullOr(Schema.Number),
+  workerIdentity: Schema.NullOr(Schema.String),
+  logPath: Schema.String,
+  outputDir: Schema.String,
+  result: Schema.Unknown,
+  error: Schema.Unknown,
+  environmentId: Schema.NullOr(Schema.String),
+  resumedFrom: Schema.NullOr(Schema.String)
+})
+
+const EnvironmentSchema = Schema.Struct({
+  id: Schema.String,
+  gitCommit: Schema.NullOr(Schema.String),
+  gitDirty: Schema.NullOr(Schema.Boolean),
+  nodeVersion: Schema.String,
+  platform: Schema.String,
+  host: Schema.String,
+  compilers: Hashes,
+  gpus: Schema.Array(Schema.Struct({ name: Schema.String, driver: Schema.String })),
+  createdAt: Schema.Number
+})
+
+/** The facts' file, decoded: the body trusts nothing it did not check. */
+export const LineageFactsFile = Schema.Struct({
+  workspace: Schema.String,
+  producers: Schema.Record({
+    key: Schema.String,
+    value: Schema.Struct({ executionId: Schema.String, stageId: Schema.String })
+  }),
+  executions: Schema.Record({
+    key: Schema.String,
+    value: Schema.Struct({
+      execution: ExecutionSchema,
+      environment: Schema.NullOr(EnvironmentSchema),
+      outputs: Schema.Array(ArtifactSchema),
+      inputs: Schema.Array(
+        Schema.Struct({ input: Schema.String, artifact: ArtifactSchema, producerStage: Schema.String })
+      ),
+      metrics: Schema.Record({
+        key: Schema.String,
+        value: Schema.Array(Schema.Tuple(Schema.Number, Schema.NullOr(Schema.Number)))
+      })
+    })
+  })
+})
+
+// A column added to the lineage tables fails to compile here until the file's schema has it too.
+const asFacts = (decoded: typeof LineageFactsFile.Type): LineageFacts => decoded
+
+/** Writes the facts into a staging directory, under a temporary name first: a reader never sees half a file. */
+export const writeLineageFacts = (workDir: string, facts: LineageFacts): void => {
+  const file = path.join(workDir, LINEAGE_FACTS_FILE)
+  const temporary = `${file}.${process.pid}.tmp`
+  try {
+    fs.writeFileSync(temporary, JSON.stringify(facts))
+    fs.renameSync(temporary, file)
+  } catch (error) {
+    fs.rmSync(temporary, { force: true })
+    throw error
   }
+}
+
+/**
+ * The lineage facts the engine wrote for this attempt. A stage reads them only if its definition asks
+ * for them (StageDefinition.lineageFacts); a missing or damaged file fails the stage, naming the file.
+ */
+export const readLineageFacts = (
+  ctx: { readonly stageId: string; readonly workDir: string }
+): Effect.Effect<LineageFacts, StageFailed> => {
+  const file = path.join(ctx.workDir, LINEAGE_FACTS_FILE)
+  return Effect.try({
+    try: () => JSON.parse(fs.readFileSync(file, "utf8")) as unknown,
+    catch: (cause) =>
+      new StageFailed({
+        stage: ctx.stageId,
+        reason: `cannot read the lineage facts the engine prepared (${file}): ${
+          cause instanceof Error ? cause.message : String(cause)
+        }`
+      })
+  }).pipe(
+    Effect.flatMap((json) =>
+      Schema.decodeUnknown(LineageFactsFile)(json).pipe(
+        Effect.mapError((error) =>
+          new StageFailed({ stage: ctx.stageId, reason: `lineage facts ${file}: ${error.message}` })
+        )
+      )
+    ),
+    Effect.map(asFacts)
+  )
 }

@@ -1,23 +1,23 @@
 /**
  * The report stage: one self-contained HTML file (src/report) over the stages wired to it. Its inputs are
- * named by the stage they come from; through lineage it finds the execution that produced each (params,
- * result, metrics such as the training curves, environment) and the executions those consumed, for the
- * lineage section. It reads the workspace's lineage database read-only; what it reports is fixed by its
- * inputs' content hashes (training is bitwise reproducible, so equal checkpoints mean equal loss curves).
- * One more input, `tokenizer` when wired, is the run's tokenizer.json: it decodes the token ids the
- * specialization tables show.
+ * named by the stage they come from. The engine hands it the lineage facts of the execution that produced
+ * each (params, result, metrics such as the training curves, environment, and the executions those
+ * consumed, for the lineage section) as a file in its staging directory: the body never opens the lineage
+ * database, so it runs the same on a compute node. What it reports is fixed by its inputs' content hashes
+ * (training is bitwise reproducible, so equal checkpoints mean equal loss curves); the facts are not part
+ * of its fingerprint. One more input, `tokenizer` when wired, is the run's tokenizer.json: it decodes the
+ * token ids the specialization tables show.
  */
 import { Effect, Schema } from "effect"
 import * as fs from "node:fs"
-import * as path from "node:path"
 import { StageFailed } from "../../src/domain/Errors.ts"
-import { openReportFactsReadOnly } from "../../src/lineage/reportFacts.ts"
+import { readLineageFacts } from "../../src/lineage/reportFacts.ts"
 import { buildReport } from "../../src/report/build.ts"
-import { collectRecords, factsRequests } from "../../src/report/collect.ts"
+import { collectRecords, reportMetrics } from "../../src/report/collect.ts"
 import { echartsPath, renderHtml } from "../../src/report/html.ts"
 import type { ReportData } from "../../src/report/model.ts"
 import { tokenDecoderFromFile } from "../../src/report/tokens.ts"
-import type { OutputRef, StageContext, StageNode } from "../../src/Stage.ts"
+import type { OutputRef, StageNode } from "../../src/Stage.ts"
 import { define, node, ref } from "../../src/Stage.ts"
 import { checkpointName } from "../train.ts"
 
@@ -32,20 +32,7 @@ export const ReportParams = Schema.Struct({
   kinds: Schema.Record({ key: Schema.String, value: Schema.String })
 })
 
-/**
- * The workspace whose lineage describes the inputs: the nearest directory above an input (they live in
- * `<workspace>/artifacts/`) or, failing that, above the staging area, that holds lineage.sqlite. Looking
- * from the inputs first keeps working when an audit re-executes the stage in a scratch workspace.
- */
-const workspaceOf = (ctx: StageContext<unknown>): string => {
-  const holds = (dir: string) => fs.existsSync(path.join(dir, "lineage.sqlite"))
-  for (const start of [...Object.values(ctx.inputs), ctx.workDir]) {
-    for (let dir = path.dirname(start); dir !== path.dirname(dir); dir = path.dirname(dir)) {
-      if (holds(dir)) return dir
-    }
-  }
-  throw new Error(`no workspace (lineage.sqlite) above ${ctx.workDir} or the inputs`)
-}
+const kindOf = (params: typeof ReportParams.Type, input: string): string => params.kinds[input] ?? "unknown"
 
 export const report = define({
   kind: "report",
@@ -62,40 +49,34 @@ export const report = define({
     bytes: Schema.Number
   }),
   sources: () => [echartsPath()],
+  // The tokenizer is reported on like the other inputs: the lineage section names its execution.
+  lineageFacts: (params, inputs) =>
+    Object.fromEntries(inputs.map((input) => [input, reportMetrics(kindOf(params, input))])),
   // The HTML carries the time it was generated, so no two renderings are byte-identical: a re-execution
   // must cover the same executions with the same figures and tables.
   reproducibility: { _tag: "tolerance", metrics: { figures: 0, tables: 0, executions: 0 } },
   run: (ctx) =>
-    Effect.try({
-      try: () => {
-        const root = workspaceOf(ctx)
-        const lineage = openReportFactsReadOnly(path.join(root, "lineage.sqlite"))
-        try {
-          // The tokenizer is reported on like the other inputs: the lineage section names its execution.
-          const inputs = Object.entries(ctx.inputs).map(([name, file]) => ({ name, rel: path.relative(root, file) }))
-          const producers = lineage.producersOf(inputs.map((i) => i.rel))
-          const targets = inputs.map(({ name, rel }) => {
-            const producer = producers[rel]
-            if (producer === undefined) throw new Error(`input ${name}: no recorded artifact at ${rel}`)
-            return {
-              stageId: producer.stageId,
-              kind: ctx.params.kinds[name] ?? "unknown",
-              executionId: producer.executionId
-            }
+    Effect.flatMap(readLineageFacts(ctx), (facts) =>
+      Effect.try({
+        try: () => {
+          const targets = Object.keys(ctx.inputs).map((name) => {
+            const producer = facts.producers[name]
+            if (producer === undefined) throw new Error(`input ${name}: the lineage facts do not name its producer`)
+            return { stageId: producer.stageId, kind: kindOf(ctx.params, name), executionId: producer.executionId }
           })
           const tokenizerFile = ctx.inputs[TOKENIZER_INPUT]
-          const tokenizer = tokenizerFile === undefined
-            ? undefined
-            : { file: tokenizerFile, stageId: targets[inputs.findIndex((i) => i.name === TOKENIZER_INPUT)]!.stageId }
+          const tokenizerStage = facts.producers[TOKENIZER_INPUT]?.stageId
           const data: ReportData = {
             title: ctx.params.title,
             pipeline: ctx.params.pipeline,
             preset: ctx.params.preset,
             generatedAt: new Date().toISOString(),
-            workspace: root,
-            records: collectRecords(lineage.executionFacts(factsRequests(targets)), root, targets),
+            workspace: facts.workspace,
+            records: collectRecords(facts.executions, facts.workspace, targets),
             missing: [],
-            ...(tokenizer === undefined ? {} : { tokens: tokenDecoderFromFile(tokenizer.file, tokenizer.stageId) })
+            ...(tokenizerFile === undefined || tokenizerStage === undefined
+              ? {}
+              : { tokens: tokenDecoderFromFile(tokenizerFile, tokenizerStage) })
           }
           const built = buildReport(data)
           const html = renderHtml(built)
@@ -107,12 +88,9 @@ export const report = define({
             executions: data.records.length,
             bytes: Buffer.byteLength(html)
           }
-        } finally {
-          lineage.close()
-        }
-      },
-      catch: (e) => new StageFailed({ stage: ctx.stageId, reason: e instanceof Error ? e.message : String(e) })
-    })
+        },
+        catch: (e) => new StageFailed({ stage: ctx.stageId, reason: e instanceof Error ? e.message : String(e) })
+      }))
 })
 
 /** The output a report reads of each stage kind it knows; stages of other kinds are not wired to it. */

@@ -1,9 +1,10 @@
 /**
- * `flame-pipe audit <pipeline|stage|execution>`: integrity, completeness, re-execution and the
- * environment diff; a summary or --json, exit code 1 when anything failed.
+ * `flame-pipe audit <pipeline|stage|execution>`: integrity, completeness, re-execution (in this
+ * process, or as Slurm jobs with --executor slurm) and the environment diff; a summary or --json, exit
+ * code 1 when anything failed.
  */
 import { Args, Command, Options } from "@effect/cli"
-import { config, gpus, preset, set, withDefault, workspace } from "../CommonOptions.ts"
+import { config, executor, gpus, preset, set, withDefault, workspace } from "../CommonOptions.ts"
 import { lazyHandler } from "./lazy.ts"
 
 const options = {
@@ -14,7 +15,8 @@ const options = {
   preset,
   set,
   config,
-  gpus: gpus("GPUs re-executions may use"),
+  executor,
+  gpus: gpus("GPUs re-executions may use (with --executor local)"),
   json: Options.boolean("json").pipe(Options.withDescription("print the typed audit report as JSON on stdout")),
   quick: Options.boolean("quick").pipe(
     Options.withDescription("trust the stat cache for files whose inode, size and mtime are unchanged")
@@ -37,7 +39,10 @@ const options = {
   wait: Options.boolean("wait").pipe(Options.withDescription("with --restore: wait for a run to finish")),
   scratch: Options.directory("scratch").pipe(
     Options.optional,
-    Options.withDescription("scratch workspace for re-executions (default: a fresh one under the workspace)")
+    Options.withDescription(
+      "scratch workspace for re-executions (default: a fresh one under the workspace; with --executor slurm, " +
+        "one the compute nodes can reach)"
+    )
   ),
   keepScratch: Options.boolean("keep-scratch").pipe(
     Options.withDescription("keep the scratch workspace (re-executed outputs and logs) afterwards")

@@ -1,6 +1,7 @@
 /**
  * The job-side runner of the remote-job protocol (Protocol.ts), on the node a job runs on: resolves
- * the pipeline as the engine did, checks the stage came out the same, and runs its body (the same
+ * the pipeline as the engine did, checks the stage came out the same (or, re-executing a recorded
+ * execution for an audit, takes the params it recorded instead), and runs its body (the same
  * attempt as anywhere, src/engine/StageRun.ts), reporting through the events file (never the
  * lineage database). A requeued job runs this again: a resumable stage continues from its staging directory,
  * any other starts from an empty one.
@@ -10,14 +11,17 @@
  * fence before it touches the staging directory; it writes events only while the fence names it,
  * and stops its body as soon as the fence names a later attempt.
  */
-import { Cause, Data, Duration, Effect, Exit, Option, Schedule, Schema } from "effect"
+import { Cause, Data, Duration, Effect, Either, Exit, Option, Schedule, Schema } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { StageFailed } from "../../domain/Errors.ts"
 import { snapshotEnvironment } from "../../engine/Environment.ts"
 import { canonicalJson } from "../../engine/Fingerprint.ts"
+import { withRecordedParams } from "../../engine/RecordedStage.ts"
 import { encodeFailure, runStageBody, stageContext } from "../../engine/StageRun.ts"
+import { LINEAGE_FACTS_FILE } from "../../lineage/reportFacts.ts"
+import type { ResolvedStage } from "../../Pipeline.ts"
 import { resolve } from "../../Pipeline.ts"
 import { PipelineRegistry } from "../../pipeline/Registry.ts"
 import type { EventsWriter } from "./Events.ts"
@@ -83,8 +87,45 @@ const metricHistory = (spec: JobSpec, attempt: number): MetricHistory => {
   )
 }
 
+/** Empties a staging directory for a fresh start, keeping the lineage facts the engine wrote for the execution. */
 const emptyDirectory = (dir: string) => {
-  for (const entry of fs.readdirSync(dir)) fs.rmSync(path.join(dir, entry), { recursive: true, force: true })
+  for (const entry of fs.readdirSync(dir)) {
+    if (entry !== LINEAGE_FACTS_FILE) fs.rmSync(path.join(dir, entry), { recursive: true, force: true })
+  }
+}
+
+/**
+ * The stage as the job runs it. Normally as resolved here, which must come out with the params the
+ * engine fingerprinted: anything else means the node has another version of the project. Re-executing
+ * a recorded execution (an audit), with the params it recorded instead: the point is to run what ran
+ * then, which the pipeline may no longer resolve to.
+ */
+const stageToRun = (spec: JobSpec, resolved: ResolvedStage): Effect.Effect<ResolvedStage, StageFailed> => {
+  const fail = (reason: string) => Effect.fail(new StageFailed({ stage: spec.stageId, reason }))
+  if (spec.mode !== "reexecute") {
+    return canonicalJson(resolved.encodedParams) === spec.params ? Effect.succeed(resolved) : fail(
+      "resolves to different params on this node than in the engine (is the project the same version here?)"
+    )
+  }
+  const recorded = Either.try({
+    try: () => JSON.parse(spec.params) as unknown,
+    catch: (cause) => `the job spec's recorded params are not JSON: ${String(cause)}`
+  })
+  return Either.match(Either.flatMap(recorded, (params) => withRecordedParams(resolved, params)), {
+    onLeft: fail,
+    onRight: (stage) =>
+      Effect.as(
+        Effect.sync(() =>
+          fs.appendFileSync(
+            spec.logPath,
+            `[job] re-executing with the params the execution recorded${
+              canonicalJson(resolved.encodedParams) === spec.params ? "" : " (the pipeline resolves to others here)"
+            }\n`
+          )
+        ),
+        stage
+      )
+  })
 }
 
 const runStage = (spec: JobSpec, events: EventsWriter, attempt: number, env: NodeJS.ProcessEnv) =>
@@ -97,16 +138,11 @@ const runStage = (spec: JobSpec, events: EventsWriter, attempt: number, env: Nod
       config: spec.pipeline.config,
       executor: { gpus: spec.pipeline.gpus }
     })
-    const stage = pipeline.byId.get(spec.stageId)
-    if (stage === undefined) {
+    const resolved = pipeline.byId.get(spec.stageId)
+    if (resolved === undefined) {
       return yield* new StageFailed({ stage: spec.stageId, reason: `pipeline ${pipeline.name} has no such stage here` })
     }
-    if (canonicalJson(stage.encodedParams) !== spec.params) {
-      return yield* new StageFailed({
-        stage: spec.stageId,
-        reason: "resolves to different params on this node than in the engine (is the project the same version here?)"
-      })
-    }
+    const stage = yield* stageToRun(spec, resolved)
     fs.mkdirSync(spec.workDir, { recursive: true })
     if (!stage.definition.resumable && (attempt > 0 || spec.submission > 1)) emptyDirectory(spec.workDir)
     const history = attempt > 0 || spec.submission > 1 ? metricHistory(spec, attempt) : new Map()

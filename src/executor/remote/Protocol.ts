@@ -7,6 +7,10 @@ import { Schema } from "effect"
 
 const PositiveInt = Schema.Int.pipe(Schema.positive())
 
+/** How a job takes its params: see `JobSpec.mode`. */
+export const JobMode = Schema.Literal("run", "reexecute")
+export type JobMode = typeof JobMode.Type
+
 /** What a batch job needs to run one stage: how to resolve the pipeline, and where everything is. */
 export const JobSpec = Schema.Struct({
   version: Schema.Literal(1),
@@ -20,8 +24,17 @@ export const JobSpec = Schema.Struct({
     config: Schema.Record({ key: Schema.String, value: Schema.String }),
     gpus: Schema.Number
   }),
-  /** The params the engine fingerprinted (canonical JSON): the job refuses to run a stage that resolves otherwise. */
+  /**
+   * The params (canonical JSON). In `run` mode, those the engine fingerprinted: the job refuses to run a
+   * stage that resolves otherwise. In `reexecute` mode, those an execution recorded: the job runs them.
+   */
   params: Schema.String,
+  /**
+   * `run` (also when absent): the stage as the pipeline resolves on the node, which must come out with
+   * `params`. `reexecute`: an audit re-executing a recorded execution; the stage runs with `params`,
+   * whatever the pipeline resolves to now (the code, the cluster's GPUs or the settings may have changed).
+   */
+  mode: Schema.optional(JobMode),
   inputs: Schema.Record({ key: Schema.String, value: Schema.String }),
   workDir: Schema.String,
   logPath: Schema.String,
