@@ -45,14 +45,10 @@ export const fingerprint = (parts: FingerprintParts): string =>
   )
 
 /** An execution's fingerprint and the parts its lineage row records, JSON columns parsed. */
-export interface RecordedExecution {
-  readonly stageId: string
+export interface RecordedExecution extends Omit<FingerprintParts, "inputs" | "sources"> {
   readonly fingerprint: string
-  readonly version: string
-  readonly params: unknown
-  readonly inputHashes: Readonly<Record<string, string>>
-  readonly workerHash: string | null
-  readonly sourceHashes: Readonly<Record<string, string>>
+  readonly inputHashes: FingerprintParts["inputs"]
+  readonly sourceHashes: FingerprintParts["sources"]
 }
 
 /**

@@ -9,6 +9,7 @@ import { and, asc, eq, inArray } from "drizzle-orm"
 import { Effect, Schema } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import { EnvironmentSnapshot } from "../domain/Audit.ts"
 import { StageFailed } from "../domain/Errors.ts"
 import type { Connection, Db } from "./database.ts"
 import type { ArtifactRow, EnvironmentRow, ExecutionRow } from "./rows.ts"
@@ -217,17 +218,8 @@ const ExecutionSchema = Schema.Struct({
   resumedFrom: Schema.NullOr(Schema.String)
 })
 
-const EnvironmentSchema = Schema.Struct({
-  id: Schema.String,
-  gitCommit: Schema.NullOr(Schema.String),
-  gitDirty: Schema.NullOr(Schema.Boolean),
-  nodeVersion: Schema.String,
-  platform: Schema.String,
-  host: Schema.String,
-  compilers: Hashes,
-  gpus: Schema.Array(Schema.Struct({ name: Schema.String, driver: Schema.String })),
-  createdAt: Schema.Number
-})
+/** The environment row: audit's snapshot of it, and when it was recorded. */
+const EnvironmentSchema = Schema.extend(EnvironmentSnapshot, Schema.Struct({ createdAt: Schema.Number }))
 
 /** The facts' file, decoded: the body trusts nothing it did not check. */
 export const LineageFactsFile = Schema.Struct({
