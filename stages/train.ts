@@ -59,6 +59,11 @@ export const TrainParams = Schema.Struct({
   lr: Schema.optionalWith(NonNegativeNumber, { default: () => 3e-4 }),
   minLr: Schema.optionalWith(NonNegativeNumber, { default: () => 3e-5 }),
   warmupFraction: Schema.optionalWith(Fraction, { default: () => 0.01 }),
+  /**
+   * Warm-up in iterations instead of a fraction of trainIters (FLAME-MoE's presets keep the fraction):
+   * runs of different lengths with the same absolute warm-up agree on every step before their anneal.
+   */
+  warmupIters: Schema.optional(Schema.NonNegativeInt),
   wsdDecayFraction: Schema.optionalWith(Fraction, { default: () => 0.1 }),
   weightDecay: Schema.optionalWith(NonNegativeNumber, { default: () => 0.01 }),
   clipGrad: Schema.optionalWith(NonNegativeNumber, { default: () => 1.0 }),
@@ -75,6 +80,9 @@ export const TrainParams = Schema.Struct({
   // Rates like 10 x 3e-4 print as 0.0029999999999999996; six digits say the same.
   const show = (x: number) => String(Number(x.toPrecision(6)))
   if (p.minLr > p.lr) issues.push({ path: ["minLr"], message: `${show(p.minLr)} exceeds lr ${show(p.lr)}` })
+  if (p.warmupIters !== undefined && p.warmupIters > p.trainIters) {
+    issues.push({ path: ["warmupIters"], message: `${p.warmupIters} exceeds trainIters ${p.trainIters}` })
+  }
   if (p.globalBatchSize % p.microBatchSize !== 0) {
     issues.push({
       path: ["globalBatchSize"],
@@ -154,6 +162,7 @@ export const train = define({
           lr: p.lr,
           minLr: p.minLr,
           warmupFraction: p.warmupFraction,
+          ...(p.warmupIters === undefined ? {} : { warmupIters: p.warmupIters }),
           wsdDecayFraction: p.wsdDecayFraction,
           weightDecay: p.weightDecay,
           clipGrad: p.clipGrad,

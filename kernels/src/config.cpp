@@ -191,6 +191,7 @@ Config parse_config(const Json& root) {
     s.num("lr", t.lr, 0, false);
     s.num("minLr", t.minLr, 0, false);
     s.num("warmupFraction", t.warmupFraction, 0, false, 1);
+    s.intv("warmupIters", t.warmupIters, 0);
     s.num("wsdDecayFraction", t.wsdDecayFraction, 0, false, 1);
     s.intv("wsdIters", t.wsdIters, 0);
     s.num("weightDecay", t.weightDecay, 0, false);
@@ -312,6 +313,8 @@ Json Config::trainJson() const {
   j.set("trainIters", Json::integer(t.trainIters));
   j.set("lr", Json::number(t.lr)); j.set("minLr", Json::number(t.minLr));
   j.set("warmupFraction", Json::number(t.warmupFraction));
+  // Only where given, so that checkpoints written before it existed keep their fingerprints and resume.
+  if (t.warmupIters >= 0) j.set("warmupIters", Json::integer(t.warmupIters));
   j.set("wsdIters", Json::integer(t.resolvedWsdIters()));
   j.set("weightDecay", Json::number(t.weightDecay)); j.set("clipGrad", Json::number(t.clipGrad));
   j.set("beta1", Json::number(t.beta1)); j.set("beta2", Json::number(t.beta2)); j.set("eps", Json::number(t.eps));

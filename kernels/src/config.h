@@ -38,6 +38,7 @@ struct TrainConfig {
   long trainIters = 0;
   double lr = 3e-4, minLr = 3e-5;
   double warmupFraction = 0.01;
+  long warmupIters = -1;        // -1: warmupFraction * trainIters; else absolute (--lr-warmup-iters)
   double wsdDecayFraction = 0.1;
   long wsdIters = -1;           // -1: floor(trainIters * wsdDecayFraction)
   double weightDecay = 0.01, clipGrad = 1.0;

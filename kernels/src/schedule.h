@@ -8,7 +8,9 @@ struct WsdSchedule {
   double maxLr, minLr, warmup;  // warmup may be fractional (0.01 * trainIters)
   long decayIters, wsdIters;    // decayIters = trainIters
   static WsdSchedule from(const TrainConfig& t) {
-    return WsdSchedule{t.lr, t.minLr, t.warmupFraction * (double)t.trainIters, t.trainIters, t.resolvedWsdIters()};
+    // An absolute warm-up (Megatron's --lr-warmup-iters) does not move with trainIters.
+    double warmup = t.warmupIters >= 0 ? (double)t.warmupIters : t.warmupFraction * (double)t.trainIters;
+    return WsdSchedule{t.lr, t.minLr, warmup, t.trainIters, t.resolvedWsdIters()};
   }
   long annealStart() const { return decayIters - wsdIters; }
   double lr_at(double n) const;                             // n = number of scheduler steps taken

@@ -16,6 +16,11 @@ export interface WsdSchedule {
   readonly trainIters: number
   readonly globalBatchSize: number
   readonly warmupFraction: number
+  /**
+   * An absolute warm-up in iterations (Megatron's --lr-warmup-iters), which replaces the fraction:
+   * runs of different lengths then share their warm-up, and so every step before their anneal.
+   */
+  readonly warmupIters?: number
   /** lr-wsd-decay-iters: the length of the decay phase, in iterations. */
   readonly wsdIters: number
   readonly decayStyle: Training["lrWsdDecayStyle"]
@@ -33,7 +38,7 @@ export const flameWsdSchedule = (trainIters: number, t: Training = training): Ws
 })
 
 /** Warmup length in iterations (fractional, e.g. 110.29 for 11029 iterations). */
-export const warmupIters = (s: WsdSchedule): number => s.warmupFraction * s.trainIters
+export const warmupIters = (s: WsdSchedule): number => s.warmupIters ?? s.warmupFraction * s.trainIters
 
 /** First iteration count (completed iterations) of the decay phase. */
 export const annealStart = (s: WsdSchedule): number => s.trainIters - s.wsdIters
@@ -42,7 +47,8 @@ export const annealStart = (s: WsdSchedule): number => s.trainIters - s.wsdIters
 export const lrAfterSteps = (s: WsdSchedule, completed: number): number => {
   const numSteps = completed * s.globalBatchSize
   const decaySteps = s.trainIters * s.globalBatchSize
-  const warmupSteps = s.warmupFraction * decaySteps
+  // Megatron: lr_warmup_iters * global_batch_size, or lr_warmup_fraction * lr_decay_steps.
+  const warmupSteps = s.warmupIters !== undefined ? s.warmupIters * s.globalBatchSize : s.warmupFraction * decaySteps
   const wsdDecaySteps = s.wsdIters * s.globalBatchSize
   if (warmupSteps > 0 && numSteps <= warmupSteps) return s.maxLr * numSteps / warmupSteps
   if (numSteps > decaySteps) return s.minLr

@@ -38,6 +38,8 @@ export interface MegatronTraining {
   readonly lr: number
   readonly minLr: number
   readonly warmupFraction: number
+  /** Absolute warm-up; replaces warmupFraction when set. */
+  readonly warmupIters?: number | undefined
   readonly wsdDecayFraction: number
   readonly weightDecay: number
   readonly clipGrad: number
@@ -164,8 +166,10 @@ export const pretrainArguments = (
     num(t.minLr),
     "--lr-decay-style",
     training.lrDecayStyle,
-    "--lr-warmup-fraction",
-    num(t.warmupFraction),
+    // Megatron refuses both at once; an absolute warm-up replaces the fraction.
+    ...(t.warmupIters === undefined
+      ? ["--lr-warmup-fraction", num(t.warmupFraction)]
+      : ["--lr-warmup-iters", num(t.warmupIters)]),
     "--lr-wsd-decay-iters",
     num(wsdDecayIters(t.trainIters, t.wsdDecayFraction)),
     "--train-iters",

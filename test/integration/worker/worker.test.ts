@@ -6,6 +6,7 @@ import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, wri
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { lrAfterSteps } from "../../../src/flame/schedule.ts"
 import {
   kernelsDir,
   metricValues,
@@ -116,6 +117,42 @@ describe("flame-worker", () => {
     >
     expect(state["iteration"]).toBe(60)
     expect(state["consumedSamples"]).toBe(960)
+  })
+
+  it("an absolute warm-up (warmupIters) follows Megatron's --lr-warmup-iters, whatever trainIters is", async () => {
+    const lrOf = async (name: string, trainIters: number) => {
+      const r = await runWorker([
+        "train",
+        "--config",
+        writeJson(join(work, `${name}.json`), {
+          model,
+          train: { ...train, trainIters, saveInterval: 0, warmupIters: 7 },
+          data: { prefix },
+          runtime: { threads: 2, outputDir: join(work, name) }
+        })
+      ])
+      expect(r.exitCode, r.stderr).toBe(0)
+      return metricValues(r, "lr")
+    }
+    const short = await lrOf("warmup-iters-20", 20)
+    const long = await lrOf("warmup-iters-40", 40)
+    // The independent reference: Megatron's get_lr in samples (src/flame/schedule.ts), iteration i
+    // training with the lr after i - 1 completed steps.
+    const reference = (trainIters: number) => ({
+      maxLr: train.lr,
+      minLr: train.minLr,
+      trainIters,
+      globalBatchSize: train.globalBatchSize,
+      warmupFraction: 0.01,
+      warmupIters: 7,
+      wsdIters: Math.floor(trainIters * 0.1),
+      decayStyle: "exponential" as const
+    })
+    short.forEach((lr, i) => expect(lr).toBeCloseTo(lrAfterSteps(reference(20), i), 15))
+    long.forEach((lr, i) => expect(lr).toBeCloseTo(lrAfterSteps(reference(40), i), 15))
+    expect(short[3]).toBeCloseTo(train.lr * 3 / 7, 15)
+    // Both runs agree on every step before the shorter one's anneal (iteration 19 of 20).
+    expect(short.slice(0, 18)).toEqual(long.slice(0, 18))
   })
 
   it("is bitwise deterministic across runs and thread counts, and resumes bit-identically", async () => {

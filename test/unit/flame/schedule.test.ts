@@ -68,3 +68,32 @@ describe("WSD schedule of flame-moe-1.7b", () => {
     expect(lrAfterSteps(cosine, 9927 + 275.5)).toBeCloseTo(3e-5 + 0.5 * (Math.cos(Math.PI / 4) + 1) * 2.7e-4, 15)
   })
 })
+
+describe("an absolute warm-up (warmupIters)", () => {
+  const at = (trainIters: number, warmupIters: number) => ({ ...flameWsdSchedule(trainIters), warmupIters })
+
+  it("ramps from 0 over that many iterations, whatever trainIters is", () => {
+    for (const trainIters of [1000, 11029]) {
+      const s = at(trainIters, 200)
+      expect(lrAfterSteps(s, 0)).toBe(0)
+      expect(lrAfterSteps(s, 50)).toBeCloseTo(3e-4 * 50 / 200, 18)
+      expect(lrAfterSteps(s, 200)).toBeCloseTo(3e-4, 18)
+      expect(lrAfterSteps(s, 201)).toBe(3e-4)
+    }
+  })
+
+  it("equals the fractional warm-up when it is the same number of iterations", () => {
+    // 1% of 11000 is 110 iterations exactly.
+    for (let k = 0; k <= 11000; k += 7) {
+      expect(lrAfterSteps(at(11000, 110), k)).toBe(lrAfterSteps(flameWsdSchedule(11000), k))
+    }
+  })
+
+  it("lets runs of different lengths agree on every step before the shorter one's anneal", () => {
+    const short = at(5000, 100)
+    const long = at(20000, 100)
+    for (let k = 0; k <= 5000 - Math.floor(5000 / 10); k++) expect(lrAfterSteps(short, k)).toBe(lrAfterSteps(long, k))
+    // With 1% warm-up they would not: 50 vs 200 warm-up iterations.
+    expect(lrAfterSteps(flameWsdSchedule(5000), 60)).not.toBe(lrAfterSteps(flameWsdSchedule(20000), 60))
+  })
+})

@@ -172,6 +172,20 @@ describe("Megatron-LM arguments for the published configuration", () => {
     })
   }
 
+  it("an absolute warm-up is --lr-warmup-iters in place of --lr-warmup-fraction (Megatron refuses both)", () => {
+    const argv = flattenArguments(
+      pretrainArguments({ ...params.get("flame-moe-38m")!, warmupIters: 250 }, defaultMegatronParams, paths)
+    )
+    expect(argv.slice(argv.indexOf("--lr-warmup-iters"), argv.indexOf("--lr-warmup-iters") + 2)).toEqual([
+      "--lr-warmup-iters",
+      "250"
+    ])
+    expect(argv).not.toContain("--lr-warmup-fraction")
+    const fraction = flattenArguments(pretrainArguments(params.get("flame-moe-38m")!, defaultMegatronParams, paths))
+    expect(fraction).toContain("--lr-warmup-fraction")
+    expect(fraction).not.toContain("--lr-warmup-iters")
+  })
+
   it("groups the arguments as FLAME-MoE's scripts do", () => {
     const args = pretrainArguments(params.get("flame-moe-38m")!, defaultMegatronParams, paths)
     expect(args.moe[0]).toBe("--moe-ffn-hidden-size")
