@@ -8,14 +8,14 @@
  * record bit for bit.
  */
 import type { Scope } from "effect"
-import { Cause, Effect, Either, Exit, Option, Schema } from "effect"
+import { Effect, Either, Exit, Option, Schema } from "effect"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import type { OutputComparison, Reexecution } from "../domain/Audit.ts"
 import { withRecordedParams } from "../engine/RecordedStage.ts"
 import { Reporter } from "../engine/Reporter.ts"
-import { decodeStageResult, provideLineageFacts, runStageBody, stageContext } from "../engine/StageRun.ts"
+import { causeMessage, decodeStageResult, provideLineageFacts, runStageBody, stageContext } from "../engine/StageRun.ts"
 import type { ExecutionRow } from "../lineage/Lineage.ts"
 import { Lineage } from "../lineage/Lineage.ts"
 import type { ResolvedStage } from "../Pipeline.ts"
@@ -43,15 +43,6 @@ interface Rebuilt {
   readonly abs: string
   readonly hash: string
   readonly exact: boolean
-}
-
-const errorText = (cause: Cause.Cause<unknown>): string => {
-  const failure = Cause.failureOption(cause)
-  if (Option.isSome(failure)) {
-    const error = failure.value
-    return error instanceof Error ? error.message : String(error)
-  }
-  return Cause.pretty(cause).split("\n")[0] ?? "unknown error"
 }
 
 /** Moves a path, across file systems if need be, never leaving a partial copy at the destination. */
@@ -288,7 +279,7 @@ export const makeReexecutor = (
         return {
           ...base,
           status: "failed",
-          reason: `the re-execution failed: ${errorText(exit.cause)}${
+          reason: `the re-execution failed: ${causeMessage(exit.cause)}${
             tail.length > 0 ? ` (log ${logPath}: ${tail.join(" | ")})` : ""
           }`,
           outputs: [],

@@ -25,7 +25,7 @@ import type { Decision, InputArtifact } from "./Freshness.ts"
 import { absoluteInputs } from "./Freshness.ts"
 import type { ReporterShape } from "./Reporter.ts"
 import { withResumption } from "./Resume.ts"
-import { decodeStageResult, encodeFailure, provideLineageFacts, stageContext } from "./StageRun.ts"
+import { causeMessage, decodeStageResult, encodeFailure, provideLineageFacts, stageContext } from "./StageRun.ts"
 
 /** Metrics stages report, buffered and written to lineage in batches. */
 export interface MetricSink {
@@ -77,15 +77,6 @@ const diskFullFailure = (stage: string, workDir: string, cause: unknown): StageF
   const original = cause instanceof Error ? cause.message : String(cause)
   const full = new DiskFull({ path: workDir, doing: "writing into", freeBytes: freeBytes(workDir) ?? 0 })
   return new StageFailed({ stage, reason: `${full.message} [${original}]` })
-}
-
-const errorMessage = (cause: Cause.Cause<unknown>): string => {
-  const failure = Cause.failureOption(cause)
-  if (Option.isSome(failure)) {
-    const error = failure.value
-    return error instanceof Error ? error.message : String(error)
-  }
-  return Cause.pretty(cause).split("\n")[0] ?? "unknown error"
 }
 
 /** One attempt at a stale stage. Returns whether it succeeded. */
@@ -181,7 +172,7 @@ export const attemptStage = (
             Effect.exit
           )
         if (Exit.isFailure(exit)) {
-          yield* finish("failed", Option.getOrElse(Cause.failureOption(exit.cause), () => errorMessage(exit.cause)))
+          yield* finish("failed", Option.getOrElse(Cause.failureOption(exit.cause), () => causeMessage(exit.cause)))
           return false
         }
         const missing = Object.keys(stage.outputs).filter((name) => !fs.existsSync(path.join(workDir, name)))

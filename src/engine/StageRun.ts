@@ -6,7 +6,7 @@
  * result schema, the form lineage records and a job's events carry. A failure stays the stage's
  * error; `encodeFailure` is how it is persisted.
  */
-import { Effect, Option, Schema } from "effect"
+import { Cause, Effect, Option, Schema } from "effect"
 import * as fs from "node:fs"
 import { PersistedError, StageFailed } from "../domain/Errors.ts"
 import type { WorkerFailed } from "../domain/Errors.ts"
@@ -141,6 +141,16 @@ export const decodeStageResult = (
   )
 
 /** A failure as lineage and a job's events keep it: the stage's own errors by their schema, anything else by its message. */
+/** One line for a failed attempt: its error's message, or the first line of what else ended it. */
+export const causeMessage = (cause: Cause.Cause<unknown>): string => {
+  const failure = Cause.failureOption(cause)
+  if (Option.isSome(failure)) {
+    const error = failure.value
+    return error instanceof Error ? error.message : String(error)
+  }
+  return Cause.pretty(cause).split("\n")[0] ?? "unknown error"
+}
+
 export const encodeFailure = (error: unknown): unknown =>
   error === undefined ?
     null :

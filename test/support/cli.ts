@@ -76,3 +76,6 @@ export interface RunSummaryJson {
 
 export const executedStages = (summary: RunSummaryJson | undefined) =>
   (summary?.stages ?? []).filter((s) => s.status === "executed").map((s) => s.stage).sort()
+
+/** A V8 stack frame line ("    at fn (file:line:col)", "    at file:line:col", "    at <anonymous>"): never on a user's screen. */
+export const STACK_FRAME = /^\s+at (?:.+ \()?(?:[^()\s]+:\d+:\d+|<anonymous>|native)\)?$/m

@@ -5,10 +5,7 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { describe, expect, it } from "vitest"
-import { cli, runJson, tempWorkspace } from "../../support/cli.ts"
-
-/** A V8 stack frame line: "    at fn (file:line:col)", "    at file:line:col", "    at <anonymous>". */
-const STACK_FRAME = /^\s+at (?:.+ \()?(?:[^()\s]+:\d+:\d+|<anonymous>|native)\)?$/m
+import { cli, runJson, STACK_FRAME, tempWorkspace } from "../../support/cli.ts"
 
 const dir = tempWorkspace("fp-bad-input-")
 const file = (name: string, content: string) => {

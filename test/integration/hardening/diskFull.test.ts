@@ -9,7 +9,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
-import { cli, runJson } from "../../support/cli.ts"
+import { cli, runJson, STACK_FRAME } from "../../support/cli.ts"
 
 const mountPoint = fs.mkdtempSync(path.join(os.tmpdir(), "fp-full-"))
 const mounted = await execa("mount", ["-t", "tmpfs", "-o", "size=32m", "tmpfs", mountPoint], { reject: false })
@@ -18,8 +18,6 @@ afterAll(async () => {
   if (mounted) await execa("umount", [mountPoint], { reject: false })
   fs.rmSync(mountPoint, { recursive: true, force: true })
 })
-
-const STACK_FRAME = /^\s+at (?:.+ \()?(?:[^()\s]+:\d+:\d+|<anonymous>|native)\)?$/m
 
 let fillers = 0
 
