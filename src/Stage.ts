@@ -32,6 +32,41 @@ export type Reproducibility =
   | { readonly _tag: "bitwise" }
   | { readonly _tag: "tolerance"; readonly metrics: Readonly<Record<string, number>> }
 
+/** What a stage's prefix fingerprints are made of besides its params: what any fingerprint has, but its id. */
+export interface PrefixParts {
+  readonly kind: string
+  readonly version: string
+  /** Content hash of each consumed upstream output, by input name. */
+  readonly inputs: Readonly<Record<string, string>>
+  readonly workerHash: string | null
+}
+
+/**
+ * The states along a stage's computation (a training run's checkpoints), each identified by what
+ * determined it. Two stages whose prefix fingerprints agree at a step hold the same state there,
+ * whatever their ids and params: the second need not compute it again.
+ */
+export interface StagePrefixes {
+  /** Everything fixed for the whole computation (model, data, optimizer...): only one family can match. */
+  readonly family: string
+  /** Steps of the whole computation. A stage never starts from its own last state. */
+  readonly total: number
+  /** The step of each output that is one of these states, by output name. */
+  readonly steps: Readonly<Record<string, number>>
+  /** The prefix fingerprint of the state after `step` steps. */
+  readonly at: (step: number) => string
+}
+
+/** A recorded state another execution wrote, which this attempt starts from instead of step 0. */
+export interface StageSeed {
+  /** Absolute path of the state (a checkpoint directory); read it, never write into it. */
+  readonly path: string
+  readonly step: number
+  readonly stage: string
+  readonly output: string
+  readonly execution: string
+}
+
 /** What a stage body can see and do while it runs. */
 export interface StageContext<P> {
   readonly stageId: string
@@ -66,6 +101,13 @@ export interface StageContext<P> {
    * Absent where the executor keeps no such history (a requeued or resubmitted Slurm job has it).
    */
   readonly recordedMetric?: (name: string) => ReadonlyArray<{ readonly step: number; readonly value: number | null }>
+  /**
+   * Where to start instead of step 0 (StageDefinition.prefixes): the engine found this state recorded
+   * with the same prefix. The own outputs at or before its step are already in the staging directory,
+   * linked from the executions that recorded them. Absent when the stage starts from scratch (always,
+   * in an audit's re-execution).
+   */
+  readonly seed?: StageSeed
 }
 
 /** The metrics to load, by the name of the input whose producing execution a stage wants facts of. */
@@ -93,6 +135,12 @@ export interface StageDefinition<P = unknown, PI = unknown, R = unknown, RI = un
   readonly resumable?: boolean
   /** For a resumable stage: what a new attempt would continue from in this staging directory (`iter_0000020`). */
   readonly resumePoint?: (workDir: string) => string | undefined
+  /**
+   * For a resumable stage whose outputs are states along one computation: their prefix fingerprints
+   * (recorded in lineage with each output), so that a stale stage can start from a state any execution
+   * recorded with the same prefix (`ctx.seed`). Undefined where the states cannot be shared.
+   */
+  readonly prefixes?: (params: P, parts: PrefixParts) => StagePrefixes | undefined
   /**
    * Lineage facts the body reads about the executions that produced its inputs (a report shows their
    * params, metrics, environments): for each input it names, the metrics to load. The engine reads

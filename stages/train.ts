@@ -12,6 +12,8 @@ import { Effect, Schema } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { checkpointSteps } from "../src/flame/checkpoints.ts"
+import { WsdDecayStyle } from "../src/flame/schema.ts"
+import { trainingPrefixes } from "../src/flame/trainingPrefix.ts"
 import { layoutProblems } from "../src/megatron/Arguments.ts"
 import { MegatronParams } from "../src/megatron/Params.ts"
 import { defaultMegatronParams, megatronResources } from "../src/megatron/Params.ts"
@@ -56,6 +58,11 @@ export const TrainParams = Schema.Struct({
   microBatchSize: PositiveInt,
   trainIters: PositiveInt,
   saveInterval: PositiveInt,
+  /**
+   * Further iterations to checkpoint at, beside every saveInterval and the last: where cool-down
+   * branches of a constant-rate run start (each is an output like the interval's).
+   */
+  saveIters: Schema.optional(Schema.Array(PositiveInt)),
   lr: Schema.optionalWith(NonNegativeNumber, { default: () => 3e-4 }),
   minLr: Schema.optionalWith(NonNegativeNumber, { default: () => 3e-5 }),
   warmupFraction: Schema.optionalWith(Fraction, { default: () => 0.01 }),
@@ -65,6 +72,11 @@ export const TrainParams = Schema.Struct({
    */
   warmupIters: Schema.optional(Schema.NonNegativeInt),
   wsdDecayFraction: Schema.optionalWith(Fraction, { default: () => 0.1 }),
+  /**
+   * The anneal's shape (Megatron's --lr-wsd-decay-style). Omitted for FLAME-MoE's exponential one, so
+   * that runs made before the key existed keep their fingerprints.
+   */
+  wsdDecayStyle: Schema.optional(WsdDecayStyle),
   weightDecay: Schema.optionalWith(NonNegativeNumber, { default: () => 0.01 }),
   clipGrad: Schema.optionalWith(NonNegativeNumber, { default: () => 1.0 }),
   seed: Schema.optionalWith(Schema.NonNegativeInt, { default: () => 1234 }),
@@ -82,6 +94,12 @@ export const TrainParams = Schema.Struct({
   if (p.minLr > p.lr) issues.push({ path: ["minLr"], message: `${show(p.minLr)} exceeds lr ${show(p.lr)}` })
   if (p.warmupIters !== undefined && p.warmupIters > p.trainIters) {
     issues.push({ path: ["warmupIters"], message: `${p.warmupIters} exceeds trainIters ${p.trainIters}` })
+  }
+  for (const it of p.saveIters ?? []) {
+    if (it > p.trainIters) issues.push({ path: ["saveIters"], message: `${it} exceeds trainIters ${p.trainIters}` })
+  }
+  if (p.backend === "megatron" && (p.saveIters ?? []).length > 0) {
+    issues.push({ path: ["saveIters"], message: "Megatron-LM saves only at multiples of --save-interval" })
   }
   if (p.globalBatchSize % p.microBatchSize !== 0) {
     issues.push({
@@ -106,8 +124,13 @@ export const TrainResult = Schema.Struct({
   tokensPerSecond: Schema.Number,
   activeParams: Schema.Number,
   totalParams: Schema.Number,
-  /** Checkpoints written by earlier, interrupted attempts and kept (the resumed run did not redo them). */
-  reusedCheckpoints: Schema.Array(Schema.String)
+  /** Checkpoints this execution did not compute: kept from its interrupted attempts, or linked from the seed's. */
+  reusedCheckpoints: Schema.Array(Schema.String),
+  /**
+   * The step this execution started from a checkpoint another execution recorded with the same prefix
+   * (ctx.seed): what it trained is trainIters - seedIteration. Absent when it started from step 0.
+   */
+  seedIteration: Schema.optional(Schema.Number)
 })
 
 export const train = define({
@@ -120,7 +143,7 @@ export const train = define({
   }),
   outputs: (p) =>
     Object.fromEntries(
-      checkpointSteps({ trainIters: p.trainIters, saveInterval: p.saveInterval }).map((
+      checkpointSteps({ trainIters: p.trainIters, saveInterval: p.saveInterval, saveIters: p.saveIters }).map((
         step
       ) => [checkpointName(step), "dir" as const])
     ),
@@ -139,6 +162,15 @@ export const train = define({
   },
   resumable: true,
   resumePoint: (workDir) => latestCheckpoint(workDir)?.name,
+  // Megatron-LM's checkpoints are not shared: its state depends on a parallel layout this cannot see.
+  prefixes: (p, parts) =>
+    p.backend === "megatron" ? undefined : trainingPrefixes(
+      p,
+      parts,
+      Object.fromEntries(
+        checkpointSteps(p).map((step) => [checkpointName(step), step])
+      )
+    ),
   // The CPU backend reduces in a fixed order (even across thread counts): byte-identical checkpoints.
   // Other backends reduce in bf16 in a scheduling-dependent order: the same iterations and tokens, and
   // a final loss within 0.02 nats (under 1% of a FLAME-MoE final loss).
@@ -150,7 +182,12 @@ export const train = define({
     Effect.gen(function*() {
       const p = ctx.params
       if (p.backend === "megatron") return yield* trainWithMegatron(ctx, yield* megatronDataPath(ctx))
-      const resumeFrom = latestCheckpoint(ctx.workDir)
+      // The newest of what earlier attempts kept here and the state the engine seeded this stage with.
+      const own = latestCheckpoint(ctx.workDir)
+      const seed = ctx.seed
+      const resumeFrom = seed !== undefined && (own === undefined || own.iteration < seed.step)
+        ? { path: seed.path, name: `${seed.stage} ${path.basename(seed.path)}` }
+        : own && { path: `${ctx.workDir}/${own.name}`, name: own.name }
       const reused = fs.readdirSync(ctx.workDir).filter((f) => /^iter_\d{7}$/.test(f)).sort()
       if (resumeFrom) yield* ctx.log(`resuming from ${resumeFrom.name}`)
       const config = yield* writeWorkerConfig(ctx, "train.json", {
@@ -164,10 +201,12 @@ export const train = define({
           warmupFraction: p.warmupFraction,
           ...(p.warmupIters === undefined ? {} : { warmupIters: p.warmupIters }),
           wsdDecayFraction: p.wsdDecayFraction,
+          ...(p.wsdDecayStyle === undefined ? {} : { wsdDecayStyle: p.wsdDecayStyle }),
           weightDecay: p.weightDecay,
           clipGrad: p.clipGrad,
           seed: p.seed,
           saveInterval: p.saveInterval,
+          ...(p.saveIters === undefined ? {} : { saveIters: p.saveIters }),
           logInterval: p.logInterval
         },
         data: yield* workerDataConfig(ctx, p.data),
@@ -175,7 +214,7 @@ export const train = define({
           threads: ctx.cpus,
           outputDir: ctx.workDir,
           backend: p.backend,
-          ...(resumeFrom ? { resumeFrom: `${ctx.workDir}/${resumeFrom.name}` } : {})
+          ...(resumeFrom ? { resumeFrom: resumeFrom.path } : {})
         }
       })
       const result =
@@ -193,7 +232,8 @@ export const train = define({
         tokensPerSecond: recorded?.tokensPerSecond ?? result.tokensPerSecond as number,
         activeParams: result.activeParams as number,
         totalParams: result.totalParams as number,
-        reusedCheckpoints: reused
+        reusedCheckpoints: reused,
+        ...(seed === undefined ? {} : { seedIteration: seed.step })
       }
     })
 })

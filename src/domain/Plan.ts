@@ -19,6 +19,19 @@ export const StaleReason = Schema.Union(
   Schema.TaggedStruct("OutputModified", { output: Schema.String, path: Schema.String }),
   /** An interrupted execution with this fingerprint left its work in staging; `from` is where it continues. */
   Schema.TaggedStruct("Resumable", { execution: Schema.String, from: Schema.optional(Schema.String) }),
+  /**
+   * The stage starts from a state (checkpoint) recorded with the prefix it would reach at `step`, by
+   * `execution`, or, when that is null, to be written by `stage` earlier in this run.
+   */
+  Schema.TaggedStruct("Seeded", {
+    stage: Schema.String,
+    output: Schema.String,
+    execution: Schema.NullOr(Schema.String),
+    step: Schema.Number,
+    total: Schema.Number,
+    /** What computing the reused steps took the execution that recorded them, prorated. */
+    savedMs: Schema.NullOr(Schema.Number)
+  }),
   /** The cached execution's recorded params, inputs or worker no longer hash to its fingerprint. */
   Schema.TaggedStruct("RecordAltered", { execution: Schema.String })
 )
@@ -60,10 +73,21 @@ export const describeReason = (reason: StaleReason): string => {
       return `resumes interrupted execution ${reason.execution.slice(0, 8)} ${
         reason.from === undefined ? "(nothing kept yet: from the start)" : `from ${reason.from}`
       }`
+    case "Seeded":
+      return `resumes from ${reason.stage} ${reason.output}: ${reason.step} of ${reason.total} steps reused` + (
+        reason.execution === null
+          ? " (written earlier in this run)"
+          : ` (execution ${reason.execution.slice(0, 8)}${
+            reason.savedMs === null ? "" : `, ${formatDuration(reason.savedMs)} saved`
+          })`
+      )
     case "RecordAltered":
       return `the lineage record of execution ${reason.execution.slice(0, 8)} was altered ` +
         `(its params, inputs or worker no longer hash to its fingerprint); not served from the cache`
   }
 }
+
+const formatDuration = (ms: number): string =>
+  ms < 1000 ? `${ms} ms` : ms < 120_000 ? `${(ms / 1000).toFixed(1)} s` : `${(ms / 60_000).toFixed(1)} min`
 
 const short = (hash: string | null) => (hash === null ? "(none)" : hash.slice(0, 12))

@@ -3,6 +3,7 @@
  */
 import { Effect } from "effect"
 import type { PlanEntry, StaleReason } from "../domain/Plan.ts"
+import type { PrefixCandidate } from "../lineage/Lineage.ts"
 import { Lineage } from "../lineage/Lineage.ts"
 import type { ResolvedPipeline } from "../Pipeline.ts"
 import { ArtifactStore } from "../store/ArtifactStore.ts"
@@ -12,6 +13,8 @@ import { liveHolder } from "../workspace/WorkspaceLock.ts"
 import type { InputArtifact } from "./Freshness.ts"
 import { decide, freshnessProbe, gatherInputs, outputsOf } from "./Freshness.ts"
 import { withResumption } from "./Resume.ts"
+import type { PlannedStates } from "./Seeding.ts"
+import { chooseSeed, prefixesOf, seededReason } from "./Seeding.ts"
 
 export const plan = (pipeline: ResolvedPipeline) =>
   Effect.gen(function*() {
@@ -23,6 +26,15 @@ export const plan = (pipeline: ResolvedPipeline) =>
     const runLive = liveHolder((yield* Workspace).lock) !== undefined
     const outputs = new Map<string, ReadonlyMap<string, InputArtifact>>()
     const entries: Array<PlanEntry> = []
+    /** Stale stages with states to share, in order: a later one may start from what they will write. */
+    const planned: Array<PlannedStates> = []
+    const intact = (c: PrefixCandidate) => {
+      try {
+        return probe.check(c.artifact) === "intact"
+      } catch {
+        return false
+      }
+    }
     for (const stage of pipeline.stages) {
       const estimate = index.latestByStage.get(stage.id)?.execution.durationMs ?? null
       const inputs = gatherInputs(stage, outputs)
@@ -65,13 +77,21 @@ export const plan = (pipeline: ResolvedPipeline) =>
           unfinished,
           store.stagingDir(stage.id, decision.fingerprint)
         )
+        const prefixes = prefixesOf(stage, decision)
+        const seed = prefixes === undefined
+          ? undefined
+          : chooseSeed(prefixes, yield* lineage.prefixCandidates(prefixes.family), planned, intact)
+        if (prefixes !== undefined) planned.push({ stage: stage.id, prefixes })
         entries.push({
           stage: stage.id,
           kind: stage.definition.kind,
           status: "stale",
-          reasons,
+          reasons: seed === undefined ? reasons : [...reasons, seededReason(seed)],
           fingerprint: decision.fingerprint,
-          estimatedMs: estimate,
+          // Only the steps after the seed are left to compute.
+          estimatedMs: seed === undefined || estimate === null
+            ? estimate
+            : Math.round(estimate * (seed.total - seed.step) / seed.total),
           execution: null
         })
       }

@@ -9,6 +9,7 @@ import * as crypto from "node:crypto"
 import * as os from "node:os"
 import type { RunSummary, StageOutcome, StageStatus } from "../domain/Run.ts"
 import { Executor, recoverAbandoned, recoverersFor } from "../executor/Executor.ts"
+import type { PrefixCandidate } from "../lineage/Lineage.ts"
 import { Lineage } from "../lineage/Lineage.ts"
 import type { ResolvedPipeline, ResolvedStage } from "../Pipeline.ts"
 import { ArtifactStore } from "../store/ArtifactStore.ts"
@@ -21,6 +22,8 @@ import type { Decision, InputArtifact } from "./Freshness.ts"
 import { asStoreError, decide, decideSync, freshnessProbe, gatherInputs, outputsOf } from "./Freshness.ts"
 import { Reporter } from "./Reporter.ts"
 import { persistedSummary, summarizeRun } from "./RunSummary.ts"
+import type { PlannedStates } from "./Seeding.ts"
+import { chooseSeed, prefixesOf } from "./Seeding.ts"
 import type { RunContext } from "./StageAttempt.ts"
 import { attemptStage, metricSink } from "./StageAttempt.ts"
 
@@ -178,6 +181,39 @@ export const run = (pipeline: ResolvedPipeline, options: RunOptions) =>
       }
     }
 
+    /** Stale stages with states to share, by their place in the pipeline's order (src/engine/Seeding.ts). */
+    const order = new Map(pipeline.stages.map((stage, i) => [stage.id, i]))
+    const sharing: Array<PlannedStates & { readonly index: number }> = []
+    const intact = (c: PrefixCandidate) => {
+      try {
+        return probe.check(c.artifact) === "intact"
+      } catch {
+        return false
+      }
+    }
+
+    /**
+     * A stale stage that could start from a state an earlier stage of this run is still computing waits
+     * for that stage, rather than computing the same steps alongside it. Earlier in the pipeline's order
+     * only, so no two stages wait on each other.
+     */
+    const awaitSharedStates = (stage: ResolvedStage, decision: Decision & { _tag: "Stale" }) =>
+      Effect.gen(function*() {
+        const prefixes = prefixesOf(stage, decision)
+        if (prefixes === undefined) return
+        const index = order.get(stage.id) ?? 0
+        const running: Array<PlannedStates> = []
+        for (const other of sharing) {
+          if (other.index < index && other.prefixes.family === prefixes.family) {
+            if (!(yield* Deferred.isDone(done.get(other.stage)!))) running.push(other)
+          }
+        }
+        sharing.push({ stage: stage.id, prefixes, index })
+        if (running.length === 0) return
+        const choice = chooseSeed(prefixes, yield* lineage.prefixCandidates(prefixes.family), running, intact)
+        if (choice?.source._tag === "Planned") yield* Deferred.await(done.get(choice.source.stage)!)
+      })
+
     /** Runs a stale stage once its pending upstreams are done; `decision` is known when they were all cached. */
     const processStage = (stage: ResolvedStage, known: Decision | undefined) =>
       Effect.gen(function*() {
@@ -208,6 +244,7 @@ export const run = (pipeline: ResolvedPipeline, options: RunOptions) =>
           yield* Deferred.succeed(signal, false)
           return options.keepGoing ? undefined : yield* new StopRun({ stage: stage.id })
         }
+        yield* awaitSharedStates(stage, decision)
         const needCpus = Math.min(Math.max(1, stage.resources.cpus), options.cpus)
         const body = Effect.zipRight(turnEventLoop, attemptStage(attempt, stage, inputs, decision))
         const ok = yield* jobs.withPermits(1)(executor.localSlots ? cpuSlots.withPermits(needCpus)(body) : body)

@@ -15,6 +15,7 @@ import type { StageOutcome, StageStatus } from "../domain/Run.ts"
 import type { ExecutorShape } from "../executor/Executor.ts"
 import type { EnvironmentRow, Lineage, MetricRow, NewArtifact } from "../lineage/Lineage.ts"
 import type { ResolvedStage } from "../Pipeline.ts"
+import type { StagePrefixes } from "../Stage.ts"
 import type { ArtifactStore } from "../store/ArtifactStore.ts"
 import type { ContentHasher } from "../store/ContentHasher.ts"
 import { processIdentity } from "../worker/processIdentity.ts"
@@ -25,6 +26,7 @@ import type { Decision, InputArtifact } from "./Freshness.ts"
 import { absoluteInputs } from "./Freshness.ts"
 import type { ReporterShape } from "./Reporter.ts"
 import { withResumption } from "./Resume.ts"
+import { chooseSeed, linkReusedOutputs, prefixesOf, prefixRows, seededReason } from "./Seeding.ts"
 import { causeMessage, decodeStageResult, encodeFailure, provideLineageFacts, stageContext } from "./StageRun.ts"
 
 /** Metrics stages report, buffered and written to lineage in batches. */
@@ -79,6 +81,39 @@ const diskFullFailure = (stage: string, workDir: string, cause: unknown): StageF
   return new StageFailed({ stage, reason: `${full.message} [${original}]` })
 }
 
+/**
+ * The recorded state a stage starts from, if any (src/engine/Seeding.ts), with its own outputs up to
+ * there linked into the staging directory. A state whose files cannot be linked is not used.
+ */
+const seedFor = (run: RunContext, stage: ResolvedStage, prefixes: StagePrefixes, workDir: string) =>
+  Effect.gen(function*() {
+    const candidates = yield* run.lineage.prefixCandidates(prefixes.family)
+    const choice = chooseSeed(prefixes, candidates, [], (c) => {
+      try {
+        return run.store.checkSync(c.artifact) === "intact"
+      } catch {
+        return false
+      }
+    })
+    if (choice === undefined || choice.source._tag !== "Recorded") return undefined
+    const candidate = choice.source.candidate
+    return yield* Effect.try(() => {
+      linkReusedOutputs(workDir, run.ws.root, choice.reused)
+      return { choice, candidate }
+    }).pipe(
+      Effect.catchAll((error) =>
+        Effect.as(
+          Effect.sync(() =>
+            run.reporter.info(
+              `  ${stage.id}: cannot reuse ${candidate.artifact.path} (${String(error.error)}); from scratch`
+            )
+          ),
+          undefined
+        )
+      )
+    )
+  })
+
 /** One attempt at a stale stage. Returns whether it succeeded. */
 export const attemptStage = (
   run: RunContext,
@@ -92,6 +127,8 @@ export const attemptStage = (
     const executionId = crypto.randomUUID()
     const unfinished = stage.definition.resumable ? yield* lineage.lastUnfinished(fp) : undefined
     const workDir = yield* store.prepareStaging(stage.id, fp, stage.definition.resumable === true)
+    const prefixes = prefixesOf(stage, decision)
+    const seed = prefixes === undefined ? undefined : yield* seedFor(run, stage, prefixes, workDir)
     const logPath = path.join(ws.logs, stageDir(stage.id), `${executionId}.log`)
     fs.mkdirSync(path.dirname(logPath), { recursive: true })
     const env = yield* run.environment
@@ -115,11 +152,16 @@ export const attemptStage = (
           logPath: path.relative(ws.root, logPath),
           outputDir: path.relative(ws.root, store.finalDir(stage.id, fp)),
           environmentId: env.id,
-          resumedFrom: unfinished?.id ?? null
+          resumedFrom: unfinished?.id ?? null,
+          seededFrom: seed === undefined ? null : seed.candidate.artifact.id,
+          seededStep: seed?.choice.step ?? null
         }, Object.entries(inputs).map(([name, artifact]) => ({ name, artifactId: artifact.id })))
         reporter.started(
           stage.id,
-          withResumption(stage, decision.reasons, unfinished, workDir).map(describeReason).join("; ")
+          [
+            ...withResumption(stage, decision.reasons, unfinished, workDir),
+            ...(seed === undefined ? [] : [seededReason(seed.choice)])
+          ].map(describeReason).join("; ")
         )
         const t0 = Date.now()
         const ctx = stageContext(stage, {
@@ -127,7 +169,16 @@ export const attemptStage = (
           workDir,
           logPath,
           gpus: gpuIds,
-          cpus: executor.localSlots ? Math.min(stage.resources.cpus, run.cpus) : stage.resources.cpus
+          cpus: executor.localSlots ? Math.min(stage.resources.cpus, run.cpus) : stage.resources.cpus,
+          ...(seed === undefined ? {} : {
+            seed: {
+              path: store.absolute(seed.candidate.artifact.path),
+              step: seed.choice.step,
+              stage: seed.candidate.execution.stageId,
+              output: seed.candidate.artifact.name,
+              execution: seed.candidate.execution.id
+            }
+          })
         }, {
           progress: (step, total) => Effect.sync(() => reporter.progress(stage.id, step, total)),
           metric: (name, step, value) => run.metrics.push({ executionId, name, step, value }),
@@ -201,7 +252,8 @@ export const attemptStage = (
           durationMs,
           exitCode: 0,
           result: Schema.encodeUnknownSync(stage.definition.result)(exit.value),
-          artifacts
+          artifacts,
+          ...(prefixes === undefined ? {} : { prefixes: prefixRows(prefixes, artifacts) })
         })
         run.produced(stage, produced)
         reporter.finished(stage.id, "executed", durationMs)

@@ -13,7 +13,7 @@ import type { WorkerFailed } from "../domain/Errors.ts"
 import type { Lineage } from "../lineage/Lineage.ts"
 import type { InputFactsRequest } from "../lineage/reportFacts.ts"
 import { writeLineageFacts } from "../lineage/reportFacts.ts"
-import type { AnyStageDefinition, StageContext } from "../Stage.ts"
+import type { AnyStageDefinition, StageContext, StageSeed } from "../Stage.ts"
 import { confinedOutput } from "../workspace/StagePaths.ts"
 
 /** Where an attempt reads and writes, and what it may use. */
@@ -25,6 +25,8 @@ export interface AttemptPlace {
   readonly logPath: string
   readonly gpus: ReadonlyArray<string>
   readonly cpus: number
+  /** The recorded state to start from instead of step 0 (StageContext.seed). */
+  readonly seed?: StageSeed
 }
 
 /** Where an attempt's reports go: the engine's reporter and lineage, a job's events file, or nowhere. */
@@ -50,6 +52,7 @@ export const stageContext = (
   logPath: place.logPath,
   gpus: place.gpus,
   cpus: place.cpus,
+  ...(place.seed === undefined ? {} : { seed: place.seed }),
   log: (message) => Effect.sync(() => fs.appendFileSync(place.logPath, `${message}\n`)),
   progress: reports.progress,
   metric: reports.metric,

@@ -60,6 +60,8 @@ export const lrAfterSteps = (s: WsdSchedule, completed: number): number => {
       ? 1 - ratio
       : s.decayStyle === "cosine"
       ? 0.5 * (Math.cos(Math.PI * ratio) + 1)
+      : s.decayStyle === "minus_sqrt"
+      ? 1 - Math.sqrt(ratio)
       : 2 * Math.pow(0.5, ratio) - 1
   }
   return s.minLr + coeff * (s.maxLr - s.minLr)

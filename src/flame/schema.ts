@@ -45,6 +45,10 @@ export const Architecture = Schema.Struct({
 export type Architecture = typeof Architecture.Type
 
 /** Training hyper-parameters shared by all scales (configs/train/flame-moe.sh). */
+/** Megatron's --lr-wsd-decay-style: the shape of the WSD anneal. */
+export const WsdDecayStyle = Schema.Literal("exponential", "linear", "cosine", "minus_sqrt")
+export type WsdDecayStyle = typeof WsdDecayStyle.Type
+
 export const Training = Schema.Struct({
   globalBatchSize: PositiveInt,
   seqLength: PositiveInt,
@@ -57,7 +61,7 @@ export const Training = Schema.Struct({
   lr: PositiveNumber,
   minLr: PositiveNumber,
   lrDecayStyle: Schema.Literal("WSD"),
-  lrWsdDecayStyle: Schema.Literal("exponential", "linear", "cosine"),
+  lrWsdDecayStyle: WsdDecayStyle,
   lrWarmupFraction: Schema.Number.pipe(Schema.between(0, 1)),
   /** lr-wsd-decay-iters = floor(trainIters / this). */
   lrWsdDecayDivisor: PositiveInt,

@@ -17,6 +17,8 @@ import { auditQueries } from "./audits.ts"
 import { attempt, connection, describe, openDatabase } from "./database.ts"
 import { historyQueries } from "./history.ts"
 import { pinQueries } from "./pins.ts"
+import type { CheckpointPrefixRow } from "./prefixes.ts"
+import { prefixQueries } from "./prefixes.ts"
 import { reportQueries } from "./reportFacts.ts"
 import type {
   EnvironmentRow,
@@ -33,6 +35,7 @@ import { slurmJobQueries } from "./slurmJobs.ts"
 
 export type { History } from "./history.ts"
 export type { PinSubject } from "./pins.ts"
+export type { CheckpointPrefixRow, PrefixCandidate } from "./prefixes.ts"
 export type { ExecutionFacts, FactsRequest, InputFact, Producer } from "./reportFacts.ts"
 export type * from "./rows.ts"
 
@@ -87,6 +90,7 @@ const make = (file: string) =>
       pins: pinQueries(conn),
       slurmJobs: slurmJobQueries(conn),
       ...reportQueries(conn),
+      ...prefixQueries(conn),
 
       startRun: (row: NewRun) => write("recording the run", (tx) => tx.insert(schema.runs).values(row).run()),
 
@@ -133,11 +137,16 @@ const make = (file: string) =>
           readonly error?: unknown
           readonly durationMs: number
           readonly artifacts?: ReadonlyArray<NewArtifact>
+          /** The prefix of each artifact that is a state along the computation (a checkpoint). */
+          readonly prefixes?: ReadonlyArray<CheckpointPrefixRow>
         }
       ) =>
         write("recording the execution end", (tx) => {
           if (outcome.artifacts && outcome.artifacts.length > 0) {
             tx.insert(schema.artifacts).values([...outcome.artifacts]).run()
+          }
+          if (outcome.prefixes && outcome.prefixes.length > 0) {
+            tx.insert(schema.checkpointPrefixes).values([...outcome.prefixes]).run()
           }
           tx.update(schema.executions).set({
             status: outcome.status,

@@ -215,7 +215,10 @@ const ExecutionSchema = Schema.Struct({
   result: Schema.Unknown,
   error: Schema.Unknown,
   environmentId: Schema.NullOr(Schema.String),
-  resumedFrom: Schema.NullOr(Schema.String)
+  resumedFrom: Schema.NullOr(Schema.String),
+  // Absent in facts files written before executions could be seeded.
+  seededFrom: Schema.optionalWith(Schema.NullOr(Schema.String), { default: () => null }),
+  seededStep: Schema.optionalWith(Schema.NullOr(Schema.Number), { default: () => null })
 })
 
 /** The environment row: audit's snapshot of it, and when it was recorded. */

@@ -80,7 +80,13 @@ export const executions = sqliteTable("executions", {
   result: text("result", { mode: "json" }).$type<unknown>(),
   error: text("error", { mode: "json" }).$type<unknown>(),
   environmentId: text("environment_id").references(() => environments.id),
-  resumedFrom: text("resumed_from")
+  resumedFrom: text("resumed_from"),
+  /**
+   * The checkpoint (an artifact of another execution) this execution continued from instead of step 0,
+   * and its step: a stage whose states share a prefix with a recorded one trains only the rest.
+   */
+  seededFrom: text("seeded_from"),
+  seededStep: integer("seeded_step")
 }, (t) => [
   index("executions_fingerprint_idx").on(t.fingerprint, t.status),
   index("executions_stage_idx").on(t.stageId, t.startedAt),
@@ -103,6 +109,18 @@ export const artifacts = sqliteTable("artifacts", {
   index("artifacts_hash_idx").on(t.hash),
   index("artifacts_path_idx").on(t.path)
 ])
+
+/**
+ * For an artifact that is one state along a long computation (a training checkpoint): the fingerprint
+ * of exactly what determined it (its prefix), and the family of computations it belongs to (all but
+ * the schedule). A stale stage whose own prefix at some step equals a recorded one starts from there.
+ */
+export const checkpointPrefixes = sqliteTable("checkpoint_prefixes", {
+  artifactId: text("artifact_id").primaryKey().references(() => artifacts.id),
+  family: text("family").notNull(),
+  step: integer("step").notNull(),
+  prefix: text("prefix").notNull()
+}, (t) => [index("checkpoint_prefixes_family_idx").on(t.family, t.step)])
 
 /** artifact -> execution: what each execution consumed (its outputs are `artifacts.execution_id`). */
 export const executionInputs = sqliteTable("execution_inputs", {

@@ -9,6 +9,7 @@
  */
 import * as path from "node:path"
 import { architecture, training } from "../flame/architecture.ts"
+import type { WsdDecayStyle } from "../flame/schema.ts"
 import type { MegatronParams } from "./Params.ts"
 
 /** What of a train stage's params Megatron sees (structurally the stage's params). */
@@ -41,6 +42,8 @@ export interface MegatronTraining {
   /** Absolute warm-up; replaces warmupFraction when set. */
   readonly warmupIters?: number | undefined
   readonly wsdDecayFraction: number
+  /** The anneal's shape; FLAME-MoE's is exponential. */
+  readonly wsdDecayStyle?: WsdDecayStyle | undefined
   readonly weightDecay: number
   readonly clipGrad: number
   readonly seed: number
@@ -174,9 +177,9 @@ export const pretrainArguments = (
     num(wsdDecayIters(t.trainIters, t.wsdDecayFraction)),
     "--train-iters",
     num(t.trainIters),
-    // Pinned Megatron defaults (see the module comment).
     "--lr-wsd-decay-style",
-    training.lrWsdDecayStyle,
+    t.wsdDecayStyle ?? training.lrWsdDecayStyle,
+    // Pinned Megatron defaults (see the module comment).
     "--weight-decay",
     num(t.weightDecay),
     "--clip-grad",

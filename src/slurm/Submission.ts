@@ -43,6 +43,7 @@ export const jobSpec = (run: SlurmRun, pending: Pending, eventsPath: string): Jo
     // An audit's re-execution runs the params the execution recorded, even where today's pipeline differs.
     ...(pending.request.reexecution === true ? { mode: "reexecute" as const } : {}),
     inputs: { ...ctx.inputs },
+    ...(ctx.seed === undefined ? {} : { seed: ctx.seed }),
     workDir: ctx.workDir,
     logPath: ctx.logPath,
     eventsPath,

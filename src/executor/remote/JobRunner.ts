@@ -151,7 +151,8 @@ const runStage = (spec: JobSpec, events: EventsWriter, attempt: number, env: Nod
       workDir: spec.workDir,
       logPath: spec.logPath,
       gpus: jobGpus(env),
-      cpus: Number(env.SLURM_CPUS_PER_TASK) || spec.cpus
+      cpus: Number(env.SLURM_CPUS_PER_TASK) || spec.cpus,
+      ...(spec.seed === undefined ? {} : { seed: spec.seed })
     }, {
       progress: (step, total) => Effect.sync(() => events.write({ t: "progress", step, total })),
       metric: (name, step, value) =>

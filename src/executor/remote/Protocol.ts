@@ -36,6 +36,14 @@ export const JobSpec = Schema.Struct({
    */
   mode: Schema.optional(JobMode),
   inputs: Schema.Record({ key: Schema.String, value: Schema.String }),
+  /** The recorded state the engine seeded the stage with (StageContext.seed), on the shared filesystem. */
+  seed: Schema.optional(Schema.Struct({
+    path: Schema.String,
+    step: Schema.Number,
+    stage: Schema.String,
+    output: Schema.String,
+    execution: Schema.String
+  })),
   workDir: Schema.String,
   logPath: Schema.String,
   eventsPath: Schema.String,

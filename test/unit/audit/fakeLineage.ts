@@ -101,7 +101,9 @@ export class FakeLineage {
         result: {},
         error: null,
         environmentId: environment.id,
-        resumedFrom: null
+        resumedFrom: null,
+        seededFrom: null,
+        seededStep: null
       }
       this.executions.push(execution)
       for (const edge of edges) this.inputs.push({ executionId: id, ...edge })

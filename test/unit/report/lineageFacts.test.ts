@@ -340,7 +340,9 @@ const otherFacts = (workspace: string): LineageFacts => ({
         result: null,
         error: null,
         environmentId: null,
-        resumedFrom: null
+        resumedFrom: null,
+        seededFrom: null,
+        seededStep: null
       },
       environment: null,
       outputs: [{
