@@ -3,6 +3,7 @@
  * checkpoint of a scale, N = its active parameters, D = tokens seen by that step) and for the ablation
  * (each run's final checkpoint, grouped by shape).
  */
+import { isCooldownStage } from "../../scaling/cooldownRuns.ts"
 import type { Figure, SectionBuilder, StageRecord } from "../model.ts"
 import { recordsOfKind } from "../model.ts"
 import type { Point } from "./chart.ts"
@@ -39,9 +40,11 @@ const ablationSeries = (data: Parameters<SectionBuilder["build"]>[0]) => {
   for (const v of recordsOfKind(data, "ablation/validation-loss")) {
     const r = v.result as { shape: string; flops: number; loss: number } | null
     if (!r || !Number.isFinite(r.loss)) continue
-    const list = byShape.get(r.shape) ?? []
+    // The cool-down grid measures the grid's points again: its own line per shape, not interleaved.
+    const series = isCooldownStage(v.stageId) ? `${r.shape} (cool-down)` : r.shape
+    const list = byShape.get(series) ?? []
     list.push({ flops: r.flops, loss: r.loss, stage: v.stageId })
-    byShape.set(r.shape, list)
+    byShape.set(series, list)
   }
   return byShape
 }

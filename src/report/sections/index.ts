@@ -5,6 +5,7 @@
  */
 import type { SectionBuilder } from "../model.ts"
 import { computeSection } from "./computeSection.ts"
+import { cooldownSection } from "./cooldownSection.ts"
 import { evaluationSection } from "./evaluation.ts"
 import { lineageSection } from "./lineageSection.ts"
 import { routingSection } from "./routingSection.ts"
@@ -16,6 +17,7 @@ export const contentSections: ReadonlyArray<SectionBuilder> = [
   evaluationSection,
   computeSection,
   scalingSection,
+  cooldownSection,
   routingSection
 ]
 

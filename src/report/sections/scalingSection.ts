@@ -31,6 +31,8 @@ export const scalingSection: SectionBuilder = {
       }
       const fit = decoded.right
       const suffix = records.length > 1 ? `-${record.stageId.replace(/[^A-Za-z0-9]+/g, "-")}` : ""
+      // Several fits (the grid's and the cool-down grid's) would otherwise show identical titles.
+      const titled = (title: string) => (records.length > 1 ? `${title}: ${record.stageId}` : title)
       const sources = [record.stageId]
       const observed = fit.budgets.map((b) => ({
         budget: b,
@@ -38,7 +40,7 @@ export const scalingSection: SectionBuilder = {
       }))
       figures.push({
         id: `scaling-iso-flop${suffix}`,
-        title: "Iso-FLOP curves",
+        title: titled("Iso-FLOP curves"),
         caption: "Observed validation loss against active parameters, one colour per budget; lines: L(N, C / 6N) " +
           "of the log-parameter fit (solid) and the raw-parameter fit (dashed) at each budget's compute; " +
           "diamonds (log fit) and triangles (raw fit): compute-optimal N*(C) at each budget.",
@@ -82,7 +84,7 @@ export const scalingSection: SectionBuilder = {
       const wide = [...budgets, ...[10, 100, 1000].map((m) => Math.max(...budgets) * m)]
       figures.push({
         id: `scaling-optimal${suffix}`,
-        title: "Compute-optimal active parameters N*(C)",
+        title: titled("Compute-optimal active parameters N*(C)"),
         caption: "N*(C) = G (C/6)^(beta/(alpha+beta)) of each fit and of the published constants, at the grid's " +
           "budgets and extrapolated three decades beyond.",
         sources,
@@ -113,7 +115,7 @@ export const scalingSection: SectionBuilder = {
       const hi = Math.max(...losses)
       figures.push({
         id: `scaling-parity${suffix}`,
-        title: "Predicted vs observed loss",
+        title: titled("Predicted vs observed loss"),
         caption: "Each run's observed validation loss against the loss each fit predicts for its N and D.",
         sources,
         option: {
@@ -130,7 +132,7 @@ export const scalingSection: SectionBuilder = {
       })
       tables.push({
         id: `scaling-fits${suffix}`,
-        title: "Fitted constants",
+        title: titled("Fitted constants"),
         caption: `Huber(delta ${fit.fits[0]?.delta ?? "-"}) objective, the mean over ${fit.runs.length} runs as in ` +
           "FLAME-MoE's notebook (the raw fit minimises it; our log-space fit minimises the sum); " +
           "compare fits by objective and predicted losses: A, B and alpha trade off along a ridge.",
@@ -173,7 +175,7 @@ export const scalingSection: SectionBuilder = {
       })
       tables.push({
         id: `scaling-optimal-table${suffix}`,
-        title: "Compute-optimal allocation per budget",
+        title: titled("Compute-optimal allocation per budget"),
         columns: [
           "budget",
           "C (mean 6ND of its runs)",
