@@ -1,7 +1,9 @@
 #include "checkpoint.h"
 #include "common.h"
 #include "io/safetensors.h"
+#include "schedule.h"
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <dirent.h>
@@ -86,6 +88,7 @@ std::string save_checkpoint(const std::string& outDir, const Config& cfg, const 
   s.set("model", cfg.modelJson());
   s.set("train", cfg.trainJson());
   s.set("data", st.data);
+  if (st.dataOrder.type != Json::NUL) s.set("dataOrder", st.dataOrder);
   Json files = Json::object();
   files.set("model.safetensors", Json::string(sha256_file(tmp + "/model.safetensors")));
   files.set("optimizer.safetensors", Json::string(sha256_file(tmp + "/optimizer.safetensors")));
@@ -105,10 +108,105 @@ static std::string describe_mismatch(const Json& stored, const Json& now, const 
     if (!s) return "config." + section + "." + kv.first + " missing in checkpoint";
     if (s->dump() != kv.second.dump()) return section + "." + kv.first + " is " + s->dump() + " in the checkpoint but " + kv.second.dump() + " in the config";
   }
+  // keys written only where given (train.warmupIters, train.wsdDecayStyle, ...)
+  for (auto& kv : stored.obj)
+    if (!now.get(kv.first)) return section + "." + kv.first + " is " + kv.second.dump() + " in the checkpoint but absent in the config";
   return "fingerprint differs";
 }
 
-void load_checkpoint(const std::string& dir, const Config& cfg, Model& model, Optimizer* opt, CheckpointState* st) {
+// The keys of Config::trainJson() that shape the learning-rate schedule and nothing else.
+static bool is_schedule_key(const std::string& k) {
+  static const char* keys[] = {"trainIters", "lr", "minLr", "warmupFraction", "warmupIters", "wsdIters", "wsdDecayStyle"};
+  for (const char* s : keys) if (k == s) return true;
+  return false;
+}
+
+// The schedule a checkpoint was trained under, from its state.json "train" (what trainJson() wrote:
+// warmupIters only where given, wsdDecayStyle only where not exponential). "" or the reason.
+static std::string stored_schedule(const Json& train, WsdSchedule* out) {
+  TrainConfig t;
+  auto number = [&](const char* key, double& v) {
+    const Json* j = train.get(key);
+    if (!j || j->type != Json::NUM) return false;
+    v = j->num; return true;
+  };
+  auto integer = [&](const char* key, long& v, long minv) {
+    double d;
+    if (!number(key, d) || d != std::floor(d) || d < (double)minv || d >= 9e15) return false;
+    v = (long)d; return true;
+  };
+  if (!integer("trainIters", t.trainIters, 1)) return "trainIters";
+  if (!number("lr", t.lr)) return "lr";
+  if (!number("minLr", t.minLr)) return "minLr";
+  if (!number("warmupFraction", t.warmupFraction)) return "warmupFraction";
+  if (!integer("wsdIters", t.wsdIters, 0) || t.wsdIters > t.trainIters) return "wsdIters";
+  if (train.get("warmupIters") && !integer("warmupIters", t.warmupIters, 0)) return "warmupIters";
+  WsdDecayStyle style;
+  if (const Json* j = train.get("wsdDecayStyle")) {
+    if (j->type != Json::STR || !parse_wsd_decay_style(j->str, &style)) return "wsdDecayStyle";
+    t.wsdDecayStyle = j->str;
+  }
+  *out = WsdSchedule::from(t);
+  return "";
+}
+
+static std::string order_list(const Json& order, const char* key) {
+  std::string out = "[";
+  if (order.type == Json::ARR)
+    for (size_t i = 0; i < order.arr.size(); i++) {
+      const Json* v = order.arr[i].get(key);
+      out += (i ? "," : "") + (v ? v->dump() : std::string("?"));
+    }
+  return out + "]";
+}
+
+// A resume whose trainFingerprint differs from the checkpoint's: "" when the checkpoint is a state
+// of the new run (see checkpoint.h), else the reason it is not.
+static std::string schedule_resume_refusal(const Json& s, const Config& cfg, const Json& dataOrder) {
+  const Json* stored = s.get("train");
+  Json now = cfg.trainJson();
+  std::string strict = "cannot resume: training config differs: " + describe_mismatch(stored ? *stored : Json(), now, "train");
+  const Json* storedOrder = s.get("dataOrder");
+  // Without a recorded data order nothing shows that the samples before the checkpoint are the
+  // ones the new run would read: such a checkpoint resumes only under its own config.
+  if (!stored || stored->type != Json::OBJ || !storedOrder) return strict;
+  for (auto& kv : now.obj) {
+    if (is_schedule_key(kv.first)) continue;
+    const Json* v = stored->get(kv.first);
+    if (!v) return "cannot resume: training config differs: train." + kv.first + " is absent in the checkpoint but " + kv.second.dump() + " in the config";
+    if (v->dump() != kv.second.dump())
+      return "cannot resume: training config differs: train." + kv.first + " is " + v->dump() + " in the checkpoint but " + kv.second.dump() + " in the config";
+  }
+  for (auto& kv : stored->obj)
+    if (!is_schedule_key(kv.first) && !now.get(kv.first))
+      return "cannot resume: training config differs: train." + kv.first + " is " + kv.second.dump() + " in the checkpoint but absent in the config";
+  // From here on only schedule keys differ: the refusals name the first of them, and why that matters.
+  if (storedOrder->dump() != dataOrder.dump()) {
+    std::string e = order_list(*storedOrder, "epochs"), en = order_list(dataOrder, "epochs");
+    std::string why = "epochs " + e + " vs " + en;
+    if (e == en) why += ", separate final epoch " + order_list(*storedOrder, "separateFinalEpoch") + " vs " + order_list(dataOrder, "separateFinalEpoch");
+    return strict + ", and the checkpoint was trained on a different data order (" + why + ")";
+  }
+  const Json* itj = s.get("iteration");
+  if (!itj || itj->type != Json::NUM) return "state.json lacks iteration";
+  long iteration = (long)itj->num;
+  if (iteration > cfg.train.trainIters) return "iteration " + std::to_string(iteration) + " is beyond trainIters";
+  WsdSchedule then{0, 0, 0, 0, 0};
+  std::string badKey = stored_schedule(*stored, &then);
+  if (!badKey.empty()) return strict + ", and the checkpoint's train." + badKey + " is missing or invalid, so its schedule is unknown";
+  WsdSchedule next = WsdSchedule::from(cfg.train);
+  // The optimizer state is a function of the lrs used so far: bitwise the same lrs, the same state.
+  for (long i = 1; i <= iteration; i++) {
+    double a = then.lr_for_iteration(i), b = next.lr_for_iteration(i);
+    if (a != b)
+      return strict + ", and the learning rate differs at iteration " + std::to_string(i) + ": " + json_number(a) +
+             " in the checkpoint's schedule, " + json_number(b) + " in the config's";
+  }
+  return "";
+}
+
+void load_checkpoint(const std::string& dir, const Config& cfg, Model& model, Optimizer* opt, CheckpointState* st,
+                     const Json* dataOrder) {
   auto bad = [&](const std::string& m) { fail(EXIT_CHECKPOINT, "checkpoint " + dir + ": " + m); };
   struct stat sb;
   if (stat(dir.c_str(), &sb) != 0 || !S_ISDIR(sb.st_mode)) bad("not a directory");
@@ -122,11 +220,15 @@ void load_checkpoint(const std::string& dir, const Config& cfg, Model& model, Op
     const Json* mj = s.get("model");
     bad("does not match the model config: " + describe_mismatch(mj ? *mj : Json(), cfg.modelJson(), "model"));
   }
+  bool scheduleDiffers = false;
   if (opt) {
     const Json* tfp = s.get("trainFingerprint");
     if (!tfp || tfp->str != cfg.trainFingerprint()) {
       const Json* tj = s.get("train");
-      bad("cannot resume: training config differs: " + describe_mismatch(tj ? *tj : Json(), cfg.trainJson(), "train"));
+      if (!dataOrder) bad("cannot resume: training config differs: " + describe_mismatch(tj ? *tj : Json(), cfg.trainJson(), "train"));
+      std::string why = schedule_resume_refusal(s, cfg, *dataOrder);
+      if (!why.empty()) bad(why);
+      scheduleDiffers = true;
     }
   }
   const Json* files = s.get("files");
@@ -183,6 +285,8 @@ void load_checkpoint(const std::string& dir, const Config& cfg, Model& model, Op
     if (!it || !cs) bad("state.json lacks iteration / consumedSamples");
     st->iteration = (long)it->num; st->consumedSamples = (uint64_t)cs->num;
     const Json* d = s.get("data"); st->data = d ? *d : Json();
+    const Json* o = s.get("dataOrder"); st->dataOrder = o ? *o : Json();
+    st->scheduleDiffers = scheduleDiffers;
   }
 }
 

@@ -18,7 +18,11 @@ struct Optimizer {
 struct CheckpointState {
   long iteration = 0;
   uint64_t consumedSamples = 0;
-  Json data;  // dataset identity (sequence and token counts) recorded at save time
+  Json data;       // dataset identity (sequence and token counts) recorded at save time
+  Json dataOrder;  // the train split's SplitData::dataOrder(); written when set
+  // Set on load when the checkpoint was accepted for resuming under another learning-rate
+  // schedule that agrees with its own up to its iteration (see load_checkpoint).
+  bool scheduleDiffers = false;
 };
 
 std::string checkpoint_dirname(long iteration);
@@ -26,6 +30,13 @@ std::string checkpoint_dirname(long iteration);
 std::string save_checkpoint(const std::string& outputDir, const Config& cfg, const Model& model, const Optimizer& opt,
                             const CheckpointState& st);
 // opt == nullptr: weights only (eval / trace; only the model section must match).
-void load_checkpoint(const std::string& dir, const Config& cfg, Model& model, Optimizer* opt, CheckpointState* st);
+// With opt, for resuming, the training config must match too (trainFingerprint). When it does not
+// and dataOrder (the resuming run's train split order) is given, the checkpoint is still accepted
+// if it is a state the new run passes through: the two train configs differ only in the schedule
+// keys (trainIters, lr, minLr, warmupFraction, warmupIters, wsdIters, wsdDecayStyle), the
+// checkpoint recorded the same data order, and both schedules give bitwise the same lr for every
+// iteration up to the checkpoint's.
+void load_checkpoint(const std::string& dir, const Config& cfg, Model& model, Optimizer* opt, CheckpointState* st,
+                     const Json* dataOrder = nullptr);
 
 }  // namespace flame

@@ -1,5 +1,6 @@
 #include "config.h"
 #include "common.h"
+#include <algorithm>
 #include <cmath>
 #include <set>
 #include <sstream>
@@ -194,6 +195,9 @@ Config parse_config(const Json& root) {
     s.intv("warmupIters", t.warmupIters, 0);
     s.num("wsdDecayFraction", t.wsdDecayFraction, 0, false, 1);
     s.intv("wsdIters", t.wsdIters, 0);
+    s.str("wsdDecayStyle", t.wsdDecayStyle);
+    if (t.wsdDecayStyle != "exponential" && t.wsdDecayStyle != "linear" && t.wsdDecayStyle != "cosine" && t.wsdDecayStyle != "minus_sqrt")
+      bad("train.wsdDecayStyle", "\"exponential\", \"linear\", \"cosine\" or \"minus_sqrt\"", *tj->get("wsdDecayStyle"));
     s.num("weightDecay", t.weightDecay, 0, false);
     s.num("clipGrad", t.clipGrad, 0, false);
     s.num("beta1", t.beta1, 0, false, 0.999999);
@@ -201,11 +205,23 @@ Config parse_config(const Json& root) {
     s.num("eps", t.eps, 0, true);
     s.intv("seed", t.seed, 0);
     s.intv("saveInterval", t.saveInterval, 0);
+    if (const Json* v = s.take("saveIters")) {
+      const char* shape = "array of positive integers";
+      if (v->type != Json::ARR) bad("train.saveIters", shape, *v);
+      for (auto& e : v->arr) {
+        if (e.type != Json::NUM || e.num < 1 || e.num != std::floor(e.num) || e.num >= 9e15) bad("train.saveIters", shape, *v);
+        t.saveIters.push_back((long)e.num);
+      }
+      std::sort(t.saveIters.begin(), t.saveIters.end());
+      t.saveIters.erase(std::unique(t.saveIters.begin(), t.saveIters.end()), t.saveIters.end());
+    }
     s.intv("logInterval", t.logInterval, 1);
     s.finish();
     if (t.globalBatchSize % t.microBatchSize != 0)
       fail(EXIT_CONFIG, "config.train.globalBatchSize: " + std::to_string(t.globalBatchSize) + " is not a multiple of microBatchSize " + std::to_string(t.microBatchSize));
     if (t.resolvedWsdIters() > t.trainIters) fail(EXIT_CONFIG, "config.train.wsdIters: exceeds trainIters");
+    if (!t.saveIters.empty() && t.saveIters.back() > t.trainIters)
+      fail(EXIT_CONFIG, "config.train.saveIters: " + std::to_string(t.saveIters.back()) + " exceeds trainIters " + std::to_string(t.trainIters));
   }
   if (const Json* dj = root.get("data")) {
     c.hasData = true;
@@ -316,6 +332,8 @@ Json Config::trainJson() const {
   // Only where given, so that checkpoints written before it existed keep their fingerprints and resume.
   if (t.warmupIters >= 0) j.set("warmupIters", Json::integer(t.warmupIters));
   j.set("wsdIters", Json::integer(t.resolvedWsdIters()));
+  // Only when not Megatron's default, so that checkpoints written before it existed keep their fingerprints.
+  if (t.wsdDecayStyle != "exponential") j.set("wsdDecayStyle", Json::string(t.wsdDecayStyle));
   j.set("weightDecay", Json::number(t.weightDecay)); j.set("clipGrad", Json::number(t.clipGrad));
   j.set("beta1", Json::number(t.beta1)); j.set("beta2", Json::number(t.beta2)); j.set("eps", Json::number(t.eps));
   j.set("seed", Json::integer(t.seed));

@@ -41,10 +41,12 @@ struct TrainConfig {
   long warmupIters = -1;        // -1: warmupFraction * trainIters; else absolute (--lr-warmup-iters)
   double wsdDecayFraction = 0.1;
   long wsdIters = -1;           // -1: floor(trainIters * wsdDecayFraction)
+  std::string wsdDecayStyle = "exponential";  // --lr-wsd-decay-style: or linear, cosine, minus_sqrt
   double weightDecay = 0.01, clipGrad = 1.0;
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
   long seed = 1234;             // parameter init seed
   long saveInterval = 0;        // 0: only at the end
+  std::vector<long> saveIters;  // further iterations to checkpoint at (sorted, unique, <= trainIters)
   long logInterval = 10;        // expert-load metrics cadence
 
   long resolvedWsdIters() const;
@@ -104,7 +106,7 @@ struct Config {
 
   // sha256 over the canonical model section: checkpoints must match it to be loaded at all.
   std::string modelFingerprint() const;
-  // model + everything that changes the training trajectory (not saveInterval/logInterval/runtime).
+  // model + everything that changes the training trajectory (not saveInterval/saveIters/logInterval/runtime).
   std::string trainFingerprint() const;
   Json modelJson() const;
   Json trainJson() const;

@@ -46,6 +46,15 @@ static void test_schedule() {
   CHECK(near(s.lr_for_iteration(11029), 3e-5 + (2 * std::pow(0.5, 1101.0 / 1102) - 1) * 2.7e-4, 1e-12), "last iteration lr");
   TrainConfig t2; t2.trainIters = 2121;  // flame-moe-38m: wsdIters = 2121 / 10 = 212
   CHECK(WsdSchedule::from(t2).wsdIters == 212, "38m wsdIters %ld", WsdSchedule::from(t2).wsdIters);
+  // --lr-wsd-decay-style: coeff at r = 0.25 of the anneal (steps 9927 + 275.5 of flame-moe-1.7b)
+  const char* styles[] = {"linear", "cosine", "minus_sqrt", "exponential"};
+  const double coeff[] = {0.75, 0.5 * (std::cos(M_PI * 0.25) + 1), 0.5, 2 * std::pow(0.5, 0.25) - 1};
+  for (int k = 0; k < 4; k++) {
+    TrainConfig ts = t; ts.wsdDecayStyle = styles[k];
+    double lr = WsdSchedule::from(ts).lr_at(9927 + 275.5), want = 3e-5 + coeff[k] * 2.7e-4;
+    CHECK(near(lr, want, 1e-12), "%s at r = 0.25: %.12g vs %.12g", styles[k], lr, want);
+    CHECK(near(WsdSchedule::from(ts).lr_at(11029), 3e-5, 1e-12), "%s ends at minLr", styles[k]);
+  }
 }
 
 static double parse_published(const std::string& s) {
@@ -119,6 +128,18 @@ static void test_config() {
   expect_config_error("{\"model\":{" + m + "},\"data\":{\"splitSamples\":{\"train\":1,\"valid\":-1,\"test\":0}}}", "config.data.splitSamples.valid: expected non-negative integer");
   expect_config_error("{\"model\":{" + m + "},\"model\":{}}", "duplicate key");
   expect_config_error("{\"model\":{" + m + ",\"topK\":70}}", "config.model.topK");
+  expect_config_error("{\"model\":{" + m + "},\"train\":{\"trainIters\":10,\"wsdDecayStyle\":\"step\"}}", "config.train.wsdDecayStyle: expected \"exponential\"");
+  expect_config_error("{\"model\":{" + m + "},\"train\":{\"trainIters\":10,\"saveIters\":[3,11]}}", "config.train.saveIters: 11 exceeds trainIters 10");
+  expect_config_error("{\"model\":{" + m + "},\"train\":{\"trainIters\":10,\"saveIters\":[0]}}", "config.train.saveIters: expected array of positive integers");
+  {
+    // Neither a listed checkpoint nor the default decay style enters the training fingerprint.
+    std::string t = "{\"model\":{" + m + "},\"train\":{\"trainIters\":10";
+    Config a = parse_config(json_parse(t + "}}", "c", 2));
+    Config b = parse_config(json_parse(t + ",\"saveIters\":[7,3,7],\"wsdDecayStyle\":\"exponential\"}}", "c", 2));
+    Config l = parse_config(json_parse(t + ",\"wsdDecayStyle\":\"linear\"}}", "c", 2));
+    CHECK(a.trainFingerprint() == b.trainFingerprint() && a.trainFingerprint() != l.trainFingerprint(), "fingerprints with saveIters / wsdDecayStyle");
+    CHECK(b.train.saveIters == std::vector<long>({3, 7}), "saveIters sorted, unique");
+  }
   Config c = parse_config(json_parse("{\"model\":{\"hiddenSize\":64,\"numLayers\":4,\"ffnHiddenSize\":32,\"moeFfnHiddenSize\":16,\"moeLayers\":\"[0]*1+[1]*3\"}}", "c", 2));
   CHECK(c.model.moeLayers == std::vector<bool>({false, true, true, true}), "pattern");
   CHECK(c.model.sharedExpertSize == 32 && c.model.numExperts == 64 && c.model.topK == 6 && c.model.normEps == 1e-6, "defaults");

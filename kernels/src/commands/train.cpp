@@ -10,6 +10,7 @@
 #include "model.h"
 #include "protocol.h"
 #include "schedule.h"
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -27,6 +28,7 @@ int cmd_train(const Config& cfg, const CliArgs& args) {
     fail(EXIT_CONFIG, "config.data.splitSamples.train: " + std::to_string(cfg.data.splitSamples[0]) + " is less than trainIters * globalBatchSize = " + std::to_string(need));
   SplitData train(cfg.data, 0, split_target(cfg.data, 0, need), S);
   Json dataInfo = train.identity();
+  Json dataOrder = train.dataOrder();
 
   Model model(mc);
   Optimizer opt; opt.m.assign(model.size, 0); opt.v.assign(model.size, 0);
@@ -34,14 +36,18 @@ int cmd_train(const Config& cfg, const CliArgs& args) {
   std::string resume = cfg.runtime.resumeFrom;
   if (!resume.empty()) {
     CheckpointState st;
-    load_checkpoint(resume, cfg, model, &opt, &st);
+    load_checkpoint(resume, cfg, model, &opt, &st, &dataOrder);
     if (st.data.type == Json::OBJ && st.data.dump() != dataInfo.dump())
       fail(EXIT_CHECKPOINT, "checkpoint " + resume + ": was trained on a different dataset (" + st.data.dump() + " vs " + dataInfo.dump() + ")");
     if (st.consumedSamples != (uint64_t)st.iteration * tc.globalBatchSize)
       fail(EXIT_CHECKPOINT, "checkpoint " + resume + ": consumedSamples does not match iteration * globalBatchSize");
     if (st.iteration > tc.trainIters) fail(EXIT_CHECKPOINT, "checkpoint " + resume + ": iteration " + std::to_string(st.iteration) + " is beyond trainIters");
     start = st.iteration;
-    proto::log("info", "resumed from " + resume + " at iteration " + std::to_string(start));
+    std::string n = std::to_string(start);
+    if (st.scheduleDiffers)
+      proto::log("info", "resumed from " + resume + " at iteration " + n + ": its schedule agrees with this one up to iteration " + n);
+    else
+      proto::log("info", "resumed from " + resume + " at iteration " + n);
   } else {
     model.init((uint64_t)tc.seed);
   }
@@ -116,9 +122,11 @@ int cmd_train(const Config& cfg, const CliArgs& args) {
       fprintf(stderr, "%s\n", b);
       proto::log("info", b);
     }
-    if ((tc.saveInterval > 0 && it % tc.saveInterval == 0) || it == tc.trainIters) {
+    bool listed = std::binary_search(tc.saveIters.begin(), tc.saveIters.end(), it);
+    if ((tc.saveInterval > 0 && it % tc.saveInterval == 0) || it == tc.trainIters || listed) {
       engine->download(model, &opt);
       CheckpointState st; st.iteration = it; st.consumedSamples = (uint64_t)it * tc.globalBatchSize; st.data = dataInfo;
+      st.dataOrder = dataOrder;
       std::string name = save_checkpoint(cfg.runtime.outputDir, cfg, model, opt, st);
       written.push_back(name);
       proto::artifact("checkpoint/" + std::to_string(it), name);

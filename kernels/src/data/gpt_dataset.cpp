@@ -53,6 +53,7 @@ void GptDataset::build(const std::string& splitName, uint32_t seed) {
     uint64_t perEpoch = (tokensPerEpoch - 1) / seqLength;
     separate = fromFinal < (uint64_t)(int64_t)(0.80 * (double)perEpoch);
   }
+  separate_ = separate;
   NumpyRandomState rng(seed);
   // _build_document_index
   auto tile = [&](int epochs) {

@@ -30,6 +30,8 @@ class GptDataset {
   uint64_t size() const { return sampleIdx_.size() / 2 - 1; }  // samples available (>= requested)
   uint64_t requested() const { return numSamples_; }
   int numEpochs() const { return numEpochs_; }
+  // whether the last epoch's documents and samples are shuffled on their own (separate_final_epoch)
+  bool separateFinalEpoch() const { return separate_; }
   size_t firstDocument() const { return first_; }
   size_t numDocuments() const { return count_; }
   // sample i (after shuffling) into out[0 .. seqLength] (seqLength + 1 tokens)
@@ -42,6 +44,7 @@ class GptDataset {
   int seq_;
   uint64_t numSamples_;
   int numEpochs_ = 0;
+  bool separate_ = false;
   size_t first_ = 0, count_ = 0;
   std::vector<int32_t> docIdx_;
   std::vector<int64_t> sampleIdx_;  // pairs (document index position, offset)

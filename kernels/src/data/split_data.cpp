@@ -58,6 +58,21 @@ Json SplitData::identity() const {
   return j;
 }
 
+static Json order(const GptDataset& g) {
+  Json j = Json::object();
+  j.set("epochs", Json::integer(g.numEpochs()));
+  j.set("separateFinalEpoch", Json::boolean(g.separateFinalEpoch()));
+  return j;
+}
+
+Json SplitData::dataOrder() const {
+  Json a = Json::array();
+  if (!blend_) a.push(order(*gpt_));
+  else
+    for (size_t d = 0; d < blend_->numDatasets(); d++) a.push(order(blend_->gpt(d)));
+  return a;
+}
+
 static Json part(const IndexedDataset& ds, const GptDataset& g) {
   Json j = Json::object();
   j.set("prefix", Json::string(ds.prefix));

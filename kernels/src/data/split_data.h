@@ -30,6 +30,12 @@ class SplitData {
   // What checkpoints record as "data" (a resume on other data is refused): sequence, document
   // and token counts of the dataset, or per blended dataset with its weight.
   Json identity() const;
+  // What fixes the order of the samples given the same datasets, split, seed and blend weights:
+  // per dataset (one for data.prefix, one per blend entry) {epochs, separateFinalEpoch}. The sample
+  // count asked for enters the order only through these two, and the blend's choice of dataset
+  // for sample i does not depend on the blend's size; so two runs that agree on this draw the same
+  // samples in the same order for as long as both read.
+  Json dataOrder() const;
   Json describe() const;  // per dataset: prefix, weight, split range, samples built / drawn, epochs
 
  private:
