@@ -13,7 +13,7 @@ const describeArtifact = (a: ArtifactRow) =>
 const describeExecution = (e: ExecutionRow) =>
   `${e.stageId} [execution ${e.id.slice(0, 8)}, ${e.status}, ${new Date(e.startedAt).toISOString()}${
     e.resumedFrom ? `, resumed ${e.resumedFrom.slice(0, 8)}` : ""
-  }]`
+  }${e.seededStep === null ? "" : `, seeded at step ${e.seededStep}`}]`
 
 type Target =
   | { readonly _tag: "Execution"; readonly execution: ExecutionRow }
@@ -50,10 +50,15 @@ export const lineageTree = (needle: string, direction: "up" | "down") =>
           return
         }
         seen.add(execution.id)
-        const inputs = yield* lineage.inputsOf(execution.id)
+        const inputs: Array<{ readonly label: string; readonly artifact: ArtifactRow }> = (yield* lineage.inputsOf(
+          execution.id
+        )).map((input) => ({ label: `input ${input.name}`, artifact: input.artifact }))
+        // A seeded execution started from another's checkpoint: that is part of where it came from.
+        const seed = execution.seededFrom === null ? undefined : (yield* lineage.findArtifacts(execution.seededFrom))[0]
+        if (seed !== undefined) inputs.push({ label: `seeded at step ${execution.seededStep} from`, artifact: seed })
         for (const [i, input] of inputs.entries()) {
           const last = i === inputs.length - 1
-          lines.push(`${prefix}${last ? "└─" : "├─"} input ${input.name}: ${describeArtifact(input.artifact)}`)
+          lines.push(`${prefix}${last ? "└─" : "├─"} ${input.label}: ${describeArtifact(input.artifact)}`)
           const producer = (yield* lineage.execution(input.artifact.executionId))[0]
           if (producer) {
             const childPrefix = `${prefix}${last ? "   " : "│  "}`

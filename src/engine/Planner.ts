@@ -40,10 +40,9 @@ export const plan = (pipeline: ResolvedPipeline) =>
       const inputs = gatherInputs(stage, outputs)
       if (inputs === undefined) {
         // An upstream will rerun: this stage's inputs, and so its fingerprint, are not known yet.
-        const reasons: Array<StaleReason> = stage.upstream.filter((up) => !outputs.has(up)).map((up) => ({
-          _tag: "UpstreamStale",
-          stage: up
-        }))
+        const reasons: Array<StaleReason> = stage.upstream.filter((up) =>
+          Object.values(stage.inputs).some((ref) => ref.stage === up && outputs.get(up)?.get(ref.output) === undefined)
+        ).map((up) => ({ _tag: "UpstreamStale", stage: up }))
         entries.push({
           stage: stage.id,
           kind: stage.definition.kind,
@@ -82,6 +81,16 @@ export const plan = (pipeline: ResolvedPipeline) =>
           ? undefined
           : chooseSeed(prefixes, yield* lineage.prefixCandidates(prefixes.family), planned, intact)
         if (prefixes !== undefined) planned.push({ stage: stage.id, prefixes })
+        // The outputs it will reuse are known now (equal prefixes, equal bytes): what reads only those
+        // can be decided, and stays fresh when nothing else changed.
+        const reused = new Map<string, InputArtifact>()
+        for (const { output, source } of seed?.reused ?? []) {
+          if (source._tag === "Recorded") {
+            const { hash, id, path } = source.candidate.artifact
+            reused.set(output, { id, path, hash })
+          }
+        }
+        if (reused.size > 0) outputs.set(stage.id, reused)
         entries.push({
           stage: stage.id,
           kind: stage.definition.kind,

@@ -69,6 +69,9 @@ export const handler = (args: ShowArgs) =>
         `  worker      ${execution.workerHash ?? "-"}`,
         `  log         ${execution.logPath}`,
         ...(execution.resumedFrom ? [`  resumed     ${execution.resumedFrom}`] : []),
+        ...(execution.seededFrom
+          ? [`  seeded      at step ${execution.seededStep} from artifact ${execution.seededFrom}`]
+          : []),
         `  params      ${JSON.stringify(execution.params)}`,
         "  inputs",
         ...inputs.map((i) => `    ${i.name}: ${i.artifact.path} ${i.artifact.hash.slice(0, 12)}`),
