@@ -49,8 +49,52 @@ static void write_text(const std::string& path, const std::string& s) {
 // Weights are stored as F32 whatever `real` is (the double build is only for tests).
 static std::vector<float> to_f32(const real* p, size_t n) { return std::vector<float>(p, p + n); }
 
+// Copies src to dst (a new file), fsynced; for reuse where a hard link cannot be made.
+static void copy_file(const std::string& src, const std::string& dst) {
+  FILE* in = fopen(src.c_str(), "rb");
+  if (!in) fail(EXIT_OTHER, "cannot read " + src + ": " + strerror(errno));
+  FILE* out = fopen(dst.c_str(), "wb");
+  if (!out) { fclose(in); fail(EXIT_OTHER, "cannot write " + dst + ": " + strerror(errno)); }
+  std::vector<char> buf(1 << 20);
+  bool ok = true; size_t n;
+  while (ok && (n = fread(buf.data(), 1, buf.size(), in)) > 0) ok = fwrite(buf.data(), 1, n, out) == n;
+  ok = ok && !ferror(in) && fflush(out) == 0 && fsync(fileno(out)) == 0;
+  fclose(in);
+  if (fclose(out) != 0 || !ok) fail(EXIT_OTHER, "cannot copy " + src + " to " + dst + ": " + strerror(errno));
+}
+
+// Puts reuse's `file` at dst when it holds exactly the bytes safetensors_write(dst, t, meta) would
+// write; returns its sha256, or "" (nothing placed) when it does not or cannot be shown to.
+// Why equal bytes follow: the file begins with the writer's own prefix, so it holds exactly the
+// tensors of `t`, as F32, at the writer's offsets, and nothing else; its hash is the one
+// load_checkpoint verified before loading, so those are the bytes the tensors were loaded from;
+// and an F32 tensor loaded into float and written back is the same bits. (The double build would
+// quiet signalling NaNs on the way through double: it always writes.)
+static std::string reuse_safetensors(ReusableFiles& reuse, const std::string& file, const std::vector<StTensorOut>& t,
+                                     const std::vector<std::pair<std::string, std::string>>& meta, const std::string& dst) {
+  if (sizeof(real) != sizeof(float)) return "";
+  const Json* h = reuse.hashes.get(file);
+  if (!h || h->type != Json::STR) return "";
+  std::string src = reuse.dir + "/" + file, prefix = safetensors_prefix(t, meta);
+  struct stat sb;
+  if (stat(src.c_str(), &sb) != 0 || (uint64_t)sb.st_size != prefix.size() + safetensors_data_bytes(t)) return "";
+  FILE* f = fopen(src.c_str(), "rb");
+  if (!f) return "";
+  std::string head(prefix.size(), '\0');
+  bool same = fread(&head[0], 1, head.size(), f) == head.size() && head == prefix;
+  fclose(f);
+  if (!same) return "";
+  std::string how = "linked";
+  if (link(src.c_str(), dst.c_str()) != 0) { copy_file(src, dst); how = "copied"; }
+  // The file may have been replaced since it was loaded: then the hash tells, and it is written.
+  std::string actual = sha256_file(dst);
+  if (actual != h->str) { unlink(dst.c_str()); return ""; }
+  reuse.placed.push_back({file, how});
+  return actual;
+}
+
 std::string save_checkpoint(const std::string& outDir, const Config& cfg, const Model& model, const Optimizer& opt,
-                            const CheckpointState& st) {
+                            const CheckpointState& st, ReusableFiles* reuse) {
   std::string name = checkpoint_dirname(st.iteration);
   std::string final = outDir + "/" + name, tmp = outDir + "/." + name + ".tmp-" + std::to_string(getpid());
   mkdirs(outDir);
@@ -69,8 +113,16 @@ std::string save_checkpoint(const std::string& outDir, const Config& cfg, const 
     o.push_back({t.name + ".exp_avg_sq", t.shape, keep.back().data()});
   }
   std::string fp = cfg.modelFingerprint();
-  safetensors_write(tmp + "/model.safetensors", w, {{"format", "pt"}, {"flame.modelFingerprint", fp}});
-  safetensors_write(tmp + "/optimizer.safetensors", o, {{"format", "pt"}, {"flame.modelFingerprint", fp}});
+  std::vector<std::pair<std::string, std::string>> meta = {{"format", "pt"}, {"flame.modelFingerprint", fp}};
+  auto put = [&](const std::string& file, const std::vector<StTensorOut>& t) {
+    std::string path = tmp + "/" + file;
+    std::string hash = reuse ? reuse_safetensors(*reuse, file, t, meta, path) : "";
+    if (!hash.empty()) return hash;
+    safetensors_write(path, t, meta);
+    if (reuse) reuse->placed.push_back({file, "written"});
+    return sha256_file(path);
+  };
+  std::string modelHash = put("model.safetensors", w), optHash = put("optimizer.safetensors", o);
   Json s = Json::object();
   s.set("format", Json::string("flame-worker-checkpoint"));
   s.set("version", Json::integer(1));
@@ -90,10 +142,13 @@ std::string save_checkpoint(const std::string& outDir, const Config& cfg, const 
   s.set("data", st.data);
   if (st.dataOrder.type != Json::NUL) s.set("dataOrder", st.dataOrder);
   Json files = Json::object();
-  files.set("model.safetensors", Json::string(sha256_file(tmp + "/model.safetensors")));
-  files.set("optimizer.safetensors", Json::string(sha256_file(tmp + "/optimizer.safetensors")));
+  files.set("model.safetensors", Json::string(modelHash));
+  files.set("optimizer.safetensors", Json::string(optHash));
   s.set("files", files);
   write_text(tmp + "/state.json", s.dump() + "\n");
+  // The files are fsynced; so are their names (a hard link is only a name) before the rename.
+  int tfd = open(tmp.c_str(), O_RDONLY);
+  if (tfd >= 0) { fsync(tfd); close(tfd); }
   remove_tree(final);
   if (rename(tmp.c_str(), final.c_str()) != 0) fail(EXIT_OTHER, "cannot rename " + tmp + " to " + final + ": " + strerror(errno));
   int dfd = open(outDir.c_str(), O_RDONLY);
@@ -287,7 +342,21 @@ void load_checkpoint(const std::string& dir, const Config& cfg, Model& model, Op
     const Json* d = s.get("data"); st->data = d ? *d : Json();
     const Json* o = s.get("dataOrder"); st->dataOrder = o ? *o : Json();
     st->scheduleDiffers = scheduleDiffers;
+    st->files = *files;
   }
+}
+
+CheckpointState load_resume_checkpoint(const std::string& dir, const Config& cfg, Model& model, Optimizer& opt,
+                                       const Json& dataInfo, const Json& dataOrder) {
+  CheckpointState st;
+  load_checkpoint(dir, cfg, model, &opt, &st, &dataOrder);
+  if (st.data.type == Json::OBJ && st.data.dump() != dataInfo.dump())
+    fail(EXIT_CHECKPOINT, "checkpoint " + dir + ": was trained on a different dataset (" + st.data.dump() + " vs " + dataInfo.dump() + ")");
+  if (st.consumedSamples != (uint64_t)st.iteration * cfg.train.globalBatchSize)
+    fail(EXIT_CHECKPOINT, "checkpoint " + dir + ": consumedSamples does not match iteration * globalBatchSize");
+  if (st.iteration > cfg.train.trainIters)
+    fail(EXIT_CHECKPOINT, "checkpoint " + dir + ": iteration " + std::to_string(st.iteration) + " is beyond trainIters");
+  return st;
 }
 
 }  // namespace flame

@@ -1,6 +1,7 @@
 // flame-worker: the numerical engine of flame-pipe (CPU backend).
 //   flame-worker <train|eval|trace|params> --config FILE [--checkpoint DIR] [--threads N] [--output PATH]
 //   flame-worker samples --config FILE --split S [--start N] [--count N]
+//   flame-worker adopt --config FILE --from CKPT --out DIR
 //   flame-worker version
 #include <cstdio>
 #include <malloc.h>
@@ -31,6 +32,8 @@ static const char* USAGE =
     "  params  --config FILE                               active / total parameter counts\n"
     "  samples --config FILE --split train|valid|test [--start N] [--count N]\n"
     "                                                      the split's token rows in reading order (JSON lines)\n"
+    "  adopt   --config FILE --from CKPT --out DIR         a checkpoint train could resume from, written as this\n"
+    "                                                      config's run writes it at that iteration: DIR/iter_N\n"
     "  version                                             worker version, compiler and flags (JSON)\n"
     "options: --backend cpu|cuda|auto overrides runtime.backend\n";
 
@@ -99,6 +102,8 @@ int main(int argc, char** argv) {
       else if (f == "--output") a.output = val();
       else if (f == "--backend") a.backend = val();
       else if (f == "--split") a.split = val();
+      else if (f == "--from") a.from = val();
+      else if (f == "--out") a.out = val();
       else if (f == "--start" || f == "--count") {
         std::string v = val(); char* end; long n = strtol(v.c_str(), &end, 10);
         if (v.empty() || *end || n < 0) fail(EXIT_CONFIG, "option " + f + ": expected a non-negative integer, got \"" + v + "\"");
@@ -115,7 +120,8 @@ int main(int argc, char** argv) {
       printf("%s\n", s.c_str()); fflush(stdout);
       return 0;
     }
-    if (a.command != "train" && a.command != "eval" && a.command != "trace" && a.command != "params" && a.command != "samples")
+    if (a.command != "train" && a.command != "eval" && a.command != "trace" && a.command != "params" && a.command != "samples" &&
+        a.command != "adopt")
       fail(EXIT_CONFIG, "unknown command \"" + a.command + "\"\n" + USAGE);
     if (a.configPath.empty()) fail(EXIT_CONFIG, a.command + ": --config FILE is required");
     Config cfg = load_config(a.configPath);
@@ -123,12 +129,13 @@ int main(int argc, char** argv) {
       if (a.backend != "cpu" && a.backend != "cuda" && a.backend != "auto") fail(EXIT_CONFIG, "option --backend: expected cpu, cuda or auto, got \"" + a.backend + "\"");
       cfg.runtime.backend = a.backend;
     }
-    bool numeric = a.command != "params" && a.command != "samples";
+    bool numeric = a.command != "params" && a.command != "samples" && a.command != "adopt";
     if (numeric && cfg.runtime.backend != "cpu" && !g_cuda_backend) exec_cuda_worker(argv);
     if (a.command == "train") return cmd_train(cfg, a);
     if (a.command == "eval") return cmd_eval(cfg, a);
     if (a.command == "trace") return cmd_trace(cfg, a);
     if (a.command == "samples") return cmd_samples(cfg, a);
+    if (a.command == "adopt") return cmd_adopt(cfg, a);
     return cmd_params(cfg, a);
   } catch (FlameError& e) {
     std::string m = e.what();

@@ -159,6 +159,12 @@ static void test_json_safetensors() {
   CHECK(f.entries.size() == 2 && f.get("x.weight") && f.get("x.weight")->shape == std::vector<long>({2, 3}), "entries");
   CHECK(memcmp(f.data(*f.get("x.weight")), a.data(), 24) == 0 && memcmp(f.data(*f.get("y")), b.data(), 4) == 0, "data");
   CHECK((f.dataStart % 8) == 0, "header aligned");
+  // adopt links a file only when it is the writer's prefix followed by the F32 data: so must the
+  // writer's own files be.
+  std::vector<StTensorOut> ts = {{"x.weight", {2, 3}, a.data()}, {"y", {1}, b.data()}};
+  std::string want = safetensors_prefix(ts, {{"format", "pt"}}) + std::string((const char*)a.data(), 24) + std::string((const char*)b.data(), 4);
+  CHECK(f.bytes == want && safetensors_data_bytes(ts) == 28, "file = prefix + data (%zu bytes vs %zu)", f.bytes.size(), want.size());
+  CHECK(safetensors_prefix(ts, {{"format", "pt"}, {"note", "x"}}) != safetensors_prefix(ts, {{"format", "pt"}}), "metadata in the prefix");
   const char* py = "python3 -c \"import json,struct,sys; d=open('build/test-roundtrip.safetensors','rb').read(); n=struct.unpack('<Q',d[:8])[0]; h=json.loads(d[8:8+n]); "
                    "o=h['x.weight']['data_offsets']; print(list(struct.unpack('<6f', d[8+n+o[0]:8+n+o[1]])))\" 2>/dev/null";
   if (FILE* p = popen(py, "r")) {

@@ -16,17 +16,21 @@
 
 namespace flame {
 
+SplitData open_train_split(const Config& cfg, const std::string& command) {
+  if (!cfg.hasTrain) fail(EXIT_CONFIG, "config.train: missing required section for `" + command + "`");
+  if (!cfg.hasData || !cfg.data.given()) fail(EXIT_CONFIG, "config.data.prefix: missing required key for `" + command + "` (or config.data.blend)");
+  const uint64_t need = (uint64_t)cfg.train.trainIters * cfg.train.globalBatchSize;
+  if (split_target(cfg.data, 0, need) < need)
+    fail(EXIT_CONFIG, "config.data.splitSamples.train: " + std::to_string(cfg.data.splitSamples[0]) + " is less than trainIters * globalBatchSize = " + std::to_string(need));
+  return SplitData(cfg.data, 0, split_target(cfg.data, 0, need), (int)cfg.model.seqLength);
+}
+
 int cmd_train(const Config& cfg, const CliArgs& args) {
-  if (!cfg.hasTrain) fail(EXIT_CONFIG, "config.train: missing required section for `train`");
-  if (!cfg.hasData || !cfg.data.given()) fail(EXIT_CONFIG, "config.data.prefix: missing required key for `train` (or config.data.blend)");
   setup_threads(cfg, args);
+  SplitData train = open_train_split(cfg, "train");
   const ModelConfig& mc = cfg.model; const TrainConfig& tc = cfg.train;
   const int S = (int)mc.seqLength, mbs = (int)tc.microBatchSize;
   const long numMicro = tc.globalBatchSize / tc.microBatchSize;
-  const uint64_t need = (uint64_t)tc.trainIters * tc.globalBatchSize;
-  if (split_target(cfg.data, 0, need) < need)
-    fail(EXIT_CONFIG, "config.data.splitSamples.train: " + std::to_string(cfg.data.splitSamples[0]) + " is less than trainIters * globalBatchSize = " + std::to_string(need));
-  SplitData train(cfg.data, 0, split_target(cfg.data, 0, need), S);
   Json dataInfo = train.identity();
   Json dataOrder = train.dataOrder();
 
@@ -35,13 +39,7 @@ int cmd_train(const Config& cfg, const CliArgs& args) {
   long start = 0;
   std::string resume = cfg.runtime.resumeFrom;
   if (!resume.empty()) {
-    CheckpointState st;
-    load_checkpoint(resume, cfg, model, &opt, &st, &dataOrder);
-    if (st.data.type == Json::OBJ && st.data.dump() != dataInfo.dump())
-      fail(EXIT_CHECKPOINT, "checkpoint " + resume + ": was trained on a different dataset (" + st.data.dump() + " vs " + dataInfo.dump() + ")");
-    if (st.consumedSamples != (uint64_t)st.iteration * tc.globalBatchSize)
-      fail(EXIT_CHECKPOINT, "checkpoint " + resume + ": consumedSamples does not match iteration * globalBatchSize");
-    if (st.iteration > tc.trainIters) fail(EXIT_CHECKPOINT, "checkpoint " + resume + ": iteration " + std::to_string(st.iteration) + " is beyond trainIters");
+    CheckpointState st = load_resume_checkpoint(resume, cfg, model, opt, dataInfo, dataOrder);
     start = st.iteration;
     std::string n = std::to_string(start);
     if (st.scheduleDiffers)

@@ -7,8 +7,8 @@
 
 namespace flame {
 
-void safetensors_write(const std::string& path, const std::vector<StTensorOut>& tensors,
-                       const std::vector<std::pair<std::string, std::string>>& metadata) {
+std::string safetensors_prefix(const std::vector<StTensorOut>& tensors,
+                               const std::vector<std::pair<std::string, std::string>>& metadata) {
   Json h = Json::object();
   if (!metadata.empty()) {
     Json m = Json::object();
@@ -29,10 +29,24 @@ void safetensors_write(const std::string& path, const std::vector<StTensorOut>& 
   }
   std::string hs = h.dump();
   while (hs.size() % 8) hs += ' ';
+  uint64_t n = hs.size();
+  std::string out(8, '\0');
+  memcpy(&out[0], &n, 8);
+  return out + hs;
+}
+
+size_t safetensors_data_bytes(const std::vector<StTensorOut>& tensors) {
+  size_t total = 0;
+  for (auto& t : tensors) { size_t n = 1; for (long s : t.shape) n *= (size_t)s; total += 4 * n; }
+  return total;
+}
+
+void safetensors_write(const std::string& path, const std::vector<StTensorOut>& tensors,
+                       const std::vector<std::pair<std::string, std::string>>& metadata) {
+  std::string prefix = safetensors_prefix(tensors, metadata);
   FILE* f = fopen(path.c_str(), "wb");
   if (!f) fail(EXIT_OTHER, "cannot write " + path + ": " + strerror(errno));
-  uint64_t n = hs.size();
-  bool ok = fwrite(&n, 8, 1, f) == 1 && fwrite(hs.data(), 1, hs.size(), f) == hs.size();
+  bool ok = fwrite(prefix.data(), 1, prefix.size(), f) == prefix.size();
   for (auto& t : tensors) {
     size_t cnt = 1; for (long s : t.shape) cnt *= (size_t)s;
     ok = ok && fwrite(t.data, 4, cnt, f) == cnt;

@@ -3,6 +3,7 @@
 // (padded with spaces to a multiple of 8), then the raw little-endian tensor bytes.
 // We write tensors in a fixed order with deterministic headers so equal weights give equal files.
 #pragma once
+#include <cstddef>
 #include <string>
 #include <utility>
 #include <vector>
@@ -17,6 +18,12 @@ struct StTensorOut {
 };
 void safetensors_write(const std::string& path, const std::vector<StTensorOut>& tensors,
                        const std::vector<std::pair<std::string, std::string>>& metadata);
+// What safetensors_write puts before the tensor data (u64 header length, padded header), and the
+// size of the data after it: a file holds exactly what it would write for these tensors iff it
+// starts with this prefix, is that much longer, and its data bytes are the tensors' F32 bytes.
+std::string safetensors_prefix(const std::vector<StTensorOut>& tensors,
+                               const std::vector<std::pair<std::string, std::string>>& metadata);
+size_t safetensors_data_bytes(const std::vector<StTensorOut>& tensors);
 
 struct StEntry { std::string name, dtype; std::vector<long> shape; size_t begin = 0, end = 0; };
 struct SafetensorsFile {
