@@ -93,6 +93,27 @@ static std::string reuse_safetensors(ReusableFiles& reuse, const std::string& fi
   return actual;
 }
 
+// The keys of Config::trainJson() that shape the learning-rate schedule and nothing else.
+static bool is_schedule_key(const std::string& k) {
+  static const char* keys[] = {"trainIters", "lr", "minLr", "warmupFraction", "warmupIters", "wsdIters", "wsdDecayStyle"};
+  for (const char* s : keys) if (k == s) return true;
+  return false;
+}
+
+// trainJson() without the schedule's keys: what besides the rates determines a state.
+static Json state_train_json(const Config& cfg) {
+  Json out = Json::object();
+  for (auto& kv : cfg.trainJson().obj) if (!is_schedule_key(kv.first)) out.set(kv.first, kv.second);
+  return out;
+}
+
+static std::string state_fingerprint(const Json& model, const Json& train, const Json& schedule, const Json& dataOrder) {
+  Json j = Json::object();
+  j.set("model", model); j.set("train", train); j.set("schedule", schedule); j.set("dataOrder", dataOrder);
+  std::string d = j.dump();
+  return sha256_hex(d.data(), d.size());
+}
+
 std::string save_checkpoint(const std::string& outDir, const Config& cfg, const Model& model, const Optimizer& opt,
                             const CheckpointState& st, ReusableFiles* reuse) {
   std::string name = checkpoint_dirname(st.iteration);
@@ -123,9 +144,14 @@ std::string save_checkpoint(const std::string& outDir, const Config& cfg, const 
     return sha256_file(path);
   };
   std::string modelHash = put("model.safetensors", w), optHash = put("optimizer.safetensors", o);
+  // A checkpoint describes its state and what determined it, nothing of the run's future (its length,
+  // its minLr...): runs that pass through the same state write the same bytes for it, so a run that
+  // reuses another's checkpoint holds exactly what it would have written itself.
+  Json train = state_train_json(cfg);
+  Json schedule = WsdSchedule::from(cfg.train).describe(st.iteration);
   Json s = Json::object();
   s.set("format", Json::string("flame-worker-checkpoint"));
-  s.set("version", Json::integer(1));
+  s.set("version", Json::integer(2));
   s.set("iteration", Json::integer(st.iteration));
   s.set("consumedSamples", Json::integer((long long)st.consumedSamples));
   s.set("adamStep", Json::integer(opt.step));
@@ -136,9 +162,10 @@ std::string save_checkpoint(const std::string& outDir, const Config& cfg, const 
   rng.set("initSeed", Json::integer(cfg.train.seed));
   s.set("rng", rng);
   s.set("modelFingerprint", Json::string(fp));
-  s.set("trainFingerprint", Json::string(cfg.trainFingerprint()));
+  s.set("stateFingerprint", Json::string(state_fingerprint(cfg.modelJson(), train, schedule, st.dataOrder)));
   s.set("model", cfg.modelJson());
-  s.set("train", cfg.trainJson());
+  s.set("train", train);
+  s.set("schedule", schedule);
   s.set("data", st.data);
   if (st.dataOrder.type != Json::NUL) s.set("dataOrder", st.dataOrder);
   Json files = Json::object();
@@ -167,13 +194,6 @@ static std::string describe_mismatch(const Json& stored, const Json& now, const 
   for (auto& kv : stored.obj)
     if (!now.get(kv.first)) return section + "." + kv.first + " is " + kv.second.dump() + " in the checkpoint but absent in the config";
   return "fingerprint differs";
-}
-
-// The keys of Config::trainJson() that shape the learning-rate schedule and nothing else.
-static bool is_schedule_key(const std::string& k) {
-  static const char* keys[] = {"trainIters", "lr", "minLr", "warmupFraction", "warmupIters", "wsdIters", "wsdDecayStyle"};
-  for (const char* s : keys) if (k == s) return true;
-  return false;
 }
 
 // The schedule a checkpoint was trained under, from its state.json "train" (what trainJson() wrote:
@@ -260,6 +280,46 @@ static std::string schedule_resume_refusal(const Json& s, const Config& cfg, con
   return "";
 }
 
+// Resuming from a version 2 checkpoint (one that describes its state): "" when the new run passes
+// through that state, else why not. Everything but the rates must be the same (the keys of "train",
+// the data order), and the new schedule must give every iteration up to the checkpoint bitwise the
+// rate its description gives (the optimizer state is a function of those rates).
+static std::string state_resume_refusal(const Json& s, const Config& cfg, const Json& dataOrder) {
+  const std::string prefix = "cannot resume: training config differs: ";
+  const Json* stored = s.get("train");
+  const Json* schedule = s.get("schedule");
+  const Json* storedOrder = s.get("dataOrder");
+  if (!stored || stored->type != Json::OBJ || !schedule || schedule->type != Json::OBJ || !storedOrder)
+    return "state.json lacks its train, schedule or dataOrder section";
+  Json now = state_train_json(cfg);
+  for (auto& kv : now.obj) {
+    const Json* v = stored->get(kv.first);
+    if (!v) return prefix + "train." + kv.first + " is absent in the checkpoint but " + kv.second.dump() + " in the config";
+    if (v->dump() != kv.second.dump())
+      return prefix + "train." + kv.first + " is " + v->dump() + " in the checkpoint but " + kv.second.dump() + " in the config";
+  }
+  for (auto& kv : stored->obj)
+    if (!now.get(kv.first)) return prefix + "train." + kv.first + " is " + kv.second.dump() + " in the checkpoint but absent in the config";
+  if (storedOrder->dump() != dataOrder.dump()) {
+    std::string e = order_list(*storedOrder, "epochs"), en = order_list(dataOrder, "epochs");
+    std::string why = "epochs " + e + " vs " + en;
+    if (e == en) why += ", separate final epoch " + order_list(*storedOrder, "separateFinalEpoch") + " vs " + order_list(dataOrder, "separateFinalEpoch");
+    return prefix + "the checkpoint was trained on a different data order (" + why + ")";
+  }
+  const Json* itj = s.get("iteration");
+  if (!itj || itj->type != Json::NUM) return "state.json lacks iteration";
+  long iteration = (long)itj->num;
+  if (iteration > cfg.train.trainIters) return "iteration " + std::to_string(iteration) + " is beyond trainIters";
+  WsdSchedule next = WsdSchedule::from(cfg.train);
+  for (long i = 1; i <= iteration; i++) {
+    double a = WsdSchedule::described_lr(*schedule, i), b = next.lr_for_iteration(i);
+    if (!(a == b))
+      return prefix + "the learning rate differs at iteration " + std::to_string(i) + ": " + json_number(a) +
+             " in the checkpoint's schedule, " + json_number(b) + " in the config's";
+  }
+  return "";
+}
+
 void load_checkpoint(const std::string& dir, const Config& cfg, Model& model, Optimizer* opt, CheckpointState* st,
                      const Json* dataOrder) {
   auto bad = [&](const std::string& m) { fail(EXIT_CHECKPOINT, "checkpoint " + dir + ": " + m); };
@@ -276,7 +336,19 @@ void load_checkpoint(const std::string& dir, const Config& cfg, Model& model, Op
     bad("does not match the model config: " + describe_mismatch(mj ? *mj : Json(), cfg.modelJson(), "model"));
   }
   bool scheduleDiffers = false;
-  if (opt) {
+  const Json* version = s.get("version");
+  if (opt && version && version->type == Json::NUM && version->num >= 2) {
+    // A caller without a data of its own to compare (a test program) takes the checkpoint's.
+    const Json* storedOrder = s.get("dataOrder");
+    const Json order = dataOrder ? *dataOrder : storedOrder ? *storedOrder : Json();
+    std::string why = state_resume_refusal(s, cfg, order);
+    if (!why.empty()) bad(why);
+    const Json* sfp = s.get("stateFingerprint");
+    const Json* itj = s.get("iteration");
+    Json desc = WsdSchedule::from(cfg.train).describe(itj ? (long)itj->num : 0);
+    scheduleDiffers = !sfp || sfp->str != state_fingerprint(cfg.modelJson(), state_train_json(cfg), desc, order);
+  } else if (opt) {
+    // A version 1 checkpoint records its run's whole training config.
     const Json* tfp = s.get("trainFingerprint");
     if (!tfp || tfp->str != cfg.trainFingerprint()) {
       const Json* tj = s.get("train");

@@ -5,10 +5,12 @@
 #pragma once
 #include <string>
 #include "config.h"
+#include "io/json.h"
 namespace flame {
 enum class WsdDecayStyle { Exponential, Linear, Cosine, MinusSqrt };
 // "exponential" | "linear" | "cosine" | "minus_sqrt"; false for anything else
 bool parse_wsd_decay_style(const std::string& s, WsdDecayStyle* out);
+const char* wsd_decay_style_name(WsdDecayStyle style);
 
 struct WsdSchedule {
   double maxLr, minLr, warmup;  // warmup may be fractional (0.01 * trainIters)
@@ -18,5 +20,10 @@ struct WsdSchedule {
   long annealStart() const { return decayIters - wsdIters; }
   double lr_at(double n) const;                             // n = number of scheduler steps taken
   double lr_for_iteration(long i) const { return lr_at((double)(i - 1)); }
+  // The rates of iterations 1..iteration, canonically: runs whose rates agree there describe them
+  // alike, however their schedules are parameterised (see schedule.cpp).
+  Json describe(long iteration) const;
+  // The rate of iteration i (1 <= i <= the described iteration) from such a description.
+  static double described_lr(const Json& description, long i);
 };
 }

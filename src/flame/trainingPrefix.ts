@@ -83,7 +83,7 @@ export const scheduleDescription = (s: WorkerSchedule, step: number): unknown =>
   const anneal = Math.max(first, annealStart + 1) <= last
   return {
     warmup: warmupRates,
-    ...(constant ? { constant: s.maxLr } : {}),
+    ...(constant ? { peak: s.maxLr } : {}),
     ...(anneal
       ? { anneal: { start: annealStart, length: s.wsdIters, maxLr: s.maxLr, minLr: s.minLr, style: s.style } }
       : {})
