@@ -1,7 +1,8 @@
 // `flame-worker adopt`: a checkpoint of another run that the config's run passes through (the rule
 // of resuming, kernels/src/checkpoint.h) is written as that run's own checkpoint — every file byte
 // for byte what the run trained from scratch writes at that iteration — and refused, as resuming
-// from it is, where it is not such a state.
+// from it is, where it is not such a state. A checkpoint describes its state and nothing of the
+// run's future, so where two runs agree up to it, it is already the other run's own, bytes and all.
 import { execa } from "execa"
 import { createHash } from "node:crypto"
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
@@ -90,21 +91,42 @@ describe("flame-worker adopt", () => {
     await train("branch", branch)
   }, 300_000)
 
+  it("the constant run and the branch write the same checkpoints up to the branch's anneal", async () => {
+    // Their configs differ in the schedule only (trainIters, wsdIters, minLr), and their rates agree
+    // up to iteration 19: every file of checkpoints 6, 12 and 18, state.json included, is the same.
+    for (const it of [6, 12, 18]) {
+      expect(readdirSync(checkpoint("constant", it)).sort()).toEqual([
+        "model.safetensors",
+        "optimizer.safetensors",
+        "state.json"
+      ])
+      expect(filesOf(checkpoint("constant", it))).toEqual(filesOf(checkpoint("branch", it)))
+    }
+    // Before the anneal the description ends with the peak; nothing in it says an anneal will come.
+    const before = stateOf(checkpoint("branch", 18))
+    expect(before["version"]).toBe(2)
+    expect(before["schedule"]).toEqual({ warmupRates: [0, 1.5e-3, 3e-3], peak: 3e-3 })
+    // Iteration 20 trains with the lr after 19 steps, past the anneal's start (18): the branch's
+    // final checkpoint describes the anneal, the constant run's (no anneal) does not.
+    const schedule = stateOf(checkpoint("branch", 20))["schedule"] as Record<string, unknown>
+    expect(schedule["anneal"]).toEqual({ start: 18, length: 2, maxLr: 3e-3, minLr: 1e-4, style: "exponential" })
+    expect(stateOf(checkpoint("constant", 24))["schedule"]).not.toHaveProperty("anneal")
+  })
+
   it("writes the constant run's checkpoints as the branch's own, byte for byte", async () => {
-    // The two checkpoints differ in state.json (the runs' train configs) only.
-    expect(stateOf(checkpoint("constant", 6))["trainFingerprint"]).not.toBe(
-      stateOf(checkpoint("branch", 6))["trainFingerprint"]
-    )
     for (const it of [6, 12, 18]) {
       const from = checkpoint("constant", it)
       const r = await adopt("adopt-branch", branch, from, join(work, "adopted"))
       expect(r.exitCode, r.stderr).toBe(0)
       const name = `iter_${String(it).padStart(7, "0")}`
       expect(resultOf(r)).toEqual({ checkpoint: name, iteration: it })
+      // The same state fingerprint: nothing to say of another schedule.
       expect(logMessages(r)).toContain(
-        `adopted ${from} at iteration ${it} as ${join(work, "adopted", name)}: its schedule agrees with this one ` +
-          `up to iteration ${it} (model.safetensors linked, optimizer.safetensors linked)`
+        `adopted ${from} at iteration ${it} as ${join(work, "adopted", name)} ` +
+          `(model.safetensors linked, optimizer.safetensors linked)`
       )
+      // What it writes equals its source, which is already the branch's own checkpoint.
+      expect(filesOf(join(work, "adopted", name))).toEqual(filesOf(from))
       expect(filesOf(join(work, "adopted", name))).toEqual(filesOf(checkpoint("branch", it)))
       // The tensor files are the constant run's own, not copies.
       for (const f of ["model.safetensors", "optimizer.safetensors"]) {
@@ -123,6 +145,31 @@ describe("flame-worker adopt", () => {
     expect(logMessages(resumed)).toContain(`resumed from ${join(work, "adopted", "iter_0000018")} at iteration 18`)
     expect(metricValues(resumed, "loss")).toEqual(metricValues(scratch, "loss").slice(18))
     expect(filesOf(checkpoint("branch-resumed", 20))).toEqual(filesOf(checkpoint("branch", 20)))
+  })
+
+  it("adopts a checkpoint whose description differs but whose rates agree, saying so", async () => {
+    // A 2-iteration anneal reaches r = 1/2 at the last iteration's step, where the linear and the
+    // cosine curves meet (1 - 1/2 = (cos(pi/2) + 1) / 2 in doubles): every rate agrees, but the
+    // description names another style, so the state fingerprints differ.
+    const linear = { ...base, trainIters: 8, warmupIters: 2, wsdIters: 2, wsdDecayStyle: "linear", saveInterval: 0 }
+    const cosine = { ...linear, wsdDecayStyle: "cosine" }
+    const l = await train("linear", linear)
+    const c = await train("cosine", cosine)
+    expect(metricValues(l, "lr")).toEqual(metricValues(c, "lr"))
+    expect(metricValues(l, "lr")[7]).toBeLessThan(3e-3)
+    const from = checkpoint("linear", 8)
+    expect(stateOf(from)["schedule"]).toHaveProperty("anneal.style", "linear")
+    expect(stateOf(from)["stateFingerprint"]).not.toBe(stateOf(checkpoint("cosine", 8))["stateFingerprint"])
+    const r = await adopt("adopt-cosine", cosine, from, join(work, "adopted-cosine"))
+    expect(r.exitCode, r.stderr).toBe(0)
+    expect(logMessages(r)).toContain(
+      `adopted ${from} at iteration 8 as ${join(work, "adopted-cosine", "iter_0000008")}: its schedule agrees ` +
+        `with this one up to iteration 8 (model.safetensors linked, optimizer.safetensors linked)`
+    )
+    // Written as the cosine run's own: the same tensors, its own description.
+    const adopted = join(work, "adopted-cosine", "iter_0000008")
+    expect(filesOf(adopted)).toEqual(filesOf(checkpoint("cosine", 8)))
+    expect(readFileSync(join(adopted, "state.json"))).not.toEqual(readFileSync(join(from, "state.json")))
   })
 
   it("writes tensor files whose bytes are not the worker's own instead of linking them", async () => {
@@ -159,6 +206,15 @@ describe("flame-worker adopt", () => {
       expect(resumed.stderr).toMatch(pattern)
     }
 
+    it("a checkpoint of a run with another init seed", async () => {
+      await expectRefusal(
+        "refuse-seed",
+        { ...branch, seed: 1 },
+        checkpoint("constant", 6),
+        /cannot resume: training config differs: train\.seed is 1234 in the checkpoint but 1 in the config$/m
+      )
+    })
+
     it("a checkpoint beyond the config's trainIters", async () => {
       await expectRefusal(
         "refuse-beyond",
@@ -173,7 +229,7 @@ describe("flame-worker adopt", () => {
         "refuse-lr",
         { ...branch, lr: 2e-3 },
         checkpoint("constant", 6),
-        /cannot resume: training config differs: train\.trainIters is 24 in the checkpoint but 20 in the config, and the learning rate differs at iteration 2: 0\.0015 in the checkpoint's schedule, 0\.001 in the config's/
+        /cannot resume: training config differs: the learning rate differs at iteration 2: 0\.0015 in the checkpoint's schedule, 0\.001 in the config's$/m
       )
     })
 

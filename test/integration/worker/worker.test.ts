@@ -164,7 +164,10 @@ describe("flame-worker", () => {
     })
     const c = await runWorker(["train", "--config", resumeCfg])
     expect(c.exitCode, c.stderr).toBe(0)
-    expect(c.messages.some((m) => m.type === "log" && String(m["message"]).includes("resumed"))).toBe(true)
+    // Its own checkpoint: the same state fingerprint, so nothing is said of another schedule.
+    const logs = c.messages.filter((m) => m.type === "log").map((m) => String(m["message"]))
+    expect(logs).toContain(`resumed from ${join(work, "run-a", "iter_0000025")} at iteration 25`)
+    expect(logs.filter((m) => m.includes("agrees"))).toEqual([])
     expect(metricValues(c, "loss")).toEqual(metricValues(trainRun, "loss").slice(25))
     const a60 = checkpointHashes(join(work, "run-a", "iter_0000060"))
     expect(checkpointHashes(join(work, "run-b", "iter_0000060"))).toEqual(a60)
@@ -326,7 +329,22 @@ describe("flame-worker", () => {
         train: { ...train, lr: 1e-3 },
         runtime: { outputDir: join(work, "resume-bad"), resumeFrom: join(work, "run-a", "iter_0000025") }
       })
-      await expectFailure(["train", "--config", resume], 4, /cannot resume: training config differs: train\.lr/)
+      // The schedule's keys are not compared as such: the rates up to the checkpoint are (the warm-up
+      // of 0.6 iterations is over at iteration 2).
+      await expectFailure(
+        ["train", "--config", resume],
+        4,
+        /cannot resume: training config differs: the learning rate differs at iteration 2: 0\.003 in the checkpoint's schedule, 0\.001 in the config's/
+      )
+      const other = config("resume-bad-wd", {
+        train: { ...train, weightDecay: 0.1 },
+        runtime: { outputDir: join(work, "resume-bad-wd"), resumeFrom: join(work, "run-a", "iter_0000025") }
+      })
+      await expectFailure(
+        ["train", "--config", other],
+        4,
+        /cannot resume: training config differs: train\.weightDecay is 0\.01 in the checkpoint but 0\.1 in the config/
+      )
     })
     it("on a corrupt or incomplete checkpoint", async () => {
       const src = join(work, "run-a", "iter_0000060")
