@@ -235,6 +235,22 @@ static std::string order_list(const Json& order, const char* key) {
   return out + "]";
 }
 
+// The first key besides the schedule's on which a checkpoint's "train" and the config's differ, as
+// "train.K is A in the checkpoint but B in the config" (or "absent"), or "" when none does.
+static std::string train_keys_differ(const Json& stored, const Json& now) {
+  for (auto& kv : now.obj) {
+    if (is_schedule_key(kv.first)) continue;
+    const Json* v = stored.get(kv.first);
+    if (!v) return "train." + kv.first + " is absent in the checkpoint but " + kv.second.dump() + " in the config";
+    if (v->dump() != kv.second.dump())
+      return "train." + kv.first + " is " + v->dump() + " in the checkpoint but " + kv.second.dump() + " in the config";
+  }
+  for (auto& kv : stored.obj)
+    if (!is_schedule_key(kv.first) && !now.get(kv.first))
+      return "train." + kv.first + " is " + kv.second.dump() + " in the checkpoint but absent in the config";
+  return "";
+}
+
 // A resume whose trainFingerprint differs from the checkpoint's: "" when the checkpoint is a state
 // of the new run (see checkpoint.h), else the reason it is not.
 static std::string schedule_resume_refusal(const Json& s, const Config& cfg, const Json& dataOrder) {
@@ -245,16 +261,8 @@ static std::string schedule_resume_refusal(const Json& s, const Config& cfg, con
   // Without a recorded data order nothing shows that the samples before the checkpoint are the
   // ones the new run would read: such a checkpoint resumes only under its own config.
   if (!stored || stored->type != Json::OBJ || !storedOrder) return strict;
-  for (auto& kv : now.obj) {
-    if (is_schedule_key(kv.first)) continue;
-    const Json* v = stored->get(kv.first);
-    if (!v) return "cannot resume: training config differs: train." + kv.first + " is absent in the checkpoint but " + kv.second.dump() + " in the config";
-    if (v->dump() != kv.second.dump())
-      return "cannot resume: training config differs: train." + kv.first + " is " + v->dump() + " in the checkpoint but " + kv.second.dump() + " in the config";
-  }
-  for (auto& kv : stored->obj)
-    if (!is_schedule_key(kv.first) && !now.get(kv.first))
-      return "cannot resume: training config differs: train." + kv.first + " is " + kv.second.dump() + " in the checkpoint but absent in the config";
+  std::string differs = train_keys_differ(*stored, now);
+  if (!differs.empty()) return "cannot resume: training config differs: " + differs;
   // From here on only schedule keys differ: the refusals name the first of them, and why that matters.
   if (storedOrder->dump() != dataOrder.dump()) {
     std::string e = order_list(*storedOrder, "epochs"), en = order_list(dataOrder, "epochs");
@@ -289,18 +297,14 @@ static std::string state_resume_refusal(const Json& s, const Config& cfg, const 
   const Json* stored = s.get("train");
   const Json* schedule = s.get("schedule");
   const Json* storedOrder = s.get("dataOrder");
-  if (!stored || stored->type != Json::OBJ || !schedule || schedule->type != Json::OBJ || !storedOrder)
+  // A checkpoint may lack a data order only where the caller has none either (a test program).
+  if (!stored || stored->type != Json::OBJ || !schedule || schedule->type != Json::OBJ ||
+      (!storedOrder && dataOrder.type != Json::NUL))
     return "state.json lacks its train, schedule or dataOrder section";
   Json now = state_train_json(cfg);
-  for (auto& kv : now.obj) {
-    const Json* v = stored->get(kv.first);
-    if (!v) return prefix + "train." + kv.first + " is absent in the checkpoint but " + kv.second.dump() + " in the config";
-    if (v->dump() != kv.second.dump())
-      return prefix + "train." + kv.first + " is " + v->dump() + " in the checkpoint but " + kv.second.dump() + " in the config";
-  }
-  for (auto& kv : stored->obj)
-    if (!now.get(kv.first)) return prefix + "train." + kv.first + " is " + kv.second.dump() + " in the checkpoint but absent in the config";
-  if (storedOrder->dump() != dataOrder.dump()) {
+  std::string differs = train_keys_differ(*stored, now);
+  if (!differs.empty()) return prefix + differs;
+  if (storedOrder && storedOrder->dump() != dataOrder.dump()) {
     std::string e = order_list(*storedOrder, "epochs"), en = order_list(dataOrder, "epochs");
     std::string why = "epochs " + e + " vs " + en;
     if (e == en) why += ", separate final epoch " + order_list(*storedOrder, "separateFinalEpoch") + " vs " + order_list(dataOrder, "separateFinalEpoch");

@@ -16,6 +16,7 @@ import {
   resultOf,
   runWorker,
   syntheticCorpus,
+  testModel,
   writeIndexedDataset,
   writeJson
 } from "./helpers.ts"
@@ -23,18 +24,7 @@ import {
 const work = mkdtempSync(join(tmpdir(), "flame-worker-adopt-"))
 const prefix = join(work, "corpus", "synthetic_text_document")
 
-const model = {
-  vocabSize: 64,
-  hiddenSize: 64,
-  numLayers: 3,
-  numAttentionHeads: 4,
-  ffnHiddenSize: 128,
-  moeFfnHiddenSize: 32,
-  numExperts: 8,
-  topK: 2,
-  moeLayers: "[0]*1+[1]*2",
-  seqLength: 32
-}
+const model = testModel
 // Both runs read the train split built for the longer one (24 * 16 samples): the same order.
 const data = { prefix, splitSamples: { train: 384, valid: 16, test: 16 } }
 const base = { globalBatchSize: 16, microBatchSize: 8, logInterval: 10, lr: 3e-3, minLr: 3e-4, saveInterval: 6 }

@@ -9,6 +9,20 @@ export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", ".."
 export const kernelsDir = join(repoRoot, "kernels")
 export const workerPath = join(kernelsDir, "build", "flame-worker")
 
+/** A small MoE model the worker trains in a second on the synthetic corpus: a dense layer, then two MoE layers. */
+export const testModel = {
+  vocabSize: 64,
+  hiddenSize: 64,
+  numLayers: 3,
+  numAttentionHeads: 4,
+  ffnHiddenSize: 128,
+  moeFfnHiddenSize: 32,
+  numExperts: 8,
+  topK: 2,
+  moeLayers: "[0]*1+[1]*2",
+  seqLength: 32
+}
+
 /** Writes PREFIX.bin / PREFIX.idx in Megatron's MMIDIDX format (uint16 tokens, one sequence per non-empty document). */
 export const writeIndexedDataset = (prefix: string, docs: ReadonlyArray<ReadonlyArray<number>>): void => {
   mkdirSync(dirname(prefix), { recursive: true })

@@ -19,6 +19,7 @@ import {
   resultOf,
   runWorker,
   syntheticCorpus,
+  testModel,
   writeIndexedDataset,
   writeJson
 } from "./helpers.ts"
@@ -27,18 +28,7 @@ const work = mkdtempSync(join(tmpdir(), "flame-worker-prefix-"))
 const prefix = join(work, "corpus", "synthetic_text_document")
 const docs = syntheticCorpus(1500, 64)
 
-const model = {
-  vocabSize: 64,
-  hiddenSize: 64,
-  numLayers: 3,
-  numAttentionHeads: 4,
-  ffnHiddenSize: 128,
-  moeFfnHiddenSize: 32,
-  numExperts: 8,
-  topK: 2,
-  moeLayers: "[0]*1+[1]*2",
-  seqLength: 32
-}
+const model = testModel
 const base = { globalBatchSize: 16, microBatchSize: 8, logInterval: 10, lr: 3e-3, minLr: 3e-4, saveInterval: 0 }
 // The long run: 3 warm-up iterations, then a constant rate to iteration 30 (no anneal).
 const constant = { ...base, trainIters: 30, warmupIters: 3, wsdIters: 0, saveInterval: 25, saveIters: [20, 18, 25] }

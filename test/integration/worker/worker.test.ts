@@ -13,6 +13,7 @@ import {
   resultOf,
   runWorker,
   syntheticCorpus,
+  testModel,
   unigramEntropy,
   writeIndexedDataset,
   writeJson
@@ -22,18 +23,7 @@ const work = mkdtempSync(join(tmpdir(), "flame-worker-test-"))
 const prefix = join(work, "corpus", "synthetic_text_document")
 const docs = syntheticCorpus(1500, 64)
 
-const model = {
-  vocabSize: 64,
-  hiddenSize: 64,
-  numLayers: 3,
-  numAttentionHeads: 4,
-  ffnHiddenSize: 128,
-  moeFfnHiddenSize: 32,
-  numExperts: 8,
-  topK: 2,
-  moeLayers: "[0]*1+[1]*2",
-  seqLength: 32
-}
+const model = testModel
 const train = {
   globalBatchSize: 16,
   microBatchSize: 8,
