@@ -19,11 +19,11 @@ import { NotFound } from "../domain/Errors.ts"
 import { snapshotEnvironment } from "../engine/Environment.ts"
 import { fingerprint } from "../engine/Fingerprint.ts"
 import { Reporter } from "../engine/Reporter.ts"
-import type { ExecutionRow } from "../lineage/Lineage.ts"
+import type { ExecutionRow, RunRow } from "../lineage/Lineage.ts"
 import { Lineage } from "../lineage/Lineage.ts"
 import type { ResolvedPipeline, ResolvedStage } from "../Pipeline.ts"
 import { resolve } from "../Pipeline.ts"
-import { PipelineRegistry } from "../pipeline/Registry.ts"
+import { isModulePath, PipelineRegistry } from "../pipeline/Registry.ts"
 import { Workspace } from "../workspace/Workspace.ts"
 import { acquireWorkspaceLock, liveHolder } from "../workspace/WorkspaceLock.ts"
 import { checkExecution } from "./Completeness.ts"
@@ -33,11 +33,11 @@ import { recordedEnvironments, toSnapshot, workerBinaries } from "./EnvironmentD
 import { checkIntegrity } from "./Integrity.ts"
 import type { StageState } from "./PipelineState.ts"
 import { walkPipeline } from "./PipelineState.ts"
-import { resolveRecordedRun } from "./RecordedRun.ts"
+import { resolveRecordedRun, runSettings } from "./RecordedRun.ts"
 import { loadRecords, upstreamClosure } from "./Records.ts"
 import type { Records } from "./Records.ts"
 import { makeReexecutor } from "./Reexecute.ts"
-import { selectForReexecution } from "./Selection.ts"
+import { selectForReexecution, SelectionError } from "./Selection.ts"
 
 export interface AuditOptions {
   readonly target: string
@@ -107,6 +107,18 @@ const pipelineScope = (pipeline: ResolvedPipeline, records: Records) =>
     } satisfies Scope
   })
 
+/**
+ * The note for a run whose pipeline does not resolve now. The bundled CLI imports only the project's
+ * own pipelines; a pipeline module loads when the CLI runs from the sources (as gc says too).
+ */
+const definitionsUnavailable = (run: RunRow, reason: string): string => {
+  const module = runSettings(run).pipeline
+  const hint = isModulePath(module)
+    ? `; a pipeline module loads when audit runs from the sources: FLAME_PIPE_FROM_SOURCES=1 flame-pipe audit ...`
+    : ""
+  return `stage definitions unavailable (${reason}): re-execution and drift are skipped${hint}`
+}
+
 /** A stage's latest succeeded execution (or an execution named by id) and its upstream. */
 const recordScope = (execution: ExecutionRow, kind: "stage" | "execution", name: string, records: Records) =>
   Effect.gen(function*() {
@@ -116,7 +128,7 @@ const recordScope = (execution: ExecutionRow, kind: "stage" | "execution", name:
     if (run !== undefined) {
       const pipeline = yield* Effect.either(resolveRecordedRun(run, records))
       if (Either.isRight(pipeline)) stages = pipeline.right.byId
-      else notes.push(`stage definitions unavailable (${pipeline.left.message}): re-execution and drift are skipped`)
+      else notes.push(definitionsUnavailable(run, pipeline.left.message))
     }
     return {
       target: { kind, name, pipeline: run?.pipeline ?? null, preset: run?.preset ?? null },
@@ -228,6 +240,11 @@ export const audit = (options: AuditOptions) =>
     const candidates = scope.executions.filter((e) => scope.stages.has(e.stageId)).sort((a, b) =>
       a.startedAt - b.startedAt
     )
+    // Nothing can be re-executed without the stages' definitions: say why rather than that nothing matches.
+    if (scope.stages.size === 0 && (options.stages.length > 0 || options.all || options.sample > 0)) {
+      const unavailable = scope.notes.find((n) => n.startsWith("stage definitions unavailable"))
+      if (unavailable !== undefined) return yield* new SelectionError({ reason: unavailable })
+    }
     const selection = yield* selectForReexecution(
       candidates.map((e) => ({
         execution: e.id,

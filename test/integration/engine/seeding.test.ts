@@ -139,7 +139,11 @@ describe("seeding a train stage from a shared checkpoint", () => {
     expect(executedStages(rerun.summary)).toEqual(["train/branch"])
 
     // An audit re-executes the seeded branch from scratch and finds it bitwise the same.
-    // The pipeline is a module path, whose stages the audit loads from the TypeScript sources.
+    // The pipeline is a module path, whose stages the audit loads from the TypeScript sources; the
+    // bundled CLI, which imports only the project's pipelines, says so.
+    const bundled = await cli(["audit", "train/branch", "--workspace", ws, "--stages", "train/branch"])
+    expect(bundled.exitCode).not.toBe(0)
+    expect(bundled.stderr).toContain("FLAME_PIPE_FROM_SOURCES=1 flame-pipe audit")
     const audit = await execa(
       process.execPath,
       [bin, "audit", "train/branch", "--workspace", ws, "--stages", "train/branch", "--json"],
