@@ -4,12 +4,12 @@
  * the recorded params; each re-execution is recorded in the scratch lineage, where the executor's own
  * records (a Slurm job) can refer to it. Without an executor, re-execution stays in this process.
  */
+import { describe, expect, it } from "@effect/vitest"
 import Database from "better-sqlite3"
 import { Effect, Layer, Schema } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { describe, expect, it, onTestFinished } from "vitest"
 import type { IntegrityResult } from "../../../src/audit/Integrity.ts"
 import { makeReexecutor } from "../../../src/audit/Reexecute.ts"
 import type { RecordedInvocation } from "../../../src/audit/ReexecutionExecutor.ts"
@@ -49,9 +49,12 @@ const definition = Pipeline.define({
   ]
 })
 
-/** A run that recorded a=5 and b=6 (the pipeline resolves to 1 and 2 now), with the outputs those write. */
-const recordedRun = async () => {
-  const pipeline = await Effect.runPromise(Pipeline.resolve(definition, {}))
+/**
+ * A run that recorded a=5 and b=6 (the pipeline resolves to 1 and 2 now), with the outputs those write;
+ * its workspace is removed when the test's scope closes.
+ */
+const recordedRun = Effect.gen(function*() {
+  const pipeline = yield* Pipeline.resolve(definition, {})
   const fake = new FakeLineage(pipeline)
   fake.run({ id: "run-1", overrides: { "a.value": "5", "b.value": "6" }, params: { a: { value: 5 }, b: { value: 6 } } })
   for (const [i, artifact] of fake.artifacts.entries()) {
@@ -66,8 +69,10 @@ const recordedRun = async () => {
     findings: [],
     bytesHashed: 0
   }
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), "fp-reexecute-executor-"))
-  onTestFinished(() => fs.rmSync(root, { recursive: true, force: true }))
+  const root = yield* Effect.acquireRelease(
+    Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "fp-reexecute-executor-"))),
+    (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
+  )
   const options = {
     root,
     trash: path.join(root, ".trash"),
@@ -78,7 +83,7 @@ const recordedRun = async () => {
   const reexecutor = makeReexecutor(records, integrity, pipeline.byId, options)
   const execution = (stage: string) => records.executions.get(`run-1:${stage}`)!
   return { root, options, reexecutor, execution }
-}
+})
 
 /** An executor standing in for Slurm's: runs bodies here, noting what it was asked and where it was set up. */
 const fakeExecutor = () => {
@@ -132,95 +137,94 @@ const query = <A>(file: string, sql: string): Array<A> => {
 }
 
 describe("audit re-execution through the executor it is given", () => {
-  it("runs the recorded params through one executor per recorded invocation, set up in the scratch workspace", async () => {
-    const { execution, options, reexecutor, root } = await recordedRun()
-    const fake = fakeExecutor()
-    const results = await Effect.runPromise(
-      Effect.scoped(
+  it.scoped("runs the recorded params through one executor per recorded invocation, set up in the scratch workspace", () =>
+    Effect.gen(function*() {
+      const { execution, options, reexecutor, root } = yield* recordedRun
+      const fake = fakeExecutor()
+      const results = yield* Effect.scoped(
         Effect.all([reexecutor.reexecute(execution("a"), "stages"), reexecutor.reexecute(execution("b"), "stages")])
       )
         .pipe(Effect.provide(services(root)), Effect.provideService(ReexecutionExecutor, fake.service))
-    )
-    expect(results.map((r) => [r.stage, r.status, r.reason])).toEqual([["a", "reproduced", null], [
-      "b",
-      "reproduced",
-      null
-    ]])
-    expect(results.every((r) => r.outputs.every((o) => o.equal))).toBe(true)
+      expect(results.map((r) => [r.stage, r.status, r.reason])).toEqual([["a", "reproduced", null], [
+        "b",
+        "reproduced",
+        null
+      ]])
+      expect(results.every((r) => r.outputs.every((o) => o.equal))).toBe(true)
 
-    // Both were recorded by the same run: one executor, set up as that run resolved the pipeline.
-    expect(fake.made).toEqual([
-      { pipeline: "reexecute-audit", preset: "default", overrides: ["a.value=5", "b.value=6"], config: {} }
-    ])
-    expect(fake.requests.map(({ request, workspace }) => ({
-      stage: request.stage.id,
-      params: request.stage.params,
-      encoded: request.stage.encodedParams,
-      reexecution: request.reexecution,
-      fingerprint: request.fingerprint,
-      workspace
-    }))).toEqual([
-      {
-        stage: "a",
-        params: { value: 5 },
-        encoded: { value: 5 },
-        reexecution: true,
-        fingerprint: execution("a").fingerprint,
-        workspace: options.scratch
-      },
-      {
-        stage: "b",
-        params: { value: 6 },
-        encoded: { value: 6 },
-        reexecution: true,
-        fingerprint: execution("b").fingerprint,
-        workspace: options.scratch
-      }
-    ])
+      // Both were recorded by the same run: one executor, set up as that run resolved the pipeline.
+      expect(fake.made).toEqual([
+        { pipeline: "reexecute-audit", preset: "default", overrides: ["a.value=5", "b.value=6"], config: {} }
+      ])
+      expect(fake.requests.map(({ request, workspace }) => ({
+        stage: request.stage.id,
+        params: request.stage.params,
+        encoded: request.stage.encodedParams,
+        reexecution: request.reexecution,
+        fingerprint: request.fingerprint,
+        workspace
+      }))).toEqual([
+        {
+          stage: "a",
+          params: { value: 5 },
+          encoded: { value: 5 },
+          reexecution: true,
+          fingerprint: execution("a").fingerprint,
+          workspace: options.scratch
+        },
+        {
+          stage: "b",
+          params: { value: 6 },
+          encoded: { value: 6 },
+          reexecution: true,
+          fingerprint: execution("b").fingerprint,
+          workspace: options.scratch
+        }
+      ])
 
-    // The scratch lineage holds the re-executions, and the executor's records refer to them.
-    const scratchDb = path.join(options.scratch, "lineage.sqlite")
-    expect(query(scratchDb, "select executor, status, pipeline_source as source from runs")).toEqual([
-      { executor: "fake", status: "succeeded", source: "reexecute-audit" }
-    ])
-    const executions = query<{ id: string; stage: string; status: string; fingerprint: string }>(
-      scratchDb,
-      "select id, stage_id as stage, status, fingerprint from executions order by stage_id"
-    )
-    expect(executions.map((e) => [e.stage, e.status, e.fingerprint])).toEqual([
-      ["a", "succeeded", execution("a").fingerprint],
-      ["b", "succeeded", execution("b").fingerprint]
-    ])
-    expect(fake.requests.map((r) => r.request.executionId)).toEqual(executions.map((e) => e.id))
-    expect(query(scratchDb, "select job_id as job from slurm_jobs")).toEqual([{ job: "42" }, { job: "42" }])
-    // Nothing of it reached the audited workspace.
-    expect(query(path.join(root, "lineage.sqlite"), "select count(*) as n from runs")).toEqual([{ n: 0 }])
-    expect(fs.existsSync(path.join(root, "slurm"))).toBe(false)
-  })
+      // The scratch lineage holds the re-executions, and the executor's records refer to them.
+      const scratchDb = path.join(options.scratch, "lineage.sqlite")
+      expect(query(scratchDb, "select executor, status, pipeline_source as source from runs")).toEqual([
+        { executor: "fake", status: "succeeded", source: "reexecute-audit" }
+      ])
+      const executions = query<{ id: string; stage: string; status: string; fingerprint: string }>(
+        scratchDb,
+        "select id, stage_id as stage, status, fingerprint from executions order by stage_id"
+      )
+      expect(executions.map((e) => [e.stage, e.status, e.fingerprint])).toEqual([
+        ["a", "succeeded", execution("a").fingerprint],
+        ["b", "succeeded", execution("b").fingerprint]
+      ])
+      expect(fake.requests.map((r) => r.request.executionId)).toEqual(executions.map((e) => e.id))
+      expect(query(scratchDb, "select job_id as job from slurm_jobs")).toEqual([{ job: "42" }, { job: "42" }])
+      // Nothing of it reached the audited workspace.
+      expect(query(path.join(root, "lineage.sqlite"), "select count(*) as n from runs")).toEqual([{ n: 0 }])
+      expect(fs.existsSync(path.join(root, "slurm"))).toBe(false)
+    }))
 
-  it("fails the re-execution, saying why, when the executor cannot be set up", async () => {
-    const { execution, reexecutor, root } = await recordedRun()
-    const result = await Effect.runPromise(
-      Effect.scoped(reexecutor.reexecute(execution("a"), "stages")).pipe(
+  it.scoped("fails the re-execution, saying why, when the executor cannot be set up", () =>
+    Effect.gen(function*() {
+      const { execution, reexecutor, root } = yield* recordedRun
+      const result = yield* Effect.scoped(reexecutor.reexecute(execution("a"), "stages")).pipe(
         Effect.provide(services(root)),
         Effect.provideService(ReexecutionExecutor, {
           name: "slurm",
           layer: () => Layer.fail(new Error("--executor slurm needs a reachable Slurm cluster: sinfo failed"))
         })
       )
-    )
-    expect(result.status).toBe("failed")
-    expect(result.reason).toBe(
-      "cannot set up the slurm executor: --executor slurm needs a reachable Slurm cluster: sinfo failed"
-    )
-  })
+      expect(result.status).toBe("failed")
+      expect(result.reason).toBe(
+        "cannot set up the slurm executor: --executor slurm needs a reachable Slurm cluster: sinfo failed"
+      )
+    }))
 
-  it("without one, re-executes in this process and keeps no scratch lineage", async () => {
-    const { execution, options, reexecutor, root } = await recordedRun()
-    const result = await Effect.runPromise(
-      Effect.scoped(reexecutor.reexecute(execution("a"), "stages")).pipe(Effect.provide(services(root)))
-    )
-    expect(result.status).toBe("reproduced")
-    expect(fs.existsSync(path.join(options.scratch, "lineage.sqlite"))).toBe(false)
-  })
+  it.scoped("without one, re-executes in this process and keeps no scratch lineage", () =>
+    Effect.gen(function*() {
+      const { execution, options, reexecutor, root } = yield* recordedRun
+      const result = yield* Effect.scoped(reexecutor.reexecute(execution("a"), "stages")).pipe(
+        Effect.provide(services(root))
+      )
+      expect(result.status).toBe("reproduced")
+      expect(fs.existsSync(path.join(options.scratch, "lineage.sqlite"))).toBe(false)
+    }))
 })

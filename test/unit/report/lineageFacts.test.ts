@@ -4,11 +4,11 @@
  * again as a requeued batch job, the body sees the facts of the executions that produced exactly the
  * artifacts it consumes; the report stage builds from them with no lineage database in reach.
  */
+import { describe, expect, it } from "@effect/vitest"
 import { Cause, Effect, Exit, Layer, Option, Schema } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { describe, expect, it } from "vitest"
 import { audit } from "../../../src/audit/Audit.ts"
 import { lineageLayer, servicesLayer } from "../../../src/cli/Services.ts"
 import { StageFailed } from "../../../src/domain/Errors.ts"
@@ -107,68 +107,66 @@ const runOptions: RunOptions = {
 }
 
 const runPipeline = (ws: string) =>
-  Effect.runPromise(
-    Effect.flatMap(resolve(factsPipeline(), {}), (p) => run(p, runOptions)).pipe(Effect.provide(servicesLayer(ws)))
-  )
+  Effect.flatMap(resolve(factsPipeline(), {}), (p) => run(p, runOptions)).pipe(Effect.provide(servicesLayer(ws)))
 
 const latest = (ws: string, stage: string) =>
-  Effect.runPromise(
-    Effect.flatMap(Lineage, (l) => l.latestExecutionOfStage(stage)).pipe(Effect.provide(lineageLayer(ws)))
-  ) as Promise<ExecutionRow>
+  Effect.flatMap(Lineage, (l) => l.latestExecutionOfStage(stage)).pipe(
+    Effect.provide(lineageLayer(ws))
+  ) as Effect.Effect<ExecutionRow, unknown>
 
 const failureOf = (exit: Exit.Exit<unknown, unknown>) =>
   Exit.isFailure(exit) ? Option.getOrUndefined(Cause.failureOption(exit.cause)) : undefined
 
 describe("lineage facts prepared by the engine", () => {
-  it("hands the body the facts of its inputs' producers, params, metrics and outputs, as a file", async () => {
-    const ws = tmp("fp-facts-run-")
-    const summary = await runPipeline(ws)
-    expect(summary.executed).toBe(3)
-    const [a, b, readerRun] = [await latest(ws, "a"), await latest(ws, "b"), await latest(ws, "reader")]
-    const out = path.join(ws, readerRun.outputDir)
-    const seen = JSON.parse(fs.readFileSync(path.join(out, "seen.json"), "utf8"))
-    expect(seen).toEqual({
-      workspace: ws,
-      seen: {
-        first: {
-          executionId: a.id,
-          stageId: "a",
-          params: { value: 6 },
-          loss: [[1, 6], [2, 3], [3, 2]],
-          outputs: [`${a.outputDir}/value.json`]
-        },
-        second: {
-          executionId: b.id,
-          stageId: "b",
-          params: { value: 9 },
-          loss: [[1, 9], [2, 4.5], [3, 3]],
-          outputs: [`${b.outputDir}/value.json`]
+  it.effect("hands the body the facts of its inputs' producers, params, metrics and outputs, as a file", () =>
+    Effect.gen(function*() {
+      const ws = tmp("fp-facts-run-")
+      const summary = yield* runPipeline(ws)
+      expect(summary.executed).toBe(3)
+      const [a, b, readerRun] = [yield* latest(ws, "a"), yield* latest(ws, "b"), yield* latest(ws, "reader")]
+      const out = path.join(ws, readerRun.outputDir)
+      const seen = JSON.parse(fs.readFileSync(path.join(out, "seen.json"), "utf8"))
+      expect(seen).toEqual({
+        workspace: ws,
+        seen: {
+          first: {
+            executionId: a.id,
+            stageId: "a",
+            params: { value: 6 },
+            loss: [[1, 6], [2, 3], [3, 2]],
+            outputs: [`${a.outputDir}/value.json`]
+          },
+          second: {
+            executionId: b.id,
+            stageId: "b",
+            params: { value: 9 },
+            loss: [[1, 9], [2, 4.5], [3, 3]],
+            outputs: [`${b.outputDir}/value.json`]
+          }
         }
-      }
-    })
-    // The facts stay beside the outputs: what the stage was made from.
-    expect(fs.existsSync(path.join(out, LINEAGE_FACTS_FILE))).toBe(true)
-    fs.rmSync(ws, { recursive: true, force: true })
-  })
+      })
+      // The facts stay beside the outputs: what the stage was made from.
+      expect(fs.existsSync(path.join(out, LINEAGE_FACTS_FILE))).toBe(true)
+      fs.rmSync(ws, { recursive: true, force: true })
+    }))
 
-  it("leaves fingerprints alone: asking for facts does not make a stage stale", async () => {
-    const ws = tmp("fp-facts-fp-")
-    await runPipeline(ws)
-    const fingerprints = (withFacts: boolean) =>
-      Effect.runPromise(
+  it.effect("leaves fingerprints alone: asking for facts does not make a stage stale", () =>
+    Effect.gen(function*() {
+      const ws = tmp("fp-facts-fp-")
+      yield* runPipeline(ws)
+      const fingerprints = (withFacts: boolean) =>
         Effect.flatMap(resolve(factsPipeline(withFacts), {}), plan).pipe(Effect.provide(servicesLayer(ws)))
-      )
-    const [asking, notAsking] = [await fingerprints(true), await fingerprints(false)]
-    expect(asking.every((e) => e.status === "fresh")).toBe(true)
-    expect(asking.map((e) => e.fingerprint)).toEqual(notAsking.map((e) => e.fingerprint))
-    fs.rmSync(ws, { recursive: true, force: true })
-  })
+      const [asking, notAsking] = [yield* fingerprints(true), yield* fingerprints(false)]
+      expect(asking.every((e) => e.status === "fresh")).toBe(true)
+      expect(asking.map((e) => e.fingerprint)).toEqual(notAsking.map((e) => e.fingerprint))
+      fs.rmSync(ws, { recursive: true, force: true })
+    }))
 
-  it("an audit re-executes the stage with the same facts, and it reproduces bit for bit", async () => {
-    const ws = tmp("fp-facts-audit-")
-    await runPipeline(ws)
-    const result = await Effect.runPromise(
-      audit({
+  it.effect("an audit re-executes the stage with the same facts, and it reproduces bit for bit", () =>
+    Effect.gen(function*() {
+      const ws = tmp("fp-facts-audit-")
+      yield* runPipeline(ws)
+      const result = yield* audit({
         target: "facts-test",
         preset: undefined,
         overrides: [],
@@ -190,11 +188,10 @@ describe("lineage facts prepared by the engine", () => {
           PipelineRegistry.fromBundle({ "facts-test": factsPipeline() })
         ))
       )
-    )
-    const reexecuted = result.reexecution.results.find((r) => r.stage === "reader")
-    expect(reexecuted, JSON.stringify(result.reexecution.results)).toMatchObject({ status: "reproduced" })
-    fs.rmSync(ws, { recursive: true, force: true })
-  })
+      const reexecuted = result.reexecution.results.find((r) => r.stage === "reader")
+      expect(reexecuted, JSON.stringify(result.reexecution.results)).toMatchObject({ status: "reproduced" })
+      fs.rmSync(ws, { recursive: true, force: true })
+    }))
 })
 
 describe("looking up the facts", () => {
@@ -249,39 +246,40 @@ describe("looking up the facts", () => {
     return lineage
   })
 
-  it("finds the producer by the artifact consumed, not by its path, and leaves out an unknown artifact", async () => {
-    const found = await Effect.runPromise(
-      Effect.flatMap(lineageRows, (lineage) =>
+  it.effect("finds the producer by the artifact consumed, not by its path, and leaves out an unknown artifact", () =>
+    Effect.gen(function*() {
+      const found = yield* Effect.flatMap(lineageRows, (lineage) =>
         lineage.inputFacts([
           { input: "ckpt", artifactId: "a-e-old", metrics: ["loss"] },
           { input: "gone", artifactId: "a-nowhere", metrics: [] }
         ])).pipe(Effect.provide(Lineage.Test), Effect.scoped)
-    )
-    expect(found.producers).toEqual({ ckpt: { executionId: "e-old", stageId: "train" } })
-    expect(Object.keys(found.executions)).toEqual(["e-old"])
-    expect(found.executions["e-old"]!.metrics).toEqual({ loss: [[1, 2]] })
-  })
+      expect(found.producers).toEqual({ ckpt: { executionId: "e-old", stageId: "train" } })
+      expect(Object.keys(found.executions)).toEqual(["e-old"])
+      expect(found.executions["e-old"]!.metrics).toEqual({ loss: [[1, 2]] })
+    }))
 
   const provide = (artifacts: Readonly<Record<string, string>>) =>
-    Effect.runPromise(
-      Effect.flatMap(lineageRows, (lineage) =>
+    Effect.flatMap(
+      lineageRows,
+      (lineage) =>
         Effect.exit(provideLineageFacts(lineage, { id: "reader", definition: reader, params: {} }, {
           artifacts,
           workspace: "/ws",
           workDir: tmp("fp-facts-provide-")
-        }))).pipe(Effect.provide(Lineage.Test), Effect.scoped)
-    )
+        }))
+    ).pipe(Effect.provide(Lineage.Test), Effect.scoped)
 
-  it("fails the stage, naming it and the input, when an input's artifact is not in lineage", async () => {
-    const failure = failureOf(await provide({ first: "a-e-new", second: "a-nowhere" }))
-    expect(failure).toBeInstanceOf(StageFailed)
-    expect((failure as StageFailed).message).toBe("stage reader: input second: artifact a-nowhere is not in lineage")
-  })
+  it.effect("fails the stage, naming it and the input, when an input's artifact is not in lineage", () =>
+    Effect.gen(function*() {
+      const failure = failureOf(yield* provide({ first: "a-e-new", second: "a-nowhere" }))
+      expect(failure).toBeInstanceOf(StageFailed)
+      expect((failure as StageFailed).message).toBe("stage reader: input second: artifact a-nowhere is not in lineage")
+    }))
 
-  it("fails the stage when it asks about an input it does not consume", async () => {
-    const asking = define({ ...reader, lineageFacts: () => ({ elsewhere: [] }) })
-    const exit = await Effect.runPromise(
-      Effect.flatMap(
+  it.effect("fails the stage when it asks about an input it does not consume", () =>
+    Effect.gen(function*() {
+      const asking = define({ ...reader, lineageFacts: () => ({ elsewhere: [] }) })
+      const exit = yield* Effect.flatMap(
         lineageRows,
         (lineage) =>
           Effect.exit(provideLineageFacts(lineage, { id: "reader", definition: asking, params: {} }, {
@@ -290,24 +288,24 @@ describe("looking up the facts", () => {
             workDir: tmp("fp-facts-provide-")
           }))
       ).pipe(Effect.provide(Lineage.Test), Effect.scoped)
-    )
-    expect((failureOf(exit) as StageFailed).message).toContain("elsewhere, which is not one of its inputs")
-  })
+      expect((failureOf(exit) as StageFailed).message).toContain("elsewhere, which is not one of its inputs")
+    }))
 })
 
 describe("the facts' file", () => {
-  it("a missing or damaged file fails the stage, naming the file", async () => {
-    const workDir = tmp("fp-facts-read-")
-    const file = path.join(workDir, LINEAGE_FACTS_FILE)
-    const missing = failureOf(await Effect.runPromise(Effect.exit(readLineageFacts({ stageId: "r", workDir }))))
-    expect((missing as StageFailed).message).toContain(
-      `stage r: cannot read the lineage facts the engine prepared (${file})`
-    )
-    fs.writeFileSync(file, JSON.stringify({ workspace: "/ws", producers: { x: { stageId: "s" } }, executions: {} }))
-    const damaged = failureOf(await Effect.runPromise(Effect.exit(readLineageFacts({ stageId: "r", workDir }))))
-    expect((damaged as StageFailed).message).toContain(`stage r: lineage facts ${file}`)
-    expect((damaged as StageFailed).message).toContain("executionId")
-  })
+  it.effect("a missing or damaged file fails the stage, naming the file", () =>
+    Effect.gen(function*() {
+      const workDir = tmp("fp-facts-read-")
+      const file = path.join(workDir, LINEAGE_FACTS_FILE)
+      const missing = failureOf(yield* Effect.exit(readLineageFacts({ stageId: "r", workDir })))
+      expect((missing as StageFailed).message).toContain(
+        `stage r: cannot read the lineage facts the engine prepared (${file})`
+      )
+      fs.writeFileSync(file, JSON.stringify({ workspace: "/ws", producers: { x: { stageId: "s" } }, executions: {} }))
+      const damaged = failureOf(yield* Effect.exit(readLineageFacts({ stageId: "r", workDir })))
+      expect((damaged as StageFailed).message).toContain(`stage r: lineage facts ${file}`)
+      expect((damaged as StageFailed).message).toContain("executionId")
+    }))
 })
 
 /** Facts for the report of one execution of stage `other` that wrote `data.bin` in `workspace`. */
@@ -377,24 +375,26 @@ describe("the report stage", () => {
       metric: () => Effect.void,
       workerStarted: () => Effect.void
     })
-    return { workDir, exit: Effect.runSync(Effect.exit(runStageBody(stage, ctx))) }
+    return Effect.map(Effect.exit(runStageBody(stage, ctx)), (exit) => ({ workDir, exit }))
   }
 
-  it("builds from the facts it is handed, naming the producer's execution", () => {
-    const workspace = tmp("fp-facts-report-ws-")
-    const input = path.join(workspace, "artifacts/other/f/data.bin")
-    const { exit, workDir } = reportAttempt(otherFacts(workspace), { other: input })
-    expect(Exit.isSuccess(exit) ? exit.value : failureOf(exit)).toMatchObject({ executions: 1 })
-    expect(fs.readFileSync(path.join(workDir, "report.html"), "utf8")).toContain("e-other")
-  })
+  it.effect("builds from the facts it is handed, naming the producer's execution", () =>
+    Effect.gen(function*() {
+      const workspace = tmp("fp-facts-report-ws-")
+      const input = path.join(workspace, "artifacts/other/f/data.bin")
+      const { exit, workDir } = yield* reportAttempt(otherFacts(workspace), { other: input })
+      expect(Exit.isSuccess(exit) ? exit.value : failureOf(exit)).toMatchObject({ executions: 1 })
+      expect(fs.readFileSync(path.join(workDir, "report.html"), "utf8")).toContain("e-other")
+    }))
 
-  it("fails, naming the input, when the facts do not name its producer", () => {
-    const workspace = tmp("fp-facts-report-ws-")
-    const { exit } = reportAttempt({ ...otherFacts(workspace), producers: {} }, { other: "/x" })
-    expect((failureOf(exit) as StageFailed).message).toBe(
-      "stage report: input other: the lineage facts do not name its producer"
-    )
-  })
+  it.effect("fails, naming the input, when the facts do not name its producer", () =>
+    Effect.gen(function*() {
+      const workspace = tmp("fp-facts-report-ws-")
+      const { exit } = yield* reportAttempt({ ...otherFacts(workspace), producers: {} }, { other: "/x" })
+      expect((failureOf(exit) as StageFailed).message).toBe(
+        "stage report: input other: the lineage facts do not name its producer"
+      )
+    }))
 
   it("asks the engine for the training curves of a training input and nothing of the others", () => {
     const asked = report.lineageFacts!({ title: "t", pipeline: "p", preset: null, kinds: { "train/s": "train" } }, [
@@ -407,49 +407,48 @@ describe("the report stage", () => {
 })
 
 describe("a requeued batch job", () => {
-  it("starts its staging afresh but keeps the lineage facts the engine wrote", async () => {
-    const dir = tmp("fp-facts-job-")
-    const pipeline = factsPipeline()
-    const resolved = await Effect.runPromise(resolve(pipeline, {}))
-    const workDir = path.join(dir, "staging")
-    fs.mkdirSync(workDir)
-    fs.writeFileSync(path.join(workDir, "left-by-attempt-0.txt"), "")
-    writeLineageFacts(workDir, {
-      workspace: dir,
-      producers: {
-        first: { executionId: "e-other", stageId: "other" },
-        second: { executionId: "e-other", stageId: "other" }
-      },
-      executions: otherFacts(dir).executions
-    })
-    const spec: JobSpecInput = {
-      version: 1,
-      executionId: "exec-1",
-      stageId: "reader",
-      pipeline: { ref: "facts-test", preset: "default", overrides: [], config: {}, gpus: 0 },
-      params: canonicalJson(resolved.byId.get("reader")!.encodedParams),
-      inputs: { first: path.join(dir, "first.json"), second: path.join(dir, "second.json") },
-      workDir,
-      logPath: path.join(dir, "stage.log"),
-      eventsPath: path.join(dir, "events.jsonl"),
-      resumable: false,
-      submission: 1,
-      cpus: 1,
-      fencePath: path.join(dir, "fence.json"),
-      earlierEvents: []
-    }
-    const specPath = path.join(dir, "spec.json")
-    fs.writeFileSync(specPath, JSON.stringify(spec))
-    fs.writeFileSync(spec.eventsPath, "")
-    writeFence(spec.fencePath, { submission: 1, attempt: 1 })
-    await Effect.runPromise(
-      stageJob(specPath, { env: { SLURM_RESTART_COUNT: "1", SLURM_JOB_ID: "7" } }).pipe(
+  it.effect("starts its staging afresh but keeps the lineage facts the engine wrote", () =>
+    Effect.gen(function*() {
+      const dir = tmp("fp-facts-job-")
+      const pipeline = factsPipeline()
+      const resolved = yield* resolve(pipeline, {})
+      const workDir = path.join(dir, "staging")
+      fs.mkdirSync(workDir)
+      fs.writeFileSync(path.join(workDir, "left-by-attempt-0.txt"), "")
+      writeLineageFacts(workDir, {
+        workspace: dir,
+        producers: {
+          first: { executionId: "e-other", stageId: "other" },
+          second: { executionId: "e-other", stageId: "other" }
+        },
+        executions: otherFacts(dir).executions
+      })
+      const spec: JobSpecInput = {
+        version: 1,
+        executionId: "exec-1",
+        stageId: "reader",
+        pipeline: { ref: "facts-test", preset: "default", overrides: [], config: {}, gpus: 0 },
+        params: canonicalJson(resolved.byId.get("reader")!.encodedParams),
+        inputs: { first: path.join(dir, "first.json"), second: path.join(dir, "second.json") },
+        workDir,
+        logPath: path.join(dir, "stage.log"),
+        eventsPath: path.join(dir, "events.jsonl"),
+        resumable: false,
+        submission: 1,
+        cpus: 1,
+        fencePath: path.join(dir, "fence.json"),
+        earlierEvents: []
+      }
+      const specPath = path.join(dir, "spec.json")
+      fs.writeFileSync(specPath, JSON.stringify(spec))
+      fs.writeFileSync(spec.eventsPath, "")
+      writeFence(spec.fencePath, { submission: 1, attempt: 1 })
+      yield* stageJob(specPath, { env: { SLURM_RESTART_COUNT: "1", SLURM_JOB_ID: "7" } }).pipe(
         Effect.provide(PipelineRegistry.fromBundle({ "facts-test": pipeline }))
       )
-    )
-    const events = readAllEvents(spec.eventsPath)
-    expect(events.at(-1)).toMatchObject({ t: "result", value: { producers: 2 } })
-    expect(fs.existsSync(path.join(workDir, "left-by-attempt-0.txt"))).toBe(false)
-    fs.rmSync(dir, { recursive: true, force: true })
-  })
+      const events = readAllEvents(spec.eventsPath)
+      expect(events.at(-1)).toMatchObject({ t: "result", value: { producers: 2 } })
+      expect(fs.existsSync(path.join(workDir, "left-by-attempt-0.txt"))).toBe(false)
+      fs.rmSync(dir, { recursive: true, force: true })
+    }))
 })
