@@ -79,9 +79,30 @@ const sourceHashesSync = (stage: ResolvedStage, probe: FreshnessProbe): Record<s
   return hashes
 }
 
-/** The index keeps JSON columns as text; a column that no longer parses explains nothing either. */
-const indexedRecordMatches = (entry: CacheEntry): boolean => {
+/**
+ * Does the cached row still hash to its fingerprint? When its columns are, as text, exactly what this
+ * decision would record (lineage stores JSON columns as JSON.stringify writes them), they hash to the
+ * fingerprint just computed, which is the row's: that settles it without parsing anything. Otherwise
+ * (older rows, other key orders, an edited row) the row's parts are parsed and hashed again. The index
+ * keeps JSON columns as text; a column that no longer parses explains nothing either.
+ */
+const indexedRecordMatches = (
+  entry: CacheEntry,
+  now: {
+    readonly stageId: string
+    readonly version: string
+    readonly params: unknown
+    readonly inputHashes: Readonly<Record<string, string>>
+    readonly workerHash: string | null
+    readonly sourceHashes: Readonly<Record<string, string>>
+  }
+): boolean => {
   const row = entry.execution
+  if (
+    row.stageId === now.stageId && row.version === now.version && (row.workerHash ?? null) === now.workerHash &&
+    row.params === JSON.stringify(now.params) && row.inputHashes === JSON.stringify(now.inputHashes) &&
+    row.sourceHashes === JSON.stringify(now.sourceHashes)
+  ) return true
   try {
     return recordMatchesFingerprint({
       ...row,
@@ -125,7 +146,15 @@ export const decideSync = (
 
   const hit = index.byFingerprint.get(fp)
   if (hit !== undefined) {
-    if (!indexedRecordMatches(hit)) {
+    const now = {
+      stageId: stage.id,
+      version: stage.definition.version,
+      params: stage.encodedParams,
+      inputHashes,
+      workerHash: worker,
+      sourceHashes: sources
+    }
+    if (!indexedRecordMatches(hit, now)) {
       return stale([{ _tag: "RecordAltered", execution: hit.execution.id }], undefined)
     }
     const damaged: Array<StaleReason> = []

@@ -305,9 +305,12 @@ const make = (file: string) =>
         read("looking up the environment", (db) =>
           db.select().from(schema.environments).where(eq(schema.environments.id, id)).get()),
 
+      /** The whole stat cache, read as raw rows: a plan of 10k stages loads 10k of them before deciding anything. */
       fileStats: () =>
-        read("loading the stat cache", (db) =>
-          db.select().from(schema.fileStats).all()),
+        attempt("loading the stat cache", () =>
+          (sqlite.prepare("select path, dev, ino, size, mtime_ns, hash from file_stats").raw().all() as Array<
+            [string, string, string, number, string, string]
+          >).map(([path, dev, ino, size, mtimeNs, hash]): FileStatRow => ({ path, dev, ino, size, mtimeNs, hash }))),
 
       putFileStats: (rows: ReadonlyArray<FileStatRow>) =>
         rows.length === 0 ? Effect.void : write("updating the stat cache", (tx) => {
