@@ -2,6 +2,7 @@
  * Why a stage would run: the reasons `plan` prints and `--json` emits.
  */
 import { Schema } from "effect"
+import { formatMs } from "../format.ts"
 
 export const StaleReason = Schema.Union(
   Schema.TaggedStruct("NeverRun", {}),
@@ -78,7 +79,7 @@ export const describeReason = (reason: StaleReason): string => {
         reason.execution === null
           ? " (written earlier in this run)"
           : ` (execution ${reason.execution.slice(0, 8)}${
-            reason.savedMs === null ? "" : `, ${formatDuration(reason.savedMs)} saved`
+            reason.savedMs === null ? "" : `, ${formatMs(reason.savedMs)} saved`
           })`
       )
     case "RecordAltered":
@@ -86,8 +87,5 @@ export const describeReason = (reason: StaleReason): string => {
         `(its params, inputs or worker no longer hash to its fingerprint); not served from the cache`
   }
 }
-
-const formatDuration = (ms: number): string =>
-  ms < 1000 ? `${ms} ms` : ms < 120_000 ? `${(ms / 1000).toFixed(1)} s` : `${(ms / 60_000).toFixed(1)} min`
 
 const short = (hash: string | null) => (hash === null ? "(none)" : hash.slice(0, 12))

@@ -3,7 +3,6 @@
  */
 import { Effect } from "effect"
 import type { PlanEntry, StaleReason } from "../domain/Plan.ts"
-import type { PrefixCandidate } from "../lineage/Lineage.ts"
 import { Lineage } from "../lineage/Lineage.ts"
 import type { ResolvedPipeline } from "../Pipeline.ts"
 import { ArtifactStore } from "../store/ArtifactStore.ts"
@@ -14,7 +13,7 @@ import type { InputArtifact } from "./Freshness.ts"
 import { decide, freshnessProbe, gatherInputs, outputsOf } from "./Freshness.ts"
 import { withResumption } from "./Resume.ts"
 import type { PlannedStates } from "./Seeding.ts"
-import { chooseSeed, prefixesOf, seededReason } from "./Seeding.ts"
+import { chooseSeed, intactWith, prefixesOf, seededReason } from "./Seeding.ts"
 
 export const plan = (pipeline: ResolvedPipeline) =>
   Effect.gen(function*() {
@@ -28,13 +27,7 @@ export const plan = (pipeline: ResolvedPipeline) =>
     const entries: Array<PlanEntry> = []
     /** Stale stages with states to share, in order: a later one may start from what they will write. */
     const planned: Array<PlannedStates> = []
-    const intact = (c: PrefixCandidate) => {
-      try {
-        return probe.check(c.artifact) === "intact"
-      } catch {
-        return false
-      }
-    }
+    const intact = intactWith(probe.check)
     for (const stage of pipeline.stages) {
       const estimate = index.latestByStage.get(stage.id)?.execution.durationMs ?? null
       const inputs = gatherInputs(stage, outputs)

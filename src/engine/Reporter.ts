@@ -4,6 +4,7 @@
  * With --json the human output goes to stderr so stdout carries only the summary.
  */
 import { Context, Layer } from "effect"
+import { formatMs } from "../format.ts"
 
 export type StageEnd = "executed" | "cached" | "failed" | "interrupted" | "skipped"
 
@@ -36,14 +37,7 @@ const symbols: Record<StageEnd, string> = {
   skipped: "skipped"
 }
 
-export const formatMs = (ms: number): string => {
-  if (ms < 1000) return `${Math.round(ms)}ms`
-  const s = ms / 1000
-  if (s < 60) return `${s.toFixed(1)}s`
-  const m = Math.floor(s / 60)
-  if (m < 60) return `${m}m${Math.round(s % 60).toString().padStart(2, "0")}s`
-  return `${Math.floor(m / 60)}h${(m % 60).toString().padStart(2, "0")}m`
-}
+export { formatMs }
 
 const plainReporter = (stream: NodeJS.WriteStream): ReporterShape => {
   // Progress is reported at most every 10% per stage, so logs stay readable.

@@ -9,7 +9,6 @@ import * as crypto from "node:crypto"
 import * as os from "node:os"
 import type { RunSummary, StageOutcome, StageStatus } from "../domain/Run.ts"
 import { Executor, recoverAbandoned, recoverersFor } from "../executor/Executor.ts"
-import type { PrefixCandidate } from "../lineage/Lineage.ts"
 import { Lineage } from "../lineage/Lineage.ts"
 import type { ResolvedPipeline, ResolvedStage } from "../Pipeline.ts"
 import { ArtifactStore } from "../store/ArtifactStore.ts"
@@ -23,7 +22,7 @@ import { asStoreError, decide, decideSync, freshnessProbe, gatherInputs, outputs
 import { Reporter } from "./Reporter.ts"
 import { persistedSummary, summarizeRun } from "./RunSummary.ts"
 import type { PlannedStates } from "./Seeding.ts"
-import { chooseSeed, prefixesOf } from "./Seeding.ts"
+import { chooseSeed, intactWith, prefixesOf } from "./Seeding.ts"
 import type { RunContext } from "./StageAttempt.ts"
 import { attemptStage, metricSink } from "./StageAttempt.ts"
 
@@ -184,13 +183,7 @@ export const run = (pipeline: ResolvedPipeline, options: RunOptions) =>
     /** Stale stages with states to share, by their place in the pipeline's order (src/engine/Seeding.ts). */
     const order = new Map(pipeline.stages.map((stage, i) => [stage.id, i]))
     const sharing: Array<PlannedStates & { readonly index: number }> = []
-    const intact = (c: PrefixCandidate) => {
-      try {
-        return probe.check(c.artifact) === "intact"
-      } catch {
-        return false
-      }
-    }
+    const intact = intactWith(probe.check)
 
     /**
      * A stale stage that could start from a state an earlier stage of this run is still computing waits

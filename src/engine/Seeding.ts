@@ -161,6 +161,16 @@ const linkTree = (from: string, to: string): void => {
   }
 }
 
+/** Whether a recorded state is still on disk as recorded; a path that cannot be checked is not. */
+export const intactWith =
+  (check: (artifact: PrefixCandidate["artifact"]) => string) => (candidate: PrefixCandidate): boolean => {
+    try {
+      return check(candidate.artifact) === "intact"
+    } catch {
+      return false
+    }
+  }
+
 /** How plan and run say it. */
 export const seededReason = (choice: SeedChoice): StaleReason =>
   choice.source._tag === "Recorded"

@@ -26,7 +26,7 @@ import type { Decision, InputArtifact } from "./Freshness.ts"
 import { absoluteInputs } from "./Freshness.ts"
 import type { ReporterShape } from "./Reporter.ts"
 import { withResumption } from "./Resume.ts"
-import { chooseSeed, linkReusedOutputs, prefixesOf, prefixRows, seededReason } from "./Seeding.ts"
+import { chooseSeed, intactWith, linkReusedOutputs, prefixesOf, prefixRows, seededReason } from "./Seeding.ts"
 import { causeMessage, decodeStageResult, encodeFailure, provideLineageFacts, stageContext } from "./StageRun.ts"
 
 /** Metrics stages report, buffered and written to lineage in batches. */
@@ -88,13 +88,7 @@ const diskFullFailure = (stage: string, workDir: string, cause: unknown): StageF
 const seedFor = (run: RunContext, stage: ResolvedStage, prefixes: StagePrefixes, workDir: string) =>
   Effect.gen(function*() {
     const candidates = yield* run.lineage.prefixCandidates(prefixes.family)
-    const choice = chooseSeed(prefixes, candidates, [], (c) => {
-      try {
-        return run.store.checkSync(c.artifact) === "intact"
-      } catch {
-        return false
-      }
-    })
+    const choice = chooseSeed(prefixes, candidates, [], intactWith((artifact) => run.store.checkSync(artifact)))
     if (choice === undefined || choice.source._tag !== "Recorded") return undefined
     const candidate = choice.source.candidate
     return yield* Effect.try(() => {

@@ -4,30 +4,16 @@
  * variant with another lr is not seeded; plan names the seed; an interrupted seeded stage resumes from
  * its own newest checkpoint.
  */
-import Database from "better-sqlite3"
 import { execa } from "execa"
-import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { beforeAll, describe, expect, it } from "vitest"
 import { bin, cli, executedStages, root, runJson, tempWorkspace } from "../../support/cli.ts"
-import { syntheticCorpus, workerPath, writeIndexedDataset } from "../worker/helpers.ts"
+import { checkpointFiles, cooldownArgs, writeCooldownData } from "../../support/cooldownFixture.ts"
 
-const pipeline = path.join(root, "test", "fixtures", "pipelines", "cooldown.ts")
 const data = tempWorkspace("fp-seed-data-")
 
-const args = (ws: string, preset: string, ...more: Array<string>) => [
-  pipeline,
-  "--preset",
-  preset,
-  "--workspace",
-  ws,
-  "--config",
-  `data=${data}`,
-  "--config",
-  `worker=${workerPath}`,
-  ...more
-]
+const args = (ws: string, preset: string, ...more: Array<string>) => cooldownArgs(data, ws, preset, ...more)
 
 interface SeededReason {
   readonly _tag: "Seeded"
@@ -49,22 +35,6 @@ const planOf = async (ws: string, preset: string, ...more: Array<string>) => {
 const seededReason = (stages: Awaited<ReturnType<typeof planOf>>, id: string) =>
   stages.find((s) => s.stage === id)?.reasons.find((r) => r._tag === "Seeded") as SeededReason | undefined
 
-/** sha256 of each file of a recorded checkpoint of a stage's latest successful execution. */
-const checkpointFiles = (ws: string, stage: string, name: string): Record<string, string> => {
-  const db = new Database(path.join(ws, "lineage.sqlite"), { readonly: true })
-  const row = db.prepare(`
-    select a.path from artifacts a join executions e on a.execution_id = e.id
-    where e.stage_id = ? and e.status = 'succeeded' and a.name = ? order by e.started_at desc limit 1`)
-    .get(stage, name) as { path: string }
-  db.close()
-  const dir = path.join(ws, row.path)
-  return Object.fromEntries(
-    fs.readdirSync(dir).sort().map((
-      f
-    ) => [f, crypto.createHash("sha256").update(fs.readFileSync(path.join(dir, f))).digest("hex")])
-  )
-}
-
 const resultOf = async (ws: string, execution: string) =>
   (JSON.parse((await cli(["show", execution, "--workspace", ws, "--json"])).stdout) as {
     execution: { seededFrom: string | null; seededStep: number | null; result: Record<string, unknown> }
@@ -72,7 +42,7 @@ const resultOf = async (ws: string, execution: string) =>
 
 describe("seeding a train stage from a shared checkpoint", () => {
   beforeAll(() => {
-    writeIndexedDataset(path.join(data, "synthetic_text_document"), syntheticCorpus(400, 64, 7))
+    writeCooldownData(data)
   })
 
   it("plans, runs and records a cool-down branch from the constant run's checkpoint", async () => {
