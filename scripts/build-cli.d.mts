@@ -1,10 +1,12 @@
 // Types for build-cli.mjs, which stays plain JavaScript so that bin/flame-pipe.js runs it under bare node.
-import type { BuildOptions } from "esbuild"
+import type { BuildOptions, Plugin } from "esbuild"
 
 export declare const bundlePath: string
 export declare const shardWorkerPath: string
 export declare const isStale: () => boolean
 export declare const bundleOptions: BuildOptions
+export declare const scriptBundleOptions: BuildOptions & { banner: { js: string } }
+export declare const pipelinesPlugin: Plugin
 export declare const bundleAtomically: (options: BuildOptions, outfile: string) => Promise<string>
+export declare const warmCodeCache: (bundle: string, argv: (workspace: string) => ReadonlyArray<string>) => void
 export declare const buildCli: () => Promise<void>
-export declare const bundleSplitAtomically: (options: BuildOptions, outfile: string) => Promise<string>

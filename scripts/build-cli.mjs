@@ -1,15 +1,17 @@
-// Bundles the CLI and the project's pipelines into dist/flame-pipe.mjs with esbuild, split into
-// chunks beside it: the entry and the command descriptors load at start, and each command's
-// implementation, and each pipeline, when it is used (`plan` never loads the report's charting library,
-// audit, gc or the Slurm executor). Loading a few bundled files starts the CLI in a fraction of a
-// second, where importing hundreds of ESM modules through a TypeScript loader takes seconds. The
-// bundle is rebuilt whenever a source is newer than it.
+// Bundles the CLI and the project's pipelines into one CommonJS file, dist/flame-pipe.cjs, with
+// esbuild, and warms its V8 code cache (scripts/cached-bundle.mjs runs it). Loading one bundled file
+// starts the CLI in a fraction of a second, where importing hundreds of ESM modules through a
+// TypeScript loader takes seconds; with the code cache, the bundle is not even compiled. Modules stay
+// lazy inside the bundle: each command's implementation, and each pipeline, is evaluated only when it
+// is used (`plan` never evaluates the report, audit, gc or the Slurm executor) and compiled only then.
+// The bundle is rebuilt whenever a source is newer than it.
+import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
-export const bundlePath = path.join(root, "dist", "flame-pipe.mjs")
+export const bundlePath = path.join(root, "dist", "flame-pipe.cjs")
 const sourceDirs = ["src", "stages", "pipelines"].map((d) => path.join(root, d))
 const sourceFiles = [path.join(root, "package.json"), path.join(root, "scripts", "build-cli.mjs")]
 
@@ -35,7 +37,7 @@ export const isStale = () => {
   }
 }
 
-const pipelinesPlugin = {
+export const pipelinesPlugin = {
   name: "flame-pipe-pipelines",
   setup(build) {
     build.onResolve({ filter: /^flame-pipe:pipelines$/ }, () => ({ path: "pipelines", namespace: "flame-pipe" }))
@@ -58,7 +60,7 @@ const pipelinesPlugin = {
 /** The tokenizer's worker-thread entry, bundled beside the CLI (src/tokenize/parallel.ts looks for it there). */
 export const shardWorkerPath = path.join(root, "dist", "shard-worker.mjs")
 
-/** The esbuild settings of every bundle the project makes: the CLI, its shard worker, Slurm job bundles, the bench CLI. */
+/** The esbuild settings of the ES module bundles the project makes: the CLI's shard worker, Slurm job bundles. */
 export const bundleOptions = {
   bundle: true,
   platform: "node",
@@ -89,62 +91,53 @@ export const bundleAtomically = async (options, outfile) => {
 }
 
 /**
- * Bundles `options` (one entry point, plugins) into `outfile` and the chunks it loads on demand, beside
- * it and named `<entry name>-chunk-<content hash>.mjs`. Everything is written in a temporary directory
- * first; the chunks are moved in, then the entry last, so a starting CLI never finds a half-written
- * bundle or an entry whose chunks are missing. A CLI of the build before keeps its chunks: only
- * chunks neither this build nor the one before it wrote are deleted.
+ * The settings of a CommonJS bundle run by scripts/cached-bundle.mjs: the CLI and the bench CLI.
+ * `import.meta.url` becomes the bundle's own URL (the code finds the project root from it), and the
+ * bundle has no top-level await.
  */
-export const bundleSplitAtomically = async (options, outfile) => {
-  const esbuild = await import("esbuild")
-  const dir = path.dirname(outfile)
-  const entry = path.basename(outfile)
-  const name = entry.replace(/\.mjs$/, "")
-  const tmp = path.join(dir, `.${name}.${process.pid}.tmp`)
-  const manifestPath = path.join(dir, `${name}.chunks.json`)
-  fs.rmSync(tmp, { recursive: true, force: true })
-  fs.mkdirSync(tmp, { recursive: true })
+export const scriptBundleOptions = {
+  ...bundleOptions,
+  format: "cjs",
+  define: { "import.meta.url": "__flameBundleUrl" },
+  banner: { js: "var __flameBundleUrl = require('node:url').pathToFileURL(__filename).href;" }
+}
+
+/**
+ * Runs a short command with the bundle so that its code cache is written with the code a command
+ * compiles (the CLI, the planner, the lineage store), not only the top level: a plan of the tiny suite
+ * in a scratch workspace. A failure costs nothing but the cache, which the first real command writes.
+ */
+export const warmCodeCache = (bundle, argv) => {
+  const scratch = fs.mkdtempSync(path.join(path.dirname(bundle), ".warm-"))
   try {
-    await esbuild.build({
-      ...bundleOptions,
-      ...options,
-      entryPoints: { [name]: options.entryPoints[0] },
-      splitting: true,
-      outdir: tmp,
-      entryNames: "[name]",
-      chunkNames: `${name}-chunk-[hash]`,
-      outExtension: { ".js": ".mjs" }
+    spawnSync(process.execPath, [path.join(root, "scripts", "cached-bundle.mjs"), bundle, ...argv(scratch)], {
+      stdio: "ignore",
+      timeout: 60_000
     })
-    const chunks = fs.readdirSync(tmp).filter((f) => f !== entry)
-    for (const chunk of chunks) fs.renameSync(path.join(tmp, chunk), path.join(dir, chunk))
-    fs.renameSync(path.join(tmp, entry), outfile)
-    let previous = []
-    try {
-      previous = JSON.parse(fs.readFileSync(manifestPath, "utf8")).chunks
-    } catch {
-      // No earlier split build here.
-    }
-    const manifestTmp = `${manifestPath}.${process.pid}.tmp`
-    fs.writeFileSync(manifestTmp, JSON.stringify({ chunks }))
-    fs.renameSync(manifestTmp, manifestPath)
-    const keep = new Set([...chunks, ...previous])
-    for (const file of fs.readdirSync(dir)) {
-      const ours = file.startsWith(`${name}-chunk-`) && file.endsWith(".mjs")
-      if (ours && !keep.has(file)) fs.rmSync(path.join(dir, file), { force: true })
-    }
   } finally {
-    fs.rmSync(tmp, { recursive: true, force: true })
+    fs.rmSync(scratch, { recursive: true, force: true })
   }
-  return outfile
+}
+
+// What the split ES module build of earlier versions left in dist/; nothing reads it any more.
+const removeSplitBuild = () => {
+  const dist = path.dirname(bundlePath)
+  for (const file of fs.readdirSync(dist)) {
+    if (/^flame-pipe(-chunk-\w+\.mjs|\.mjs|\.chunks\.json)$/.test(file)) {
+      fs.rmSync(path.join(dist, file), { force: true })
+    }
+  }
 }
 
 export const buildCli = async () => {
   // The worker first: a CLI bundle never runs without the worker bundle it expects.
   await bundleAtomically({ entryPoints: [path.join(root, "src", "tokenize", "shardWorker.ts")] }, shardWorkerPath)
-  await bundleSplitAtomically(
-    { entryPoints: [path.join(root, "src", "bin.bundled.ts")], plugins: [pipelinesPlugin] },
+  await bundleAtomically(
+    { ...scriptBundleOptions, entryPoints: [path.join(root, "src", "bin.bundled.ts")], plugins: [pipelinesPlugin] },
     bundlePath
   )
+  removeSplitBuild()
+  warmCodeCache(bundlePath, (ws) => ["plan", "scaling-suite", "--preset", "tiny", "--workspace", ws, "--gpus", "none"])
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {

@@ -28,7 +28,7 @@ import type { PipelineDefinition } from "../../src/Pipeline.ts"
 import { resolve } from "../../src/Pipeline.ts"
 import { ContentHasher, sha256File } from "../../src/store/ContentHasher.ts"
 import bigfiles, { BIG_OUTPUT } from "./bigfiles.ts"
-import { buildBenchCli } from "./build-bench-cli.mjs"
+import { buildBenchCli, cachedBundleScript } from "./build-bench-cli.mjs"
 import generated, { LAYER_WIDTH, layeredDag, PRESET_SIZES, snakefile, snakemakeOutputs } from "./generated.ts"
 
 const { values: args } = parseArgs({
@@ -203,7 +203,7 @@ const isFullyFresh = async (definition: PipelineDefinition, preset: string, work
 
 let bundle = ""
 const binPath = path.join(here, "..", "..", "bin", "flame-pipe.js")
-const cli = (argv: ReadonlyArray<string>) => timedCommand(process.execPath, [bundle, ...argv])
+const cli = (argv: ReadonlyArray<string>) => timedCommand(process.execPath, [cachedBundleScript, bundle, ...argv])
 
 interface SizeResult {
   readonly n: number

@@ -4,7 +4,9 @@
  */
 import { Effect } from "effect"
 import { execFileSync } from "node:child_process"
+import * as fs from "node:fs"
 import * as os from "node:os"
+import * as path from "node:path"
 import type { EnvironmentRow } from "../lineage/Lineage.ts"
 import { projectRoot } from "../ProjectRoot.ts"
 import { sha256Text } from "../store/ContentHasher.ts"
@@ -35,10 +37,26 @@ const git = (args: ReadonlyArray<string>): string | undefined => {
   }
 }
 
+/**
+ * Whether `file` is an executable on PATH. Looking costs a few stats; finding out by spawning it costs
+ * a fork and an exec per PATH entry, which `plan --gpus auto` would pay on every machine without GPUs.
+ * Without PATH, it answers yes and lets the spawn decide.
+ */
+export const onPath = (file: string, env: NodeJS.ProcessEnv = process.env): boolean =>
+  env.PATH === undefined || env.PATH.split(path.delimiter).some((dir) => {
+    try {
+      fs.accessSync(path.resolve(dir === "" ? "." : dir, file), fs.constants.X_OK)
+      return true
+    } catch {
+      return false
+    }
+  })
+
 /** GPUs as nvidia-smi reports them; none when there is no driver. */
 export const detectGpus = (): ReadonlyArray<
   { readonly index: string; readonly name: string; readonly driver: string }
 > => {
+  if (!onPath("nvidia-smi")) return []
   const out = firstLineAll("nvidia-smi", ["--query-gpu=index,name,driver_version", "--format=csv,noheader"])
   return out.map((line) => {
     const [index = "", name = "", driver = ""] = line.split(",").map((s) => s.trim())

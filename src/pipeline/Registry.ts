@@ -7,6 +7,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { pathToFileURL } from "node:url"
 import { NotFound, PipelineError } from "../domain/Errors.ts"
+import { importExternal } from "../importExternal.ts"
 import type { PipelineDefinition } from "../Pipeline.ts"
 import { fromRoot } from "../ProjectRoot.ts"
 
@@ -91,7 +92,7 @@ const fromModules = (bundled: Readonly<Record<string, BundledPipeline>>): Pipeli
       )
   const importFile = (name: string, file: string) =>
     Effect.tryPromise({
-      try: () => import(pathToFileURL(file).href) as Promise<{ default?: unknown }>,
+      try: () => importExternal<{ default?: unknown }>(pathToFileURL(file).href),
       catch: (cause) =>
         new PipelineError({ pipeline: name, reason: `cannot load ${file}: ${loadFailure(file, cause)}` })
     }).pipe(Effect.flatMap((module) => check(name, module.default, file)))

@@ -11,6 +11,7 @@ import * as path from "node:path"
 import { pathToFileURL } from "node:url"
 import type * as BuildScript from "../../../scripts/build-cli.mjs"
 import { StageFailed } from "../../domain/Errors.ts"
+import { importExternal } from "../../importExternal.ts"
 import { fromRoot } from "../../ProjectRoot.ts"
 import { sha256Text } from "../../store/ContentHasher.ts"
 
@@ -21,7 +22,8 @@ export const jobBundlePath = (modulePath: string): string =>
  * The project's bundler (scripts/build-cli.mjs), loaded by path at run time: a static import would put
  * the build script, and its run-when-executed entry, inside the CLI bundle itself.
  */
-const bundler = (): Promise<typeof BuildScript> => import(pathToFileURL(fromRoot("scripts", "build-cli.mjs")).href)
+const bundler = (): Promise<typeof BuildScript> =>
+  importExternal<typeof BuildScript>(pathToFileURL(fromRoot("scripts", "build-cli.mjs")).href)
 
 /** Bundles `flame-pipe job` with the pipeline module; returns the bundle's path. */
 export const buildJobBundle = (modulePath: string): Effect.Effect<string, StageFailed> =>

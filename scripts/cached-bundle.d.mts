@@ -1,0 +1,7 @@
+// Types for cached-bundle.mjs, which stays plain JavaScript so that bin/flame-pipe.js runs it under bare node.
+import type { Script } from "node:vm"
+
+export type CacheState = "accepted" | "rejected" | "absent"
+export declare const cachePath: (bundle: string) => string
+export declare const compileBundle: (bundle: string) => { script: Script; cache: CacheState; identity: string }
+export declare const runBundle: (bundle: string) => CacheState

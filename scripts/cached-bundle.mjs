@@ -1,0 +1,99 @@
+// Runs a CommonJS bundle (dist/flame-pipe.cjs) with a V8 code cache beside it. Compiling the few MB of
+// JavaScript a command loads (effect, @effect/cli, drizzle, the engine) is most of a short command's
+// start; with the bytecode V8 serialised after an earlier run, that compile is skipped. Node 20 offers
+// this only for scripts (vm.Script's cachedData), not for ES modules (module.enableCompileCache arrives
+// in Node 22), hence the CommonJS bundle. The cache is tied to the bundle file (its size, mtime and
+// inode, checked here: V8 itself only compares the source's length) and to the node binary (V8
+// rejects a cache from another version or other flags); a missing or rejected cache is written anew
+// when the process exits, under a temporary name and renamed.
+//
+//   node scripts/cached-bundle.mjs <bundle.cjs> [args...]    runs the bundle as if it were argv[1]
+import * as fs from "node:fs"
+import Module from "node:module"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+import * as vm from "node:vm"
+
+/** Where the cache of `bundle` lives for this node: one file per node version and architecture. */
+export const cachePath = (bundle) => `${bundle}.${process.version}-${process.arch}.v8cache`
+
+/** The bundle file's identity; every build replaces the file by a rename, which changes its inode. */
+const identityOf = (stat) => `flame-pipe code cache ${stat.size} ${stat.mtimeMs} ${stat.ino}\n`
+
+const readCache = (bundle, identity) => {
+  let data
+  try {
+    data = fs.readFileSync(cachePath(bundle))
+  } catch {
+    return undefined
+  }
+  const header = Buffer.from(identity)
+  return data.length > header.length && data.subarray(0, header.length).equals(header)
+    ? data.subarray(header.length)
+    : undefined
+}
+
+const writeCache = (bundle, identity, script) => {
+  const file = cachePath(bundle)
+  const tmp = `${file}.${process.pid}.tmp`
+  try {
+    fs.writeFileSync(tmp, Buffer.concat([Buffer.from(identity), script.createCachedData()]))
+    fs.renameSync(tmp, file)
+  } catch {
+    // A read-only install, or a full disk: the next start compiles from source again, nothing worse.
+    fs.rmSync(tmp, { force: true })
+  }
+}
+
+// The bundle's own parameters, as Node's CommonJS wrapper has them, plus the `import()` a vm.Script
+// lacks on Node 20 (src/importExternal.ts uses it).
+const wrap = (source) => `(function (exports, require, module, __filename, __dirname, __flameImport) {${source}\n})`
+
+/**
+ * Compiles `bundle` with its code cache. `cache` says what became of the cache: "accepted",
+ * "rejected" (V8 refused it: another node or other flags) or "absent" (none, or one of another build).
+ */
+export const compileBundle = (bundle) => {
+  const fd = fs.openSync(bundle, "r")
+  let source, stat
+  try {
+    stat = fs.fstatSync(fd)
+    source = fs.readFileSync(fd, "utf8")
+  } finally {
+    fs.closeSync(fd)
+  }
+  const identity = identityOf(stat)
+  const cachedData = readCache(bundle, identity)
+  const script = new vm.Script(wrap(source), { filename: bundle, ...(cachedData ? { cachedData } : {}) })
+  const cache = cachedData === undefined ? "absent" : script.cachedDataRejected ? "rejected" : "accepted"
+  return { script, cache, identity }
+}
+
+/** Runs `bundle` in this process; without a usable cache, writes one as the process exits. */
+export const runBundle = (bundle) => {
+  const { script, cache, identity } = compileBundle(bundle)
+  // At exit the functions this command compiled are in the cache too, not only the top level.
+  if (cache !== "accepted") process.once("exit", () => writeCache(bundle, identity, script))
+  const module = { exports: {} }
+  script.runInThisContext().call(
+    module.exports,
+    module.exports,
+    Module.createRequire(bundle),
+    module,
+    bundle,
+    path.dirname(bundle),
+    (specifier) => import(specifier)
+  )
+  return cache
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
+  const bundle = process.argv[2]
+  if (bundle === undefined) {
+    process.stderr.write("usage: node scripts/cached-bundle.mjs <bundle.cjs> [args...]\n")
+    process.exit(2)
+  }
+  const absolute = path.resolve(bundle)
+  process.argv.splice(1, 2, absolute)
+  runBundle(absolute)
+}
