@@ -6,12 +6,13 @@
  * its tick labels, every MoE layer's co-activation is on the page at once, no table is cut off, and the
  * specialization tables show tokens as text.
  */
+import { it } from "@effect/vitest"
 import Database from "better-sqlite3"
 import { Effect } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { afterAll, beforeAll, describe, expect } from "vitest"
 import { fromRoot } from "../../../src/ProjectRoot.ts"
 import { loadTokenizer } from "../../../src/tokenize/Tokenizer.ts"
 import { cli, runJson, tempWorkspace } from "../../support/cli.ts"
@@ -130,94 +131,96 @@ describe("reports", () => {
     expectFitsThePage(check)
   })
 
-  it("the suite slice's report stage draws training, evaluation, compute and routing figures", async () => {
-    expect(miniRun.result.exitCode, miniRun.result.stderr.slice(-3000)).toBe(0)
-    // Data and worker stages were the ablation's: nothing compiled or tokenized again (only the merge of
-    // the tokenized shards runs: the ablation reads them blended).
-    const cached = miniRun.summary!.stages.filter((s) => s.status === "cached").map((s) => s.stage)
-    expect(cached).toContain("compile-kernels")
-    expect(cached.filter((s) => s.startsWith("tokenize/")).length).toBeGreaterThan(0)
-    expect(
-      miniRun.summary!.stages.filter((s) => s.stage.startsWith("tokenize/") && s.status !== "cached")
-        .map((s) => s.stage)
-    ).toEqual(["tokenize/merge"])
-    const file = path.join(ws, latestOutput("mini/report", "report.html").path)
-    const check = await checkReport(file, path.join(shots, "suite-slice-report.png"))
-    expectAllDrawn(check)
-    const figures = check.charts.map((c) => c.figure)
-    for (const scale of ["flame-moe-38m-tiny-mini", "flame-moe-115m-tiny-mini"]) {
-      expect(figures).toContain(`saturation-${scale}`)
-      expect(figures).toContain(`coactivation-${scale}`)
-    }
-    expect(figures).toEqual(
-      expect.arrayContaining([
-        "train-loss",
-        "train-lr",
-        "val-loss-flops",
-        "load-balance-cv",
-        "load-balance-entropy",
-        "specialization"
-      ])
-    )
-    expect(check.tables).toEqual(expect.arrayContaining(["eval-table", "specialization-top", "lineage-executions"]))
-    expect(check.text).toContain("eval/flame-moe-115m-tiny-mini/6")
+  // Drives headless Chromium: the test runs with the live clock and services.
+  it.live("the suite slice's report stage draws training, evaluation, compute and routing figures", () =>
+    Effect.gen(function*() {
+      expect(miniRun.result.exitCode, miniRun.result.stderr.slice(-3000)).toBe(0)
+      // Data and worker stages were the ablation's: nothing compiled or tokenized again (only the merge of
+      // the tokenized shards runs: the ablation reads them blended).
+      const cached = miniRun.summary!.stages.filter((s) => s.status === "cached").map((s) => s.stage)
+      expect(cached).toContain("compile-kernels")
+      expect(cached.filter((s) => s.startsWith("tokenize/")).length).toBeGreaterThan(0)
+      expect(
+        miniRun.summary!.stages.filter((s) => s.stage.startsWith("tokenize/") && s.status !== "cached")
+          .map((s) => s.stage)
+      ).toEqual(["tokenize/merge"])
+      const file = path.join(ws, latestOutput("mini/report", "report.html").path)
+      const check = yield* Effect.promise(() => checkReport(file, path.join(shots, "suite-slice-report.png")))
+      expectAllDrawn(check)
+      const figures = check.charts.map((c) => c.figure)
+      for (const scale of ["flame-moe-38m-tiny-mini", "flame-moe-115m-tiny-mini"]) {
+        expect(figures).toContain(`saturation-${scale}`)
+        expect(figures).toContain(`coactivation-${scale}`)
+      }
+      expect(figures).toEqual(
+        expect.arrayContaining([
+          "train-loss",
+          "train-lr",
+          "val-loss-flops",
+          "load-balance-cv",
+          "load-balance-entropy",
+          "specialization"
+        ])
+      )
+      expect(check.tables).toEqual(expect.arrayContaining(["eval-table", "specialization-top", "lineage-executions"]))
+      expect(check.text).toContain("eval/flame-moe-115m-tiny-mini/6")
 
-    // Routing over training: every checkpoint's co-activation and specialization, and the tracking.
-    for (const scale of ["flame-moe-38m-tiny-mini", "flame-moe-115m-tiny-mini"]) {
-      expect(figures).toContain(`coactivation-over-training-${scale}`)
-      expect(figures).toContain(`specialization-over-training-${scale}`)
-      expect(check.tables).toContain(`specialization-tracked-${scale}`)
-      const over = check.charts.find((c) => c.figure === `coactivation-over-training-${scale}`)!
-      // A point per checkpoint on each line: steps 2, 4 and 6.
-      expect(over.dataPoints % 3, scale).toBe(0)
-    }
-    expect(check.tables).toContain("routing-over-training")
+      // Routing over training: every checkpoint's co-activation and specialization, and the tracking.
+      for (const scale of ["flame-moe-38m-tiny-mini", "flame-moe-115m-tiny-mini"]) {
+        expect(figures).toContain(`coactivation-over-training-${scale}`)
+        expect(figures).toContain(`specialization-over-training-${scale}`)
+        expect(check.tables).toContain(`specialization-tracked-${scale}`)
+        const over = check.charts.find((c) => c.figure === `coactivation-over-training-${scale}`)!
+        // A point per checkpoint on each line: steps 2, 4 and 6.
+        expect(over.dataPoints % 3, scale).toBe(0)
+      }
+      expect(check.tables).toContain("routing-over-training")
 
-    // Every MoE layer's co-activation at once, side by side (no slider), on screen and printed.
-    for (const scale of ["flame-moe-38m-tiny-mini", "flame-moe-115m-tiny-mini"]) {
-      const output = latestOutput(`analysis/${scale}/coactivation`, "coactivation.json").path
-      const { layers } = JSON.parse(fs.readFileSync(path.join(ws, output), "utf8")) as { layers: Array<number> }
-      expect(layers.length, scale).toBeGreaterThan(1)
-      for (const layout of [check.screen, check.print]) {
-        const chart = layout.charts.find((c) => c.figure === `coactivation-${scale}`)!
-        expect(chart.timeline, scale).toBe(false)
-        expect(chart.heatmaps, scale).toBe(layers.length)
-        expect(chart.grids.length, scale).toBe(layers.length)
-        for (const grid of chart.grids) {
-          expect(grid.inside, `${scale} panel`).toBe(true)
-          // Each panel is coloured in (a tiny model's matrices hold many zeros and faint cells, drawn white
-          // or nearly so): its layer was drawn, not left blank.
-          expect(grid.paintedPixels, `${scale} panel`).toBeGreaterThan(0.05 * grid.rect.width * grid.rect.height)
+      // Every MoE layer's co-activation at once, side by side (no slider), on screen and printed.
+      for (const scale of ["flame-moe-38m-tiny-mini", "flame-moe-115m-tiny-mini"]) {
+        const output = latestOutput(`analysis/${scale}/coactivation`, "coactivation.json").path
+        const { layers } = JSON.parse(fs.readFileSync(path.join(ws, output), "utf8")) as { layers: Array<number> }
+        expect(layers.length, scale).toBeGreaterThan(1)
+        for (const layout of [check.screen, check.print]) {
+          const chart = layout.charts.find((c) => c.figure === `coactivation-${scale}`)!
+          expect(chart.timeline, scale).toBe(false)
+          expect(chart.heatmaps, scale).toBe(layers.length)
+          expect(chart.grids.length, scale).toBe(layers.length)
+          for (const grid of chart.grids) {
+            expect(grid.inside, `${scale} panel`).toBe(true)
+            // Each panel is coloured in (a tiny model's matrices hold many zeros and faint cells, drawn white
+            // or nearly so): its layer was drawn, not left blank.
+            expect(grid.paintedPixels, `${scale} panel`).toBeGreaterThan(0.05 * grid.rect.width * grid.rect.height)
+          }
         }
       }
-    }
 
-    // Specialization tables show tokens as text, decoded with the run's tokenizer, then the id.
-    const tokenizer = await Effect.runPromise(loadTokenizer(fromRoot("fixtures", "tokenizer", "tokenizer.json")))
-    const tokenCells = check.screen.tables
-      .filter((t) => t.id === "specialization-top" || t.id.startsWith("specialization-tracked-"))
-      .flatMap((t) => t.rows.map((r) => r.find((c) => /^(".*"|<no token>) \(\d+\)$/.test(c))))
-    expect(tokenCells.length).toBeGreaterThan(4)
-    for (const cell of tokenCells) {
-      expect(cell).toBeDefined()
-      const [, quoted, id] = /^(.*) \((\d+)\)$/.exec(cell!)!
-      // The quoted text reads back (as a JSON string) as the token's text.
-      if (Number(id) < tokenizer.vocabSize) expect(JSON.parse(quoted!)).toBe(tokenizer.decode([Number(id)]))
-      else expect(quoted).toBe("<no token>")
-    }
+      // Specialization tables show tokens as text, decoded with the run's tokenizer, then the id.
+      const tokenizer = yield* loadTokenizer(fromRoot("fixtures", "tokenizer", "tokenizer.json"))
+      const tokenCells = check.screen.tables
+        .filter((t) => t.id === "specialization-top" || t.id.startsWith("specialization-tracked-"))
+        .flatMap((t) => t.rows.map((r) => r.find((c) => /^(".*"|<no token>) \(\d+\)$/.test(c))))
+      expect(tokenCells.length).toBeGreaterThan(4)
+      for (const cell of tokenCells) {
+        expect(cell).toBeDefined()
+        const [, quoted, id] = /^(.*) \((\d+)\)$/.exec(cell!)!
+        // The quoted text reads back (as a JSON string) as the token's text.
+        if (Number(id) < tokenizer.vocabSize) expect(JSON.parse(quoted!)).toBe(tokenizer.decode([Number(id)]))
+        else expect(quoted).toBe("<no token>")
+      }
 
-    expectClearAxes(check.screen, "screen")
-    expectClearAxes(check.print, "print")
-    expectFitsThePage(check)
-    // Layers are named by Megatron's number: the tiny scales' first layer is dense, so their first MoE layer
-    // (stored index 1 in trace.bin) is layer 2 in the analyses and the report.
-    for (const scale of ["flame-moe-38m-tiny-mini", "flame-moe-115m-tiny-mini"]) {
-      const output = latestOutput(`analysis/${scale}/coactivation`, "coactivation.json").path
-      const coactivation = JSON.parse(fs.readFileSync(path.join(ws, output), "utf8")) as { layers: Array<number> }
-      expect(coactivation.layers[0], scale).toBe(2)
-    }
-    expect(check.text).toContain("first MoE layer is layer 2")
-  })
+      expectClearAxes(check.screen, "screen")
+      expectClearAxes(check.print, "print")
+      expectFitsThePage(check)
+      // Layers are named by Megatron's number: the tiny scales' first layer is dense, so their first MoE layer
+      // (stored index 1 in trace.bin) is layer 2 in the analyses and the report.
+      for (const scale of ["flame-moe-38m-tiny-mini", "flame-moe-115m-tiny-mini"]) {
+        const output = latestOutput(`analysis/${scale}/coactivation`, "coactivation.json").path
+        const coactivation = JSON.parse(fs.readFileSync(path.join(ws, output), "utf8")) as { layers: Array<number> }
+        expect(coactivation.layers[0], scale).toBe(2)
+      }
+      expect(check.text).toContain("first MoE layer is layer 2")
+    }))
 
   it("flame-pipe report writes the pipeline's report from the workspace", async () => {
     const out = path.join(shots, "ablation-cli.html")

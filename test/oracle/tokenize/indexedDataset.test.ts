@@ -2,12 +2,13 @@
  * The IndexedDataset writer and merge against an independent numpy writer of Megatron's format
  * (megatron_idx.py).
  */
+import { it } from "@effect/vitest"
 import { Effect } from "effect"
 import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { describe, expect, it } from "vitest"
+import { describe, expect } from "vitest"
 import { makeRng } from "../../../scripts/corpus/prng.ts"
 import { IndexedDatasetWriter, mergeIndexedDatasets } from "../../../src/data/IndexedDataset.ts"
 import { pythonWith } from "../../support/python.ts"
@@ -56,17 +57,17 @@ describe("IndexedDataset", () => {
     }
   })
 
-  it("merges like merge_datasets.py: document indices offset by the sequences before", async () => {
-    const dir = tmp()
-    const parts = [randomDocs(3, 50, 60000), [[], [7]], randomDocs(4, 70, 60000)]
-    parts.forEach((docs, i) => write(path.join(dir, `p${i}`), "uint16", docs))
-    const result = await Effect.runPromise(
-      mergeIndexedDatasets(parts.map((_, i) => path.join(dir, `p${i}`)), path.join(dir, "m"))
-    )
-    expect(result.documents).toBe(parts.flat().length)
-    // Merging equals writing all documents in one dataset.
-    pythonWrite(path.join(dir, "all"), "uint16", parts.flat())
-    expect(fs.readFileSync(path.join(dir, "m.idx")).equals(fs.readFileSync(path.join(dir, "all.idx")))).toBe(true)
-    expect(fs.readFileSync(path.join(dir, "m.bin")).equals(fs.readFileSync(path.join(dir, "all.bin")))).toBe(true)
-  })
+  // Runs the numpy writer as a child process: the test runs with the live clock and services.
+  it.live("merges like merge_datasets.py: document indices offset by the sequences before", () =>
+    Effect.gen(function*() {
+      const dir = tmp()
+      const parts = [randomDocs(3, 50, 60000), [[], [7]], randomDocs(4, 70, 60000)]
+      parts.forEach((docs, i) => write(path.join(dir, `p${i}`), "uint16", docs))
+      const result = yield* mergeIndexedDatasets(parts.map((_, i) => path.join(dir, `p${i}`)), path.join(dir, "m"))
+      expect(result.documents).toBe(parts.flat().length)
+      // Merging equals writing all documents in one dataset.
+      pythonWrite(path.join(dir, "all"), "uint16", parts.flat())
+      expect(fs.readFileSync(path.join(dir, "m.idx")).equals(fs.readFileSync(path.join(dir, "all.idx")))).toBe(true)
+      expect(fs.readFileSync(path.join(dir, "m.bin")).equals(fs.readFileSync(path.join(dir, "all.bin")))).toBe(true)
+    }))
 })

@@ -3,11 +3,12 @@
  * sites), the --data-path it takes from its inputs (as the stage itself computes it), and the job
  * time it hands the Slurm executor.
  */
+import { it } from "@effect/vitest"
 import { Effect, Either } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { describe, expect, it } from "vitest"
+import { describe, expect } from "vitest"
 import suite from "../../../pipelines/scaling-suite.ts"
 import type { LaunchPlan } from "../../../src/megatron/Launch.ts"
 import {
@@ -66,24 +67,25 @@ const flag = (plan: LaunchPlan, name: string): ReadonlyArray<string> => {
 const value = (plan: LaunchPlan, name: string): string | undefined => flag(plan, name)[0]
 
 describe("a Megatron stage's launch", () => {
-  it("--data-path from the inputs is what the train stage computes for them: the blend, or the merged dataset", () => {
-    const dirs = datasets(3)
-    const stageSees = (inputs: Record<string, string>) =>
-      Effect.runSync(megatronDataPath({ stageId: "train/x", inputs } as unknown as StageContext<unknown>))
-    // blend10 after blend9: the blend's order is numeric, as the suite numbers its shards.
-    const blend = { blend0: dirs[0]!, blend10: dirs[2]!, blend9: dirs[1]!, worker: "/w/flame-worker" }
-    expect(dataPathFromInputs(blend, datasetPrefixIn)).toEqual(stageSees(blend))
-    expect(dataPathFromInputs(blend, datasetPrefixIn)).toEqual([
-      "1.0",
-      path.join(dirs[0]!, "dclm_0_text_document"),
-      "1.0",
-      path.join(dirs[1]!, "dclm_1_text_document"),
-      "1.0",
-      path.join(dirs[2]!, "dclm_2_text_document")
-    ])
-    const merged = { dataset: dirs[1]!, worker: "/w/flame-worker" }
-    expect(dataPathFromInputs(merged, datasetPrefixIn)).toEqual(stageSees(merged))
-  })
+  it.effect("--data-path from the inputs is what the train stage computes for them: the blend, or the merged dataset", () =>
+    Effect.gen(function*() {
+      const dirs = datasets(3)
+      const stageSees = (inputs: Record<string, string>) =>
+        megatronDataPath({ stageId: "train/x", inputs } as unknown as StageContext<unknown>)
+      // blend10 after blend9: the blend's order is numeric, as the suite numbers its shards.
+      const blend = { blend0: dirs[0]!, blend10: dirs[2]!, blend9: dirs[1]!, worker: "/w/flame-worker" }
+      expect(dataPathFromInputs(blend, datasetPrefixIn)).toEqual(yield* stageSees(blend))
+      expect(dataPathFromInputs(blend, datasetPrefixIn)).toEqual([
+        "1.0",
+        path.join(dirs[0]!, "dclm_0_text_document"),
+        "1.0",
+        path.join(dirs[1]!, "dclm_1_text_document"),
+        "1.0",
+        path.join(dirs[2]!, "dclm_2_text_document")
+      ])
+      const merged = { dataset: dirs[1]!, worker: "/w/flame-worker" }
+      expect(dataPathFromInputs(merged, datasetPrefixIn)).toEqual(yield* stageSees(merged))
+    }))
 
   it("previewed under Slurm: the job's srun line, placeholders for the job id and first node, the inputs known so far", () => {
     const [done] = datasets(1)

@@ -1,8 +1,9 @@
+import { it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { describe, expect, it } from "vitest"
+import { describe, expect } from "vitest"
 import type { SpecializationSummary } from "../../../src/analysis/schema.ts"
 import { Lineage } from "../../../src/lineage/Lineage.ts"
 import { buildReport } from "../../../src/report/build.ts"
@@ -224,12 +225,12 @@ describe("downsample", () => {
 })
 
 describe("collecting from lineage", () => {
-  it("reads an execution's params, result, outputs, inputs with their producer, metrics and JSON outputs", async () => {
-    const root = fs.mkdtempSync(path.join(os.tmpdir(), "fp-collect-"))
-    fs.mkdirSync(path.join(root, "artifacts/fit"), { recursive: true })
-    fs.writeFileSync(path.join(root, "artifacts/fit/fit.json"), JSON.stringify({ answer: 42 }))
-    const records = await Effect.runPromise(
-      Effect.gen(function*() {
+  it.effect("reads an execution's params, result, outputs, inputs with their producer, metrics and JSON outputs", () =>
+    Effect.gen(function*() {
+      const root = fs.mkdtempSync(path.join(os.tmpdir(), "fp-collect-"))
+      fs.mkdirSync(path.join(root, "artifacts/fit"), { recursive: true })
+      fs.writeFileSync(path.join(root, "artifacts/fit/fit.json"), JSON.stringify({ answer: 42 }))
+      const records = yield* Effect.gen(function*() {
         const lineage = yield* Lineage
         yield* lineage.startRun({
           id: "r1",
@@ -300,20 +301,19 @@ describe("collecting from lineage", () => {
         ]
         return collectRecords(yield* lineage.executionFacts(factsRequests(targets)), root, targets)
       }).pipe(Effect.provide(Lineage.Test), Effect.scoped)
-    )
-    const [train, fit] = records
-    expect(train!.metrics).toEqual({ loss: [[1, 5], [2, 4]] })
-    expect(train!.result).toEqual({ activeParams: 7 })
-    expect(train!.outputs.map((o) => o.name)).toEqual(["iter_0000002"])
-    expect(fit!.documents["fit.json"]).toEqual({ answer: 42 })
-    expect(fit!.inputs).toEqual([
-      expect.objectContaining({
-        input: "checkpoint",
-        producerStage: "train/s",
-        producerExecution: "e-train",
-        hash: "h1"
-      })
-    ])
-    fs.rmSync(root, { recursive: true, force: true })
-  })
+      const [train, fit] = records
+      expect(train!.metrics).toEqual({ loss: [[1, 5], [2, 4]] })
+      expect(train!.result).toEqual({ activeParams: 7 })
+      expect(train!.outputs.map((o) => o.name)).toEqual(["iter_0000002"])
+      expect(fit!.documents["fit.json"]).toEqual({ answer: 42 })
+      expect(fit!.inputs).toEqual([
+        expect.objectContaining({
+          input: "checkpoint",
+          producerStage: "train/s",
+          producerExecution: "e-train",
+          hash: "h1"
+        })
+      ])
+      fs.rmSync(root, { recursive: true, force: true })
+    }))
 })

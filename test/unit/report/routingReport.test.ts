@@ -3,8 +3,9 @@
  * naive computations from the analyses' documents), every MoE layer's co-activation at once, and token ids
  * decoded with the run's tokenizer.
  */
+import { it } from "@effect/vitest"
 import { Effect } from "effect"
-import { describe, expect, it } from "vitest"
+import { describe, expect } from "vitest"
 import type { CoactivationResult, SpecializationSummary, SpecializationTracking } from "../../../src/analysis/schema.ts"
 import { fromRoot } from "../../../src/ProjectRoot.ts"
 import { buildReport } from "../../../src/report/build.ts"
@@ -214,26 +215,27 @@ describe("co-activation of every MoE layer at once", () => {
 })
 
 describe("token ids as text", () => {
-  it("decodes with the run's tokenizer: quoted, escaped, then the id", async () => {
-    const tokenizer = await Effect.runPromise(loadTokenizer(fromRoot("fixtures", "tokenizer", "tokenizer.json")))
-    const top = table("specialization-top")
-    expect(top.columns).toContain("token")
-    expect(top.sources).toContain("source/tokenizer")
-    expect(top.rows.length).toBeGreaterThan(0)
-    for (const row of top.rows) {
-      const cell = row[top.columns.indexOf("token")] as string
-      const [, quoted, id] = /^(".*") \((\d+)\)$/.exec(cell)!
-      // The quoted text reads back (as a JSON string) as the token's text.
-      expect(JSON.parse(quoted!)).toBe(tokenizer.decode([Number(id)]))
-    }
-    const decoder = data.tokens!
-    const the = tokenizer.encode(" the")
-    expect(the.length).toBe(1)
-    expect(tokenLabel(decoder, the[0]!)).toBe(`" the" (${the[0]})`)
-    // The model pads its vocabulary past the tokenizer's: those ids have no text.
-    expect(tokenLabel(decoder, tokenizer.vocabSize)).toBe(`<no token> (${tokenizer.vocabSize})`)
-    expect(tokenLabel(undefined, 42)).toBe("42")
-  })
+  it.effect("decodes with the run's tokenizer: quoted, escaped, then the id", () =>
+    Effect.gen(function*() {
+      const tokenizer = yield* loadTokenizer(fromRoot("fixtures", "tokenizer", "tokenizer.json"))
+      const top = table("specialization-top")
+      expect(top.columns).toContain("token")
+      expect(top.sources).toContain("source/tokenizer")
+      expect(top.rows.length).toBeGreaterThan(0)
+      for (const row of top.rows) {
+        const cell = row[top.columns.indexOf("token")] as string
+        const [, quoted, id] = /^(".*") \((\d+)\)$/.exec(cell)!
+        // The quoted text reads back (as a JSON string) as the token's text.
+        expect(JSON.parse(quoted!)).toBe(tokenizer.decode([Number(id)]))
+      }
+      const decoder = data.tokens!
+      const the = tokenizer.encode(" the")
+      expect(the.length).toBe(1)
+      expect(tokenLabel(decoder, the[0]!)).toBe(`" the" (${the[0]})`)
+      // The model pads its vocabulary past the tokenizer's: those ids have no text.
+      expect(tokenLabel(decoder, tokenizer.vocabSize)).toBe(`<no token> (${tokenizer.vocabSize})`)
+      expect(tokenLabel(undefined, 42)).toBe("42")
+    }))
 
   it("escapes what would not read as itself", () => {
     expect(quoteToken("say \"hi\"\n")).toBe(String.raw`"say \"hi\"\n"`)

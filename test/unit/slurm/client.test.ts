@@ -2,11 +2,12 @@
  * The Slurm client against stand-ins for Slurm's commands on PATH, which record the arguments they
  * were given: what reaches sbatch is what the settings said, word for word.
  */
+import { it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { afterEach, describe, expect, it } from "vitest"
+import { afterEach, describe, expect } from "vitest"
 import { SlurmClient } from "../../../src/slurm/SlurmClient.ts"
 
 const originalPath = process.env.PATH
@@ -34,17 +35,22 @@ const fakeSbatch = () => {
 }
 
 describe("Slurm client", () => {
-  it("gives sbatch each extra flag as one argument, before the script, with nothing a shell would expand", async () => {
-    const sbatch = fakeSbatch()
-    const script = path.join(sbatch.dir, "job.sh")
-    fs.writeFileSync(script, "#!/bin/bash\n")
-    const flags = ["--comment=a b; $(touch pwned) `id`", "--exclusive", "-p", "gpu"]
-    const id = await Effect.runPromise(
-      Effect.flatMap(SlurmClient, (client) => client.submit(script, flags)).pipe(Effect.provide(SlurmClient.Default))
-    )
-    expect(id).toBe("4242")
-    expect(sbatch.args()).toEqual(["--parsable", ...flags, script])
-    expect(fs.existsSync(path.join(sbatch.dir, "pwned"))).toBe(false)
-    expect(fs.existsSync(path.join(process.cwd(), "pwned"))).toBe(false)
-  })
+  // Runs the fake sbatch as a real child process.
+  it.live(
+    "gives sbatch each extra flag as one argument, before the script, with nothing a shell would expand",
+    () =>
+      Effect.gen(function*() {
+        const sbatch = fakeSbatch()
+        const script = path.join(sbatch.dir, "job.sh")
+        fs.writeFileSync(script, "#!/bin/bash\n")
+        const flags = ["--comment=a b; $(touch pwned) `id`", "--exclusive", "-p", "gpu"]
+        const id = yield* Effect.flatMap(SlurmClient, (client) => client.submit(script, flags)).pipe(
+          Effect.provide(SlurmClient.Default)
+        )
+        expect(id).toBe("4242")
+        expect(sbatch.args()).toEqual(["--parsable", ...flags, script])
+        expect(fs.existsSync(path.join(sbatch.dir, "pwned"))).toBe(false)
+        expect(fs.existsSync(path.join(process.cwd(), "pwned"))).toBe(false)
+      })
+  )
 })

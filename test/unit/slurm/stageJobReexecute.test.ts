@@ -3,11 +3,12 @@
  * params the spec carries (as recorded), although the pipeline resolves to others on the node; a job
  * in the normal mode refuses the same spec.
  */
+import { it } from "@effect/vitest"
 import { Cause, Effect, Exit, Option, Schema } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { describe, expect, it, onTestFinished } from "vitest"
+import { describe, expect, onTestFinished } from "vitest"
 import { canonicalJson } from "../../../src/engine/Fingerprint.ts"
 import { readAllEvents } from "../../../src/executor/remote/Events.ts"
 import { writeFence } from "../../../src/executor/remote/Fence.ts"
@@ -67,7 +68,7 @@ const jobFor = (fields: Pick<JobSpecInput, "params"> & Partial<Pick<JobSpecInput
   writeFence(spec.fencePath, { submission: 1, attempt: 0 })
   return {
     spec,
-    run: () => Effect.runPromiseExit(stageJob(specPath, { env: { SLURM_JOB_ID: "9" } }).pipe(Effect.provide(registry))),
+    run: () => stageJob(specPath, { env: { SLURM_JOB_ID: "9" } }).pipe(Effect.provide(registry)),
     events: () => readAllEvents(spec.eventsPath) as ReadonlyArray<Record<string, unknown>>,
     log: () => (fs.existsSync(spec.logPath) ? fs.readFileSync(spec.logPath, "utf8") : "")
   }
@@ -79,35 +80,39 @@ const failureOf = (exit: Exit.Exit<unknown, unknown>) =>
 describe("a batch job re-executing a recorded execution", () => {
   const recorded = canonicalJson({ count: 25 })
 
-  it("runs the params the spec carries, and the outputs they imply", async () => {
-    const job = jobFor({ params: recorded, mode: "reexecute" })
-    const exit = await job.run()
-    expect(Exit.isSuccess(exit), String(failureOf(exit))).toBe(true)
-    // 25 lines in the output the recorded params name, not the 3 the pipeline resolves to now.
-    const output = path.join(job.spec.workDir, "lines-25.txt")
-    expect(fs.readFileSync(output, "utf8").split("\n").filter(Boolean)).toHaveLength(25)
-    expect(fs.existsSync(path.join(job.spec.workDir, "lines-3.txt"))).toBe(false)
-    expect(job.events().find((e) => e.t === "result")?.value).toEqual({ count: 25 })
-    expect(job.log()).toContain(
-      "[job] re-executing with the params the execution recorded (the pipeline resolves to others here)"
-    )
-  })
+  // The job polls its fence on the real clock.
+  it.live("runs the params the spec carries, and the outputs they imply", () =>
+    Effect.gen(function*() {
+      const job = jobFor({ params: recorded, mode: "reexecute" })
+      const exit = yield* Effect.exit(job.run())
+      expect(Exit.isSuccess(exit), String(failureOf(exit))).toBe(true)
+      // 25 lines in the output the recorded params name, not the 3 the pipeline resolves to now.
+      const output = path.join(job.spec.workDir, "lines-25.txt")
+      expect(fs.readFileSync(output, "utf8").split("\n").filter(Boolean)).toHaveLength(25)
+      expect(fs.existsSync(path.join(job.spec.workDir, "lines-3.txt"))).toBe(false)
+      expect(job.events().find((e) => e.t === "result")?.value).toEqual({ count: 25 })
+      expect(job.log()).toContain(
+        "[job] re-executing with the params the execution recorded (the pipeline resolves to others here)"
+      )
+    }))
 
-  it("in the normal mode, the same spec is refused: the node resolves other params than the engine", async () => {
-    const job = jobFor({ params: recorded })
-    const exit = await job.run()
-    expect(String(failureOf(exit))).toContain("resolves to different params on this node than in the engine")
-    expect(fs.existsSync(path.join(job.spec.workDir, "lines-25.txt"))).toBe(false)
-    expect(job.events().find((e) => e.t === "failed")).toBeDefined()
-  })
+  it.live("in the normal mode, the same spec is refused: the node resolves other params than the engine", () =>
+    Effect.gen(function*() {
+      const job = jobFor({ params: recorded })
+      const exit = yield* Effect.exit(job.run())
+      expect(String(failureOf(exit))).toContain("resolves to different params on this node than in the engine")
+      expect(fs.existsSync(path.join(job.spec.workDir, "lines-25.txt"))).toBe(false)
+      expect(job.events().find((e) => e.t === "failed")).toBeDefined()
+    }))
 
-  it("fails, naming the key, when the current definition cannot decode what was recorded", async () => {
-    const job = jobFor({ params: canonicalJson({ count: -1 }), mode: "reexecute" })
-    const exit = await job.run()
-    const failure = failureOf(exit) as { message: string } | undefined
-    expect(failure?.message).toMatch(
-      /^stage lines: recorded params do not decode with the current definition: count: Expected a positive number/
-    )
-    expect(job.events().map((e) => e.t)).toEqual(["start", "environment", "failed"])
-  })
+  it.live("fails, naming the key, when the current definition cannot decode what was recorded", () =>
+    Effect.gen(function*() {
+      const job = jobFor({ params: canonicalJson({ count: -1 }), mode: "reexecute" })
+      const exit = yield* Effect.exit(job.run())
+      const failure = failureOf(exit) as { message: string } | undefined
+      expect(failure?.message).toMatch(
+        /^stage lines: recorded params do not decode with the current definition: count: Expected a positive number/
+      )
+      expect(job.events().map((e) => e.t)).toEqual(["start", "environment", "failed"])
+    }))
 })
