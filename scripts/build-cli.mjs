@@ -98,6 +98,9 @@ export const bundleAtomically = async (options, outfile) => {
 export const scriptBundleOptions = {
   ...bundleOptions,
   format: "cjs",
+  // Non-ASCII characters escaped, so that the loader may read the file as latin1, which is several
+  // times quicker than decoding it as UTF-8.
+  charset: "ascii",
   define: { "import.meta.url": "__flameBundleUrl" },
   banner: { js: "var __flameBundleUrl = require('node:url').pathToFileURL(__filename).href;" }
 }

@@ -58,7 +58,8 @@ export const compileBundle = (bundle) => {
   let source, stat
   try {
     stat = fs.fstatSync(fd)
-    source = fs.readFileSync(fd, "utf8")
+    // The build writes ASCII only (esbuild's charset "ascii"): latin1 decodes it unchanged, and quicker.
+    source = fs.readFileSync(fd, "latin1")
   } finally {
     fs.closeSync(fd)
   }

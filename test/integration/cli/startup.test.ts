@@ -84,6 +84,17 @@ describe("start-up", () => {
     expect((await execa("node", [loader, bundlePath, "--version"])).stdout).toBe(version)
   })
 
+  it("the bundle is ASCII, as the loader's latin1 read needs; non-ASCII text survives as escapes", async () => {
+    const source = fs.readFileSync(bundlePath, "latin1")
+    expect([...source].every((c) => c.charCodeAt(0) < 0x80)).toBe(true)
+    // The lineage tree's box-drawing characters are written as \u escapes and print as themselves.
+    expect(source).toContain("\\u2514\\u2500")
+    const ws = tempWorkspace()
+    const cli = (args: ReadonlyArray<string>) => execa("node", [loader, bundlePath, ...args], { cwd: root })
+    await cli(["run", "toy", "--workspace", ws, "--gpus", "none"])
+    expect((await cli(["lineage", "report", "--workspace", ws])).stdout).toContain("\u2514\u2500 ")
+  })
+
   it("a build leaves a code cache that V8 accepts; a rebuilt bundle does not use the old one", async () => {
     expect(fs.existsSync(cachePath(bundlePath))).toBe(true)
     expect((await cacheOf(bundlePath)).cache).toBe("accepted")
