@@ -8,5 +8,5 @@ export declare const bundleOptions: BuildOptions
 export declare const scriptBundleOptions: BuildOptions & { banner: { js: string } }
 export declare const pipelinesPlugin: Plugin
 export declare const bundleAtomically: (options: BuildOptions, outfile: string) => Promise<string>
-export declare const warmCodeCache: (bundle: string, argv: (workspace: string) => ReadonlyArray<string>) => void
+export declare const warmCodeCache: (bundle: string, args: ReadonlyArray<string>) => void
 export declare const buildCli: () => Promise<void>

@@ -9,6 +9,7 @@ import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
+import { loaderPath } from "./cached-bundle.mjs"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
 export const bundlePath = path.join(root, "dist", "flame-pipe.cjs")
@@ -106,14 +107,15 @@ export const scriptBundleOptions = {
 }
 
 /**
- * Runs a short command with the bundle so that its code cache is written with the code a command
- * compiles (the CLI, the planner, the lineage store), not only the top level: a plan of the tiny suite
- * in a scratch workspace. A failure costs nothing but the cache, which the first real command writes.
+ * Runs a short command with the bundle (`args`, e.g. a plan; given a scratch workspace and no GPUs) so
+ * that its code cache is written with the code a command compiles (the CLI, the planner, the lineage
+ * store), not only the top level. A failure costs nothing but the cache, which the first real command
+ * writes.
  */
-export const warmCodeCache = (bundle, argv) => {
+export const warmCodeCache = (bundle, args) => {
   const scratch = fs.mkdtempSync(path.join(path.dirname(bundle), ".warm-"))
   try {
-    spawnSync(process.execPath, [path.join(root, "scripts", "cached-bundle.mjs"), bundle, ...argv(scratch)], {
+    spawnSync(process.execPath, [loaderPath, bundle, ...args, "--workspace", scratch, "--gpus", "none"], {
       stdio: "ignore",
       timeout: 60_000
     })
@@ -140,7 +142,7 @@ export const buildCli = async () => {
     bundlePath
   )
   removeSplitBuild()
-  warmCodeCache(bundlePath, (ws) => ["plan", "scaling-suite", "--preset", "tiny", "--workspace", ws, "--gpus", "none"])
+  warmCodeCache(bundlePath, ["plan", "scaling-suite", "--preset", "tiny"])
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {

@@ -2,6 +2,7 @@
 import type { Script } from "node:vm"
 
 export type CacheState = "accepted" | "rejected" | "absent"
+export declare const loaderPath: string
 export declare const cachePath: (bundle: string) => string
 export declare const compileBundle: (bundle: string) => { script: Script; cache: CacheState; identity: string }
 export declare const runBundle: (bundle: string) => CacheState

@@ -14,6 +14,9 @@ import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import * as vm from "node:vm"
 
+/** This loader, as a command: `node <loaderPath> <bundle.cjs> [args...]`. */
+export const loaderPath = fileURLToPath(import.meta.url)
+
 /** Where the cache of `bundle` lives for this node: one file per node version and architecture. */
 export const cachePath = (bundle) => `${bundle}.${process.version}-${process.arch}.v8cache`
 
@@ -88,7 +91,7 @@ export const runBundle = (bundle) => {
   return cache
 }
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
+if (process.argv[1] && loaderPath === path.resolve(process.argv[1])) {
   const bundle = process.argv[2]
   if (bundle === undefined) {
     process.stderr.write("usage: node scripts/cached-bundle.mjs <bundle.cjs> [args...]\n")

@@ -9,15 +9,13 @@ import { bundleAtomically, scriptBundleOptions, warmCodeCache } from "../../scri
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
 export const benchBundlePath = path.join(root, "bench", "out", "engine", "flame-pipe-bench.cjs")
-/** The loader that runs the bundle: `node <cachedBundleScript> <bundle> <args>`. */
-export const cachedBundleScript = path.join(root, "scripts", "cached-bundle.mjs")
 
 export const buildBenchCli = async () => {
   await bundleAtomically(
     { ...scriptBundleOptions, entryPoints: [path.join(root, "bench", "engine", "cli-entry.ts")] },
     benchBundlePath
   )
-  warmCodeCache(benchBundlePath, (ws) => ["plan", "generated", "--preset", "1k", "--workspace", ws, "--gpus", "none"])
+  warmCodeCache(benchBundlePath, ["plan", "generated", "--preset", "1k"])
   return benchBundlePath
 }
 

@@ -20,6 +20,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { parseArgs } from "node:util"
+import { loaderPath } from "../../scripts/cached-bundle.mjs"
 import { servicesLayer } from "../../src/cli/Services.ts"
 import { plan } from "../../src/engine/Planner.ts"
 import type { RunOptions } from "../../src/engine/Runner.ts"
@@ -28,7 +29,7 @@ import type { PipelineDefinition } from "../../src/Pipeline.ts"
 import { resolve } from "../../src/Pipeline.ts"
 import { ContentHasher, sha256File } from "../../src/store/ContentHasher.ts"
 import bigfiles, { BIG_OUTPUT } from "./bigfiles.ts"
-import { buildBenchCli, cachedBundleScript } from "./build-bench-cli.mjs"
+import { buildBenchCli } from "./build-bench-cli.mjs"
 import generated, { LAYER_WIDTH, layeredDag, PRESET_SIZES, snakefile, snakemakeOutputs } from "./generated.ts"
 
 const { values: args } = parseArgs({
@@ -203,7 +204,7 @@ const isFullyFresh = async (definition: PipelineDefinition, preset: string, work
 
 let bundle = ""
 const binPath = path.join(here, "..", "..", "bin", "flame-pipe.js")
-const cli = (argv: ReadonlyArray<string>) => timedCommand(process.execPath, [cachedBundleScript, bundle, ...argv])
+const cli = (argv: ReadonlyArray<string>) => timedCommand(process.execPath, [loaderPath, bundle, ...argv])
 
 interface SizeResult {
   readonly n: number

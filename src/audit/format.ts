@@ -3,8 +3,7 @@
  * re-executions with what differed, and what changed in the environment.
  */
 import type { AuditReport, FileDifference, Reexecution } from "../domain/Audit.ts"
-import { formatMs } from "../engine/Reporter.ts"
-import { formatBytes } from "../format.ts"
+import { formatBytes, formatMs } from "../format.ts"
 
 const short = (hash: string | null) => (hash === null ? "(none)" : hash.slice(0, 12))
 

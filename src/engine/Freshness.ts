@@ -13,6 +13,7 @@ import type { ArtifactState } from "../store/ArtifactStore.ts"
 import { ArtifactStore } from "../store/ArtifactStore.ts"
 import type { ContentHash } from "../store/ContentHasher.ts"
 import { ContentHasher } from "../store/ContentHasher.ts"
+import type { FingerprintParts } from "./Fingerprint.ts"
 import { diffParams, fingerprint, recordMatchesFingerprint } from "./Fingerprint.ts"
 
 export type CacheEntry = IndexEntry
@@ -86,22 +87,12 @@ const sourceHashesSync = (stage: ResolvedStage, probe: FreshnessProbe): Record<s
  * (older rows, other key orders, an edited row) the row's parts are parsed and hashed again. The index
  * keeps JSON columns as text; a column that no longer parses explains nothing either.
  */
-const indexedRecordMatches = (
-  entry: CacheEntry,
-  now: {
-    readonly stageId: string
-    readonly version: string
-    readonly params: unknown
-    readonly inputHashes: Readonly<Record<string, string>>
-    readonly workerHash: string | null
-    readonly sourceHashes: Readonly<Record<string, string>>
-  }
-): boolean => {
+const indexedRecordMatches = (entry: CacheEntry, now: FingerprintParts): boolean => {
   const row = entry.execution
   if (
     row.stageId === now.stageId && row.version === now.version && (row.workerHash ?? null) === now.workerHash &&
-    row.params === JSON.stringify(now.params) && row.inputHashes === JSON.stringify(now.inputHashes) &&
-    row.sourceHashes === JSON.stringify(now.sourceHashes)
+    row.params === JSON.stringify(now.params) && row.inputHashes === JSON.stringify(now.inputs) &&
+    row.sourceHashes === JSON.stringify(now.sources)
   ) return true
   try {
     return recordMatchesFingerprint({
@@ -126,14 +117,15 @@ export const decideSync = (
   for (const name in inputs) inputHashes[name] = (inputs[name] as InputArtifact).hash
   const worker = workerHashSync(stage, probe)
   const sources = sourceHashesSync(stage, probe)
-  const fp = fingerprint({
+  const parts: FingerprintParts = {
     sources,
     stageId: stage.id,
     version: stage.definition.version,
     params: stage.encodedParams,
     inputs: inputHashes,
     workerHash: worker
-  })
+  }
+  const fp = fingerprint(parts)
   const stale = (reasons: ReadonlyArray<StaleReason>, previous: CacheEntry | undefined): Decision => ({
     _tag: "Stale",
     fingerprint: fp,
@@ -146,15 +138,7 @@ export const decideSync = (
 
   const hit = index.byFingerprint.get(fp)
   if (hit !== undefined) {
-    const now = {
-      stageId: stage.id,
-      version: stage.definition.version,
-      params: stage.encodedParams,
-      inputHashes,
-      workerHash: worker,
-      sourceHashes: sources
-    }
-    if (!indexedRecordMatches(hit, now)) {
+    if (!indexedRecordMatches(hit, parts)) {
       return stale([{ _tag: "RecordAltered", execution: hit.execution.id }], undefined)
     }
     const damaged: Array<StaleReason> = []

@@ -37,8 +37,6 @@ const symbols: Record<StageEnd, string> = {
   skipped: "skipped"
 }
 
-export { formatMs }
-
 const plainReporter = (stream: NodeJS.WriteStream): ReporterShape => {
   // Progress is reported at most every 10% per stage, so logs stay readable.
   const lastDecile = new Map<string, number>()

@@ -1,7 +1,7 @@
 import { Console, Effect } from "effect"
 import { describeReason } from "../../domain/Plan.ts"
 import { plan } from "../../engine/Planner.ts"
-import { formatMs } from "../../engine/Reporter.ts"
+import { formatMs } from "../../format.ts"
 import { launchPreviews, previewJson, previewText } from "../LaunchPreview.ts"
 import { settlePreview } from "../PipelineSetup.ts"
 import { servicesLayer } from "../Services.ts"

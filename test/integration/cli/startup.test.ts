@@ -15,11 +15,10 @@ import {
   pipelinesPlugin,
   scriptBundleOptions
 } from "../../../scripts/build-cli.mjs"
-import { cachePath } from "../../../scripts/cached-bundle.mjs"
+import { cachePath, loaderPath as loader } from "../../../scripts/cached-bundle.mjs"
 import { bin, root, tempWorkspace } from "../../support/cli.ts"
 
 const version = (JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8")) as { version: string }).version
-const loader = path.join(root, "scripts", "cached-bundle.mjs")
 
 // A copy of the CLI bundle, built with the same settings, in which every source module records that it
 // was evaluated; it lives under dist/ because a bundle finds the project root from its own location.
