@@ -10,6 +10,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { loaderPath } from "./cached-bundle.mjs"
+import { memoDir } from "./plan-memo.mjs"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
 export const bundlePath = path.join(root, "dist", "flame-pipe.cjs")
@@ -88,6 +89,8 @@ export const bundleAtomically = async (options, outfile) => {
   fs.mkdirSync(path.dirname(outfile), { recursive: true })
   await esbuild.build({ ...bundleOptions, ...options, outfile: tmp })
   fs.renameSync(tmp, outfile)
+  // Plan memos name the bundle they ran (scripts/plan-memo.mjs): none holds for the new one.
+  fs.rmSync(memoDir(outfile), { recursive: true, force: true })
   return outfile
 }
 
@@ -116,6 +119,7 @@ export const warmCodeCache = (bundle, args) => {
   const scratch = fs.mkdtempSync(path.join(path.dirname(bundle), ".warm-"))
   try {
     spawnSync(process.execPath, [loaderPath, bundle, ...args, "--workspace", scratch, "--gpus", "none"], {
+      env: { ...process.env, FLAME_PIPE_PLAN_MEMO: "0" },
       stdio: "ignore",
       timeout: 60_000
     })

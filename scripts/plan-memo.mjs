@@ -1,0 +1,395 @@
+// A memo of `plan`'s answer, in the manner of Gradle's configuration cache. A plan that runs in full is
+// watched: every file it stats or reads, every directory it lists and every database it opens is
+// recorded with what it saw, and so is what it printed. A later plan with the same command line,
+// working directory, environment, terminal and bundle checks those records again (a stat per file,
+// a listing per directory) and, when every one would see the same thing, prints the recorded answer
+// without loading the CLI at all. Planning is a function of exactly those inputs: it reads the
+// pipeline's code (the bundle), the workspace's files and its lineage database, and nothing of the
+// clock. Whatever the watch cannot vouch for makes the plan unrecordable instead: a child process, a
+// signal (the workspace lock's liveness check), any write to a file, a native module other than the
+// lineage database's driver, a file that changed while the plan read it, a failed command.
+//
+// A file is known by its device, inode, mode, size, mtime and ctime (ctime cannot be set back by
+// hand, as an mtime can); a directory by its device, inode and mode, and by its entries where the plan
+// listed them. A directory's own times change whenever an entry comes or goes (SQLite's -wal file
+// does, on every open), and the plan never decides on them.
+//
+// FLAME_PIPE_PLAN_MEMO=0 turns the memo off; =explain says on stderr why a plan was or was not replayed
+// or recorded. Memos live beside the bundle, one file per command line, the newest 64 kept.
+import fs from "node:fs"
+import Module from "node:module"
+import * as os from "node:os"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+
+const FORMAT = "flame-pipe plan memo 1"
+const KEEP = 64
+/** The commands whose answer depends only on what the watch records. `plan` reads no clock. */
+const MEMOIZED = new Set(["plan"])
+
+const setting = () => process.env.FLAME_PIPE_PLAN_MEMO ?? "1"
+const explain = (message) => {
+  if (setting() === "explain") process.stderr.write(`plan memo: ${message}\n`)
+}
+
+/** Whether this command line may be memoised at all: `plan` of a pipeline the bundle holds. */
+export const memoizable = (args) =>
+  setting() !== "0" && MEMOIZED.has(args[0]) && !args.includes("--help") && !args.includes("-h")
+
+/**
+ * Everything a plan reads besides files: the command line, the working directory, the environment,
+ * the terminal it prints to, who runs it and on which machine (the workspace lock compares hosts).
+ */
+const keyOf = (identity, args) =>
+  JSON.stringify([
+    FORMAT,
+    process.version,
+    process.arch,
+    identity,
+    args,
+    process.cwd(),
+    Object.entries(process.env).filter(([name]) => name !== "FLAME_PIPE_PLAN_MEMO")
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+    [process.stdout.isTTY === true, process.stderr.isTTY === true, process.stdout.columns ?? null],
+    [process.getuid?.() ?? null, process.getgid?.() ?? null, os.hostname(), os.availableParallelism(), os.totalmem()]
+  ])
+
+/** A short, stable name for a key (FNV-1a, two lanes); the memo holds the whole key, compared in full. */
+const nameOf = (key) => {
+  let a = 0x811c9dc5, b = 0x01000193
+  for (let i = 0; i < key.length; i++) {
+    const c = key.charCodeAt(i)
+    a = Math.imul(a ^ c, 0x01000193) >>> 0
+    b = Math.imul(b ^ c, 0x5bd1e995) >>> 0
+  }
+  return `${a.toString(16).padStart(8, "0")}${b.toString(16).padStart(8, "0")}.json`
+}
+
+/** Where the memos of `bundle`'s plans live. */
+export const memoDir = (bundle) => `${bundle}.plan-memo`
+
+// The original functions, taken before the watch wraps them: its own calls must not be recorded.
+const { lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } = fs
+
+const describe = (stat) =>
+  stat === undefined
+    ? "absent"
+    : stat.isDirectory()
+    ? `dir ${stat.dev} ${stat.ino} ${stat.mode}`
+    : `file ${stat.dev} ${stat.ino} ${stat.mode} ${stat.size} ${stat.mtimeMs} ${stat.ctimeMs}`
+
+const observe = (stat, file) => {
+  try {
+    return describe(stat(file, { throwIfNoEntry: false }))
+  } catch (error) {
+    return `error ${error.code ?? "unknown"}`
+  }
+}
+
+const listing = (dir) => {
+  try {
+    return readdirSync(dir, { withFileTypes: true })
+      .map((entry) => `${entry.isDirectory() ? "d" : entry.isSymbolicLink() ? "l" : "f"} ${entry.name}`)
+      .sort()
+      .join("\n")
+  } catch (error) {
+    return `error ${error.code ?? "unknown"}`
+  }
+}
+
+/** What a recorded read would see now. */
+const seeNow = (
+  kind,
+  file
+) => (kind === "stat" ? observe(statSync, file) : kind === "lstat" ? observe(lstatSync, file) : listing(file))
+
+/**
+ * Prints the memoised answer of this command line when one exists and every read it records would see
+ * the same now. Returns whether it did; when not, the caller runs the bundle (and `record`s).
+ */
+export const replay = (bundle, identity, args) => {
+  const key = keyOf(identity, args)
+  const file = path.join(memoDir(bundle), nameOf(key))
+  let memo
+  try {
+    memo = JSON.parse(readFileSync(file, "latin1"))
+  } catch {
+    explain("none recorded for this command line")
+    return { replayed: false, key }
+  }
+  if (memo.key !== key) {
+    explain("the recorded one is for another command line")
+    return { replayed: false, key }
+  }
+  for (const [kind, dep, seen] of memo.reads) {
+    if (seeNow(kind, dep) !== seen) {
+      explain(`${dep} changed`)
+      return { replayed: false, key }
+    }
+  }
+  explain(`replayed (${memo.reads.length} reads checked)`)
+  for (const [fd, text] of memo.output) (fd === 2 ? process.stderr : process.stdout).write(text, "latin1")
+  return { replayed: true, key }
+}
+
+const asPath = (value) => {
+  if (typeof value === "string") return path.resolve(value)
+  if (value instanceof URL) return value.protocol === "file:" ? fileURLToPath(value) : undefined
+  if (Buffer.isBuffer(value)) return path.resolve(value.toString())
+  return undefined
+}
+
+// How the watch treats each function of node:fs and fs/promises. Any function not named here (a write,
+// or one added to Node later) makes the plan unrecordable.
+const STAT = new Set([
+  "access",
+  "accessSync",
+  "exists",
+  "existsSync",
+  "stat",
+  "statSync",
+  "readFile",
+  "readFileSync",
+  "readlink",
+  "readlinkSync",
+  "realpath",
+  "realpathSync",
+  "statfs",
+  "statfsSync"
+])
+const LSTAT = new Set(["lstat", "lstatSync"])
+const LIST = new Set(["readdir", "readdirSync", "opendir", "opendirSync"])
+const OPEN = new Set(["open", "openSync", "createReadStream", "openAsBlob"])
+const BY_FD = new Set([
+  "close",
+  "closeSync",
+  "fstat",
+  "fstatSync",
+  "read",
+  "readSync",
+  "readv",
+  "readvSync",
+  "write",
+  "writeSync",
+  "writev",
+  "writevSync",
+  "fsync",
+  "fsyncSync",
+  "fdatasync",
+  "fdatasyncSync"
+])
+const NEUTRAL = new Set(["unwatchFile", "_toUnixTimestamp"])
+
+const readOnlyFlags = (flags) =>
+  flags === undefined || flags === null || flags === "r" || flags === "rs" || flags === "sr" ||
+  (typeof flags === "number" &&
+    (flags &
+        (fs.constants.O_WRONLY | fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_TRUNC |
+          fs.constants.O_APPEND)) === 0)
+
+/**
+ * Watches the rest of this process (the bundle running `args`) and, as it exits successfully having
+ * read only what the watch can vouch for, writes the memo that `replay` checks. Returns `refuse`, for
+ * what the loader itself sees and the watch cannot (an ES module imported from outside the bundle is
+ * read by Node's loader, not through node:fs).
+ */
+export const record = (bundle, key) => {
+  const reads = new Map()
+  const output = []
+  let unrecordable
+
+  const refuse = (reason) => {
+    unrecordable ??= reason
+  }
+  const read = (kind, file, seen) => {
+    const id = `${kind}\0${file}`
+    const earlier = reads.get(id)
+    if (earlier === undefined) reads.set(id, seen)
+    else if (earlier !== seen) refuse(`${file} changed while the plan read it`)
+  }
+
+  const wrap = (holder, label, name) => {
+    const original = holder[name]
+    if (!Object.getOwnPropertyDescriptor(holder, name)?.writable) return
+    const watched = function(...args) {
+      if (STAT.has(name) || LSTAT.has(name) || LIST.has(name) || OPEN.has(name)) {
+        const file = asPath(args[0])
+        if (file === undefined) {
+          // A file descriptor: what it reads was recorded when it was opened. Standard input is not.
+          if (args[0] === 0) refuse("it read standard input")
+        } else if (OPEN.has(name) && !readOnlyFlags(name === "createReadStream" ? args[1]?.flags : args[1])) {
+          refuse(`it opened ${file} for writing`)
+        } else if (LIST.has(name)) {
+          read("list", file, listing(file))
+        } else if (!((name === "statSync" || name === "lstatSync") && args[1]?.bigint !== true)) {
+          read(LSTAT.has(name) ? "lstat" : "stat", file, observe(LSTAT.has(name) ? lstatSync : statSync, file))
+        } else {
+          // A synchronous stat records what it returned, which is what the caller decides on.
+          let result
+          try {
+            result = original.apply(this, args)
+          } catch (error) {
+            read(
+              LSTAT.has(name) ? "lstat" : "stat",
+              file,
+              error.code === "ENOENT" ? "absent" : `error ${error.code ?? "unknown"}`
+            )
+            throw error
+          }
+          read(LSTAT.has(name) ? "lstat" : "stat", file, describe(result))
+          return result
+        }
+      } else if (BY_FD.has(name)) {
+        if ((name === "read" || name === "readSync" || name === "readv" || name === "readvSync") && args[0] === 0) {
+          refuse("it read standard input")
+        }
+      } else if (name === "mkdir" || name === "mkdirSync") {
+        // `mkdir -p` of a directory that exists changes nothing; any other mkdir does.
+        const file = asPath(args[0])
+        const seen = file === undefined ? undefined : observe(statSync, file)
+        if (seen?.startsWith("dir ") && args[1]?.recursive === true) read("stat", file, seen)
+        else refuse(`it made the directory ${file ?? args[0]}`)
+      } else if (!NEUTRAL.has(name)) {
+        refuse(`it called ${label}.${name}`)
+      }
+      return original.apply(this, args)
+    }
+    Object.defineProperties(watched, Object.getOwnPropertyDescriptors(original))
+    holder[name] = watched
+  }
+
+  const watchAll = (holder, label) => {
+    for (const name of Object.keys(holder)) {
+      if (typeof holder[name] === "function" && !/^[A-Z]/.test(name)) wrap(holder, label, name)
+    }
+  }
+  watchAll(fs, "fs")
+  watchAll(fs.promises, "fs.promises")
+  for (const fn of ["realpath", "realpathSync"]) {
+    const native = fs[fn].native
+    if (typeof native === "function") {
+      const holder = { native }
+      wrap(holder, `fs.${fn}`, "native")
+      fs[fn].native = holder.native
+    }
+  }
+
+  const refuseCall = (holder, label, name) => {
+    const original = holder[name]
+    if (typeof original !== "function") return
+    holder[name] = function(...args) {
+      refuse(`it called ${label}`)
+      return original.apply(this, args)
+    }
+  }
+  refuseCall(process, "process.kill", "kill")
+  refuseCall(process, "process.chdir", "chdir")
+
+  // A module loaded later may start processes or threads, or read files natively: the watch wraps what
+  // it can vouch for (SQLite through better-sqlite3) and refuses the rest.
+  const databases = []
+  const watchedModules = new WeakSet()
+  const load = Module._load
+  Module._load = function(request, ...rest) {
+    const exports = load.call(this, request, ...rest)
+    const name = request.replace(/^node:/, "")
+    if (name === "child_process" || name === "cluster") {
+      // Loading is harmless (the GPU probe's module imports it); starting a process is not.
+      if (!watchedModules.has(exports)) {
+        watchedModules.add(exports)
+        for (const fn of Object.keys(exports)) {
+          if (typeof exports[fn] === "function" && !/^[A-Z]/.test(fn)) refuseCall(exports, `${name}.${fn}`, fn)
+        }
+      }
+    } else if (name === "worker_threads" && typeof exports.Worker === "function" && !watchedModules.has(exports)) {
+      watchedModules.add(exports)
+      exports.Worker = new Proxy(exports.Worker, {
+        construct(target, args, newTarget) {
+          refuse("it started a worker thread")
+          return Reflect.construct(target, args, newTarget)
+        }
+      })
+    } else if (request === "better-sqlite3" && typeof exports === "function") {
+      return new Proxy(exports, {
+        construct(target, args, newTarget) {
+          const file = typeof args[0] === "string" && args[0] !== "" && args[0] !== ":memory:"
+            ? path.resolve(args[0])
+            : undefined
+          if (file !== undefined) {
+            databases.push({ file, before: [observe(statSync, file), observe(statSync, `${file}-wal`)] })
+          }
+          return Reflect.construct(target, args, newTarget)
+        }
+      })
+    }
+    return exports
+  }
+  const dlopen = process.dlopen
+  process.dlopen = function(module, filename, ...rest) {
+    if (path.basename(filename) === "better_sqlite3.node") {
+      read("stat", path.resolve(filename), observe(statSync, filename))
+    } else refuse(`it loaded the native module ${filename}`)
+    return dlopen.call(this, module, filename, ...rest)
+  }
+
+  for (const [fd, stream] of [[1, process.stdout], [2, process.stderr]]) {
+    const write = stream.write
+    stream.write = function(chunk, encoding, ...rest) {
+      output.push([
+        fd,
+        typeof chunk === "string"
+          ? Buffer.from(chunk, typeof encoding === "string" ? encoding : "utf8").toString("latin1")
+          : Buffer.from(chunk).toString("latin1")
+      ])
+      return write.call(this, chunk, encoding, ...rest)
+    }
+  }
+
+  process.once("exit", (code) => {
+    try {
+      if (code !== 0) refuse(`it exited with ${code}`)
+      // A database is a read like any other when the plan left it as it found it; a plan that wrote to it
+      // (the hashes it learned) is not recorded, and the next one, with nothing new to write, is.
+      for (const { file, before } of databases) {
+        const after = [observe(statSync, file), observe(statSync, `${file}-wal`)]
+        if (after[0] !== before[0] || after[1] !== before[1]) refuse(`it wrote to ${file}`)
+        read("stat", file, before[0])
+        read("stat", `${file}-wal`, before[1])
+      }
+      if (unrecordable !== undefined) {
+        explain(`not recorded: ${unrecordable}`)
+        return
+      }
+      const memo = {
+        key,
+        reads: [...reads].map(([id, seen]) => [...id.split("\0"), seen]),
+        output
+      }
+      save(bundle, key, JSON.stringify(memo))
+      explain(`recorded (${reads.size} reads)`)
+    } catch (error) {
+      // The memo only saves time: failing to write one costs the next plan nothing but that.
+      explain(`not recorded: ${error.message}`)
+    }
+  })
+  return { refuse }
+}
+
+const save = (bundle, key, text) => {
+  const dir = memoDir(bundle)
+  mkdirSync(dir, { recursive: true })
+  const file = path.join(dir, nameOf(key))
+  const tmp = `${file}.${process.pid}.tmp`
+  try {
+    writeFileSync(tmp, text, "latin1")
+    renameSync(tmp, file)
+  } finally {
+    rmSync(tmp, { force: true })
+  }
+  const memos = readdirSync(dir).filter((name) => name.endsWith(".json"))
+  if (memos.length > KEEP) {
+    const byAge = memos.map((name) => ({ name, mtime: statSync(path.join(dir, name)).mtimeMs }))
+      .sort((a, b) => a.mtime - b.mtime)
+    for (const { name } of byAge.slice(0, memos.length - KEEP)) rmSync(path.join(dir, name), { force: true })
+  }
+}
