@@ -117,15 +117,17 @@ export const replay = (bundle, identity, args) => {
     explain("none recorded for this command line")
     return { replayed: false, key }
   }
-  if (memo.key !== key) {
+  if (
+    memo?.key !== key || !Array.isArray(memo.reads) || !Array.isArray(memo.output) ||
+    !memo.output.every((chunk) => Array.isArray(chunk) && typeof chunk[1] === "string")
+  ) {
     explain("the recorded one is for another command line")
     return { replayed: false, key }
   }
-  for (const [kind, dep, seen] of memo.reads) {
-    if (seeNow(kind, dep) !== seen) {
-      explain(`${dep} changed`)
-      return { replayed: false, key }
-    }
+  const changed = memo.reads.find((read) => !Array.isArray(read) || seeNow(read[0], read[1]) !== read[2])
+  if (changed !== undefined) {
+    explain(`${Array.isArray(changed) ? changed[1] : "a recorded read"} changed`)
+    return { replayed: false, key }
   }
   explain(`replayed (${memo.reads.length} reads checked)`)
   for (const [fd, text] of memo.output) (fd === 2 ? process.stderr : process.stdout).write(text, "latin1")

@@ -146,6 +146,23 @@ describe("the watch, with a stand-in bundle", () => {
     expect(off.output).toBe("exists: true")
   })
 
+  it("runs the plan again when its memo is damaged", async () => {
+    fs.rmSync(memoDir(bundle), { recursive: true, force: true })
+    await plan(["--exists", dir])
+    expect((await plan(["--exists", dir])).memo).toBe("replayed")
+    const memos = fs.readdirSync(memoDir(bundle)).map((name) => path.join(memoDir(bundle), name))
+    const damage = async (text: string) => {
+      for (const memo of memos) fs.writeFileSync(memo, text)
+      const again = await plan(["--exists", dir])
+      expect(again.memo).toBe("recorded")
+      expect(again.output).toBe("exists: true")
+    }
+    await damage("{ not json")
+    const [recorded] = memos.map((memo) => JSON.parse(fs.readFileSync(memo, "latin1")) as { key: string })
+    await damage(JSON.stringify({ key: recorded!.key, reads: [7], output: [] }))
+    await damage(JSON.stringify({ key: recorded!.key, reads: [], output: [[1, 7]] }))
+  })
+
   it("is cleared when a build replaces the bundle", async () => {
     const entry = path.join(dir, "entry.mjs")
     fs.writeFileSync(entry, "console.log(1)\n")
