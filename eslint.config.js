@@ -7,7 +7,7 @@ export default tseslint.config(
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
-    files: ["**/*.ts", "**/*.js", "**/*.mjs"],
+    files: ["**/*.ts", "**/*.js", "**/*.mjs", "**/*.cjs"],
     plugins: { "@effect": effect },
     languageOptions: { globals: { process: "readonly", console: "readonly", Buffer: "readonly", URL: "readonly" } },
     rules: {
@@ -27,5 +27,24 @@ export default tseslint.config(
       "@typescript-eslint/consistent-type-imports": "error",
       "@typescript-eslint/no-explicit-any": "error"
     }
+  },
+  {
+    // The loader scripts bin/flame-pipe.js runs before anything else: CommonJS, which starts quicker.
+    files: ["**/*.cjs"],
+    languageOptions: {
+      sourceType: "commonjs",
+      globals: {
+        process: "readonly",
+        console: "readonly",
+        Buffer: "readonly",
+        URL: "readonly",
+        require: "readonly",
+        module: "writable",
+        exports: "writable",
+        __filename: "readonly",
+        __dirname: "readonly"
+      }
+    },
+    rules: { "@typescript-eslint/no-require-imports": "off" }
   }
 )

@@ -12,7 +12,7 @@ if (process.argv.length === 3 && process.argv[2] === "--version") {
   if (modulePath === undefined && process.env.FLAME_PIPE_FROM_SOURCES !== "1") {
     const [{ buildCli, bundlePath, isStale }, { runBundle }] = await Promise.all([
       import("../scripts/build-cli.mjs"),
-      import("../scripts/cached-bundle.mjs")
+      import("../scripts/cached-bundle.cjs")
     ])
     if (isStale()) await buildCli()
     runBundle(bundlePath)

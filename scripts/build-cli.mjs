@@ -1,5 +1,5 @@
 // Bundles the CLI and the project's pipelines into one CommonJS file, dist/flame-pipe.cjs, with
-// esbuild, and warms its V8 code cache (scripts/cached-bundle.mjs runs it). Loading one bundled file
+// esbuild, and warms its V8 code cache (scripts/cached-bundle.cjs runs it). Loading one bundled file
 // starts the CLI in a fraction of a second, where importing hundreds of ESM modules through a
 // TypeScript loader takes seconds; with the code cache, the bundle is not even compiled. Modules stay
 // lazy inside the bundle: each command's implementation, and each pipeline, is evaluated only when it
@@ -9,8 +9,8 @@ import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
-import { loaderPath } from "./cached-bundle.mjs"
-import { memoDir } from "./plan-memo.mjs"
+import { loaderPath } from "./cached-bundle.cjs"
+import { memoDir } from "./plan-memo.cjs"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
 export const bundlePath = path.join(root, "dist", "flame-pipe.cjs")
@@ -89,13 +89,13 @@ export const bundleAtomically = async (options, outfile) => {
   fs.mkdirSync(path.dirname(outfile), { recursive: true })
   await esbuild.build({ ...bundleOptions, ...options, outfile: tmp })
   fs.renameSync(tmp, outfile)
-  // Plan memos name the bundle they ran (scripts/plan-memo.mjs): none holds for the new one.
+  // Plan memos name the bundle they ran (scripts/plan-memo.cjs): none holds for the new one.
   fs.rmSync(memoDir(outfile), { recursive: true, force: true })
   return outfile
 }
 
 /**
- * The settings of a CommonJS bundle run by scripts/cached-bundle.mjs: the CLI and the bench CLI.
+ * The settings of a CommonJS bundle run by scripts/cached-bundle.cjs: the CLI and the bench CLI.
  * `import.meta.url` becomes the bundle's own URL (the code finds the project root from it), and the
  * bundle has no top-level await.
  */

@@ -1,5 +1,5 @@
 /**
- * Entry point of the bundled CLI (dist/flame-pipe.cjs, run by scripts/cached-bundle.mjs): the
+ * Entry point of the bundled CLI (dist/flame-pipe.cjs, run by scripts/cached-bundle.cjs): the
  * project's pipelines are compiled in, each evaluated only when named. The CLI itself is evaluated
  * only past the `--version` fast path.
  */

@@ -1,6 +1,6 @@
 // Bundles the CLI with the benchmark's pipelines into bench/out/engine/flame-pipe-bench.cjs and warms
 // its V8 code cache, with the same esbuild settings and the same layout as scripts/build-cli.mjs, so
-// the measured start-up is that of the shipped bundle; scripts/cached-bundle.mjs runs it, as
+// the measured start-up is that of the shipped bundle; scripts/cached-bundle.cjs runs it, as
 // bin/flame-pipe.js runs the shipped one. The output must stay inside the project: the bundle finds the
 // project root (and the lineage migrations) from its own location.
 import * as path from "node:path"

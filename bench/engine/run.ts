@@ -20,7 +20,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { parseArgs } from "node:util"
-import { loaderPath } from "../../scripts/cached-bundle.mjs"
+import { loaderPath } from "../../scripts/cached-bundle.cjs"
 import { servicesLayer } from "../../src/cli/Services.ts"
 import { plan } from "../../src/engine/Planner.ts"
 import type { RunOptions } from "../../src/engine/Runner.ts"
@@ -282,7 +282,7 @@ const measureSize = async (n: number, populatePerStageMs: number | undefined): P
       }
       runs.push(r.sample)
       // A run writes to the lineage database, so the plan after it evaluates the pipeline and records
-      // its answer (scripts/plan-memo.mjs).
+      // its answer (scripts/plan-memo.cjs).
       recordings.push(checkedPlan("after a run").sample)
     }
     // Plans of an unchanged workspace: answered from the memo, and, alternating with them, evaluated in full.

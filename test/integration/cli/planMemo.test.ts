@@ -1,5 +1,5 @@
 /**
- * The plan memo (scripts/plan-memo.mjs): a plan is replayed only while everything it read would read
+ * The plan memo (scripts/plan-memo.cjs): a plan is replayed only while everything it read would read
  * the same, and never recorded when it did something the watch cannot vouch for.
  *
  * The watch is checked first with a small stand-in bundle whose "plan" does one thing per flag (reads a
@@ -11,8 +11,8 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { beforeAll, describe, expect, it } from "vitest"
 import { bundleAtomically, bundlePath } from "../../../scripts/build-cli.mjs"
-import { loaderPath as loader } from "../../../scripts/cached-bundle.mjs"
-import { memoDir } from "../../../scripts/plan-memo.mjs"
+import { loaderPath as loader } from "../../../scripts/cached-bundle.cjs"
+import { memoDir } from "../../../scripts/plan-memo.cjs"
 import { root, tempWorkspace } from "../../support/cli.ts"
 
 // Each flag of the stand-in's "plan" is one kind of access; it prints what it read.
@@ -29,6 +29,8 @@ if (args.includes("--spawn")) require("node:child_process").spawnSync("true")
 if (args.includes("--signal")) process.kill(process.pid, 0)
 if (args.includes("--fail")) process.exitCode = 1
 if (args.includes("--env")) console.log("env:", process.env.STAND_IN_VALUE)
+if (args.includes("--fd")) fs.writeSync(1, "written around process.stdout\\n")
+if (args.includes("--sqlite")) new (require(value("--sqlite")))(":memory:").close()
 console.error("done")
 `
 
@@ -125,6 +127,11 @@ describe("the watch, with a stand-in bundle", () => {
     expect((await plan(["--spawn"])).memo).toMatch(/not recorded: it called child_process\.spawnSync/)
     expect((await plan(["--signal"])).memo).toMatch(/not recorded: it called process\.kill/)
     expect((await plan(["--fail"])).memo).toMatch(/not recorded: it exited with 1/)
+    expect((await plan(["--fd"])).memo).toMatch(/not recorded: it wrote to standard output or error directly/)
+    // The database driver is watched only as the CLI requires it, by name; loaded otherwise it is a
+    // native module like any other.
+    const driver = path.join(root, "node_modules", "better-sqlite3")
+    expect((await plan(["--sqlite", driver])).memo).toMatch(/not recorded: it loaded the native module/)
     // None of them is replayed afterwards: there was nothing to replay.
     expect((await plan(["--spawn"])).memo).toMatch(/not recorded/)
     // `mkdir -p` of a directory that exists changes nothing.

@@ -15,7 +15,7 @@ import {
   pipelinesPlugin,
   scriptBundleOptions
 } from "../../../scripts/build-cli.mjs"
-import { cachePath, loaderPath as loader } from "../../../scripts/cached-bundle.mjs"
+import { cachePath, loaderPath as loader } from "../../../scripts/cached-bundle.cjs"
 import { bin, root, tempWorkspace } from "../../support/cli.ts"
 
 const version = (JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8")) as { version: string }).version

@@ -1,4 +1,4 @@
-// Types for plan-memo.mjs, which stays plain JavaScript so that bin/flame-pipe.js runs it under bare node.
+// Types for plan-memo.cjs, which stays plain JavaScript so that bin/flame-pipe.js runs it under bare node.
 
 export declare const memoDir: (bundle: string) => string
 export declare const memoizable: (args: ReadonlyArray<string>) => boolean

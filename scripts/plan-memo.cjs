@@ -16,11 +16,12 @@
 //
 // FLAME_PIPE_PLAN_MEMO=0 turns the memo off; =explain says on stderr why a plan was or was not replayed
 // or recorded. Memos live beside the bundle, one file per command line, the newest 64 kept.
-import fs from "node:fs"
-import Module from "node:module"
-import * as os from "node:os"
-import * as path from "node:path"
-import { fileURLToPath } from "node:url"
+"use strict"
+const fs = require("node:fs")
+const Module = require("node:module")
+const os = require("node:os")
+const path = require("node:path")
+const { fileURLToPath } = require("node:url")
 
 const FORMAT = "flame-pipe plan memo 1"
 const KEEP = 64
@@ -33,7 +34,7 @@ const explain = (message) => {
 }
 
 /** Whether this command line may be memoised at all: `plan` of a pipeline the bundle holds. */
-export const memoizable = (args) =>
+const memoizable = (args) =>
   setting() !== "0" && MEMOIZED.has(args[0]) && !args.includes("--help") && !args.includes("-h")
 
 /**
@@ -50,9 +51,31 @@ const keyOf = (identity, args) =>
     process.cwd(),
     Object.entries(process.env).filter(([name]) => name !== "FLAME_PIPE_PLAN_MEMO")
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
-    [process.stdout.isTTY === true, process.stderr.isTTY === true, process.stdout.columns ?? null],
+    terminal(),
     [process.getuid?.() ?? null, process.getgid?.() ?? null, os.hostname(), os.availableParallelism(), os.totalmem()]
   ])
+
+const characterDevice = (fd) => {
+  try {
+    return fstatSync(fd).isCharacterDevice()
+  } catch {
+    return false
+  }
+}
+
+/**
+ * Whether output goes to a terminal, and how wide: only a terminal changes what a plan prints. Asking
+ * Node creates the output streams, which a replay does without, so it is asked only of a character
+ * device (a terminal, or /dev/null).
+ */
+const terminal = () =>
+  characterDevice(1) || characterDevice(2)
+    ? [
+      process.stdout.isTTY === true,
+      process.stderr.isTTY === true,
+      process.stdout.isTTY ? process.stdout.columns : null
+    ]
+    : [false, false, null]
 
 /** A short, stable name for a key (FNV-1a, two lanes); the memo holds the whole key, compared in full. */
 const nameOf = (key) => {
@@ -66,10 +89,21 @@ const nameOf = (key) => {
 }
 
 /** Where the memos of `bundle`'s plans live. */
-export const memoDir = (bundle) => `${bundle}.plan-memo`
+const memoDir = (bundle) => `${bundle}.plan-memo`
 
 // The original functions, taken before the watch wraps them: its own calls must not be recorded.
-const { lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } = fs
+const {
+  fstatSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync
+} = fs
 
 const describe = (stat) =>
   stat === undefined
@@ -107,7 +141,7 @@ const seeNow = (
  * Prints the memoised answer of this command line when one exists and every read it records would see
  * the same now. Returns whether it did; when not, the caller runs the bundle (and `record`s).
  */
-export const replay = (bundle, identity, args) => {
+const replay = (bundle, identity, args) => {
   const key = keyOf(identity, args)
   const file = path.join(memoDir(bundle), nameOf(key))
   let memo
@@ -130,8 +164,31 @@ export const replay = (bundle, identity, args) => {
     return { replayed: false, key }
   }
   explain(`replayed (${memo.reads.length} reads checked)`)
-  for (const [fd, text] of memo.output) (fd === 2 ? process.stderr : process.stdout).write(text, "latin1")
+  emit(memo.output)
   return { replayed: true, key }
+}
+
+/**
+ * Writes the recorded output straight to the file descriptors: the streams of process.stdout and stderr
+ * cost more to set up than a plan's replay takes. A descriptor that would block (a non-blocking pipe
+ * that is full) gets the rest through its stream; a reader that went away (`plan | head`) gets no more.
+ */
+const emit = (output) => {
+  const viaStream = new Set()
+  for (const [fd, text] of output) {
+    const bytes = Buffer.from(text, "latin1")
+    let offset = 0
+    while (offset < bytes.length && !viaStream.has(fd)) {
+      try {
+        offset += writeSync(fd, bytes, offset)
+      } catch (error) {
+        if (error.code === "EPIPE") return
+        if (error.code !== "EAGAIN") throw error
+        viaStream.add(fd)
+      }
+    }
+    if (viaStream.has(fd)) (fd === 2 ? process.stderr : process.stdout).write(bytes.subarray(offset))
+  }
 }
 
 const asPath = (value) => {
@@ -195,10 +252,12 @@ const readOnlyFlags = (flags) =>
  * what the loader itself sees and the watch cannot (an ES module imported from outside the bundle is
  * read by Node's loader, not through node:fs).
  */
-export const record = (bundle, key) => {
+const record = (bundle, key) => {
   const reads = new Map()
   const output = []
   let unrecordable
+  /** Inside process.stdout's or process.stderr's write, whose output is recorded. */
+  let streaming = 0
 
   const refuse = (reason) => {
     unrecordable ??= reason
@@ -244,6 +303,9 @@ export const record = (bundle, key) => {
       } else if (BY_FD.has(name)) {
         if ((name === "read" || name === "readSync" || name === "readv" || name === "readvSync") && args[0] === 0) {
           refuse("it read standard input")
+        } else if (name.startsWith("write") && (args[0] === 1 || args[0] === 2) && streaming === 0) {
+          // Output is recorded from process.stdout and process.stderr; a write around them is not.
+          refuse("it wrote to standard output or error directly")
         }
       } else if (name === "mkdir" || name === "mkdirSync") {
         // `mkdir -p` of a directory that exists changes nothing; any other mkdir does.
@@ -312,15 +374,23 @@ export const record = (bundle, key) => {
         }
       })
     } else if (request === "better-sqlite3" && typeof exports === "function") {
+      const opening = (args) => {
+        const file = typeof args[0] === "string" && args[0] !== "" && args[0] !== ":memory:"
+          ? path.resolve(args[0])
+          : undefined
+        if (file !== undefined) {
+          databases.push({ file, before: [observe(statSync, file), observe(statSync, `${file}-wal`)] })
+        }
+      }
+      // better-sqlite3's Database may be called with or without `new`.
       return new Proxy(exports, {
         construct(target, args, newTarget) {
-          const file = typeof args[0] === "string" && args[0] !== "" && args[0] !== ":memory:"
-            ? path.resolve(args[0])
-            : undefined
-          if (file !== undefined) {
-            databases.push({ file, before: [observe(statSync, file), observe(statSync, `${file}-wal`)] })
-          }
+          opening(args)
           return Reflect.construct(target, args, newTarget)
+        },
+        apply(target, self, args) {
+          opening(args)
+          return Reflect.apply(target, self, args)
         }
       })
     }
@@ -328,7 +398,8 @@ export const record = (bundle, key) => {
   }
   const dlopen = process.dlopen
   process.dlopen = function(module, filename, ...rest) {
-    if (path.basename(filename) === "better_sqlite3.node") {
+    // better-sqlite3 loads its addon as its first database opens, which the watch has then recorded.
+    if (path.basename(filename) === "better_sqlite3.node" && databases.length > 0) {
       read("stat", path.resolve(filename), observe(statSync, filename))
     } else refuse(`it loaded the native module ${filename}`)
     return dlopen.call(this, module, filename, ...rest)
@@ -339,11 +410,15 @@ export const record = (bundle, key) => {
     stream.write = function(chunk, encoding, ...rest) {
       output.push([
         fd,
-        typeof chunk === "string"
-          ? Buffer.from(chunk, typeof encoding === "string" ? encoding : "utf8").toString("latin1")
-          : Buffer.from(chunk).toString("latin1")
+        Buffer.from(chunk, typeof chunk === "string" && typeof encoding === "string" ? encoding : "utf8")
+          .toString("latin1")
       ])
-      return write.call(this, chunk, encoding, ...rest)
+      streaming++
+      try {
+        return write.call(this, chunk, encoding, ...rest)
+      } finally {
+        streaming--
+      }
     }
   }
 
@@ -395,3 +470,5 @@ const save = (bundle, key, text) => {
     for (const { name } of byAge.slice(0, memos.length - KEEP)) rmSync(path.join(dir, name), { force: true })
   }
 }
+
+module.exports = { memoDir, memoizable, record, replay }

@@ -7,19 +7,18 @@
 // rejects a cache from another version or other flags); a missing or rejected cache is written anew
 // when the process exits, under a temporary name and renamed.
 //
-//   node scripts/cached-bundle.mjs <bundle.cjs> [args...]    runs the bundle as if it were argv[1]
-import * as fs from "node:fs"
-import Module from "node:module"
-import * as path from "node:path"
-import { fileURLToPath } from "node:url"
-import * as vm from "node:vm"
-import { memoizable, record, replay } from "./plan-memo.mjs"
+//   node scripts/cached-bundle.cjs <bundle.cjs> [args...]    runs the bundle as if it were argv[1]
+"use strict"
+const fs = require("node:fs")
+const Module = require("node:module")
+const path = require("node:path")
+const { memoizable, record, replay } = require("./plan-memo.cjs")
 
 /** This loader, as a command: `node <loaderPath> <bundle.cjs> [args...]`. */
-export const loaderPath = fileURLToPath(import.meta.url)
+const loaderPath = __filename
 
 /** Where the cache of `bundle` lives for this node: one file per node version and architecture. */
-export const cachePath = (bundle) => `${bundle}.${process.version}-${process.arch}.v8cache`
+const cachePath = (bundle) => `${bundle}.${process.version}-${process.arch}.v8cache`
 
 /** The bundle file's identity; every build replaces the file by a rename, which changes its inode. */
 const identityOf = (stat) => `flame-pipe code cache ${stat.size} ${stat.mtimeMs} ${stat.ino}\n`
@@ -57,7 +56,7 @@ const wrap = (source) => `(function (exports, require, module, __filename, __dir
  * Compiles `bundle` with its code cache. `cache` says what became of the cache: "accepted",
  * "rejected" (V8 refused it: another node or other flags) or "absent" (none, or one of another build).
  */
-export const compileBundle = (bundle) => {
+const compileBundle = (bundle) => {
   const fd = fs.openSync(bundle, "r")
   let source, stat
   try {
@@ -69,6 +68,8 @@ export const compileBundle = (bundle) => {
   }
   const identity = identityOf(stat)
   const cachedData = readCache(bundle, identity)
+  // Required here: a plan answered from its memo never compiles anything.
+  const vm = require("node:vm")
   const script = new vm.Script(wrap(source), { filename: bundle, ...(cachedData ? { cachedData } : {}) })
   const cache = cachedData === undefined ? "absent" : script.cachedDataRejected ? "rejected" : "accepted"
   return { script, cache, identity }
@@ -76,10 +77,10 @@ export const compileBundle = (bundle) => {
 
 /**
  * Runs `bundle` in this process; without a usable cache, writes one as the process exits. A `plan` whose
- * recorded answer still holds is answered from scripts/plan-memo.mjs instead, without loading the bundle
+ * recorded answer still holds is answered from scripts/plan-memo.cjs instead, without loading the bundle
  * ("memo"); one that runs is recorded.
  */
-export const runBundle = (bundle) => {
+const runBundle = (bundle) => {
   const args = process.argv.slice(2)
   const memo = memoizable(args) ? replay(bundle, identityOf(fs.statSync(bundle)), args) : undefined
   if (memo?.replayed) return "memo"
@@ -103,10 +104,12 @@ export const runBundle = (bundle) => {
   return cache
 }
 
-if (process.argv[1] && loaderPath === path.resolve(process.argv[1])) {
+module.exports = { cachePath, compileBundle, loaderPath, runBundle }
+
+if (require.main === module) {
   const bundle = process.argv[2]
   if (bundle === undefined) {
-    process.stderr.write("usage: node scripts/cached-bundle.mjs <bundle.cjs> [args...]\n")
+    process.stderr.write("usage: node scripts/cached-bundle.cjs <bundle.cjs> [args...]\n")
     process.exit(2)
   }
   const absolute = path.resolve(bundle)
