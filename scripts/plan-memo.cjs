@@ -105,12 +105,23 @@ const {
   writeSync
 } = fs
 
-const describe = (stat) =>
-  stat === undefined
-    ? "absent"
-    : stat.isDirectory()
-    ? `dir ${stat.dev} ${stat.ino} ${stat.mode}`
-    : `file ${stat.dev} ${stat.ino} ${stat.mode} ${stat.size} ${stat.mtimeMs} ${stat.ctimeMs}`
+/**
+ * Milliseconds from a BigIntStats' nanoseconds, computed as Node computes a Stats' `mtimeMs` from the
+ * same seconds and nanoseconds, so that both kinds of stat describe a file alike.
+ */
+const ms = (ns) => Number(ns / 1_000_000_000n) * 1e3 + Number(ns % 1_000_000_000n) / 1e6
+
+const describe = (stat) => {
+  if (stat === undefined) return "absent"
+  const big = typeof stat.dev === "bigint"
+  const [dev, ino, mode] = big
+    ? [Number(stat.dev), Number(stat.ino), Number(stat.mode)]
+    : [stat.dev, stat.ino, stat.mode]
+  if (stat.isDirectory()) return `dir ${dev} ${ino} ${mode}`
+  return big
+    ? `file ${dev} ${ino} ${mode} ${Number(stat.size)} ${ms(stat.mtimeNs)} ${ms(stat.ctimeNs)}`
+    : `file ${dev} ${ino} ${mode} ${stat.size} ${stat.mtimeMs} ${stat.ctimeMs}`
+}
 
 const observe = (stat, file) => {
   try {
@@ -192,7 +203,9 @@ const emit = (output) => {
 }
 
 const asPath = (value) => {
-  if (typeof value === "string") return path.resolve(value)
+  // An absolute path is recorded as given: a replay stats the same string, and resolving it costs more
+  // than the plan's own stat.
+  if (typeof value === "string") return path.isAbsolute(value) ? value : path.resolve(value)
   if (value instanceof URL) return value.protocol === "file:" ? fileURLToPath(value) : undefined
   if (Buffer.isBuffer(value)) return path.resolve(value.toString())
   return undefined
@@ -269,55 +282,83 @@ const record = (bundle, key) => {
     else if (earlier !== seen) refuse(`${file} changed while the plan read it`)
   }
 
-  const wrap = (holder, label, name) => {
-    const original = holder[name]
-    if (!Object.getOwnPropertyDescriptor(holder, name)?.writable) return
-    const watched = function(...args) {
-      if (STAT.has(name) || LSTAT.has(name) || LIST.has(name) || OPEN.has(name)) {
+  /** What a call of `name` is, decided once per function rather than on every call. */
+  const classify = (name) =>
+    name === "statSync" || name === "lstatSync"
+      ? "sync stat"
+      : STAT.has(name)
+      ? "stat"
+      : LSTAT.has(name)
+      ? "lstat"
+      : LIST.has(name)
+      ? "list"
+      : OPEN.has(name)
+      ? "open"
+      : BY_FD.has(name)
+      ? "by fd"
+      : name === "mkdir" || name === "mkdirSync"
+      ? "mkdir"
+      : NEUTRAL.has(name)
+      ? "neutral"
+      : "refused"
+
+  // A synchronous stat records what it returned, which is what the caller decides on: the plan's many
+  // output checks cost no second stat.
+  const watchSyncStat = (original, kind) =>
+    function(file, options) {
+      const resolved = asPath(file)
+      let result
+      try {
+        result = original.call(this, file, options)
+      } catch (error) {
+        if (resolved !== undefined) read(kind, resolved, error.code === "ENOENT" ? "absent" : `error ${error.code}`)
+        throw error
+      }
+      if (resolved !== undefined) read(kind, resolved, describe(result))
+      return result
+    }
+
+  const watchCall = (original, label, name, what) =>
+    function(...args) {
+      if (what === "stat" || what === "lstat" || what === "list" || what === "open") {
         const file = asPath(args[0])
         if (file === undefined) {
           // A file descriptor: what it reads was recorded when it was opened. Standard input is not.
           if (args[0] === 0) refuse("it read standard input")
-        } else if (OPEN.has(name) && !readOnlyFlags(name === "createReadStream" ? args[1]?.flags : args[1])) {
+        } else if (what === "open" && !readOnlyFlags(name === "createReadStream" ? args[1]?.flags : args[1])) {
           refuse(`it opened ${file} for writing`)
-        } else if (LIST.has(name)) {
+        } else if (what === "list") {
           read("list", file, listing(file))
-        } else if (!((name === "statSync" || name === "lstatSync") && args[1]?.bigint !== true)) {
-          read(LSTAT.has(name) ? "lstat" : "stat", file, observe(LSTAT.has(name) ? lstatSync : statSync, file))
         } else {
-          // A synchronous stat records what it returned, which is what the caller decides on.
-          let result
-          try {
-            result = original.apply(this, args)
-          } catch (error) {
-            read(
-              LSTAT.has(name) ? "lstat" : "stat",
-              file,
-              error.code === "ENOENT" ? "absent" : `error ${error.code ?? "unknown"}`
-            )
-            throw error
-          }
-          read(LSTAT.has(name) ? "lstat" : "stat", file, describe(result))
-          return result
+          read(what === "lstat" ? "lstat" : "stat", file, observe(what === "lstat" ? lstatSync : statSync, file))
         }
-      } else if (BY_FD.has(name)) {
-        if ((name === "read" || name === "readSync" || name === "readv" || name === "readvSync") && args[0] === 0) {
+      } else if (what === "by fd") {
+        if (name.startsWith("read") && args[0] === 0) {
           refuse("it read standard input")
         } else if (name.startsWith("write") && (args[0] === 1 || args[0] === 2) && streaming === 0) {
           // Output is recorded from process.stdout and process.stderr; a write around them is not.
           refuse("it wrote to standard output or error directly")
         }
-      } else if (name === "mkdir" || name === "mkdirSync") {
+      } else if (what === "mkdir") {
         // `mkdir -p` of a directory that exists changes nothing; any other mkdir does.
         const file = asPath(args[0])
         const seen = file === undefined ? undefined : observe(statSync, file)
         if (seen?.startsWith("dir ") && args[1]?.recursive === true) read("stat", file, seen)
         else refuse(`it made the directory ${file ?? args[0]}`)
-      } else if (!NEUTRAL.has(name)) {
+      } else if (what === "refused") {
         refuse(`it called ${label}.${name}`)
       }
       return original.apply(this, args)
     }
+
+  const wrap = (holder, label, name) => {
+    const original = holder[name]
+    if (!Object.getOwnPropertyDescriptor(holder, name)?.writable) return
+    const what = classify(name)
+    if (what === "neutral") return
+    const watched = what === "sync stat"
+      ? watchSyncStat(original, name === "lstatSync" ? "lstat" : "stat")
+      : watchCall(original, label, name, what)
     Object.defineProperties(watched, Object.getOwnPropertyDescriptors(original))
     holder[name] = watched
   }

@@ -22,6 +22,7 @@ const args = process.argv.slice(3)
 const value = (flag) => args[args.indexOf(flag) + 1]
 if (args.includes("--read")) console.log("read:", fs.readFileSync(value("--read"), "utf8"))
 if (args.includes("--exists")) console.log("exists:", fs.existsSync(value("--exists")))
+if (args.includes("--bigint")) console.log("size:", String(fs.statSync(value("--bigint"), { bigint: true }).size))
 if (args.includes("--list")) console.log("list:", fs.readdirSync(value("--list")).sort().join(","))
 if (args.includes("--write")) fs.writeFileSync(value("--write"), "x")
 if (args.includes("--mkdir")) fs.mkdirSync(value("--mkdir"), { recursive: true })
@@ -88,6 +89,19 @@ describe("the watch, with a stand-in bundle", () => {
     expect(changed.memo).toBe("recorded")
     expect(changed.output).toBe("read: bbbb")
     expect((await plan(["--read", file])).output).toBe("read: bbbb")
+  })
+
+  it("describes a file alike whether it was stat'ed with bigint or not", async () => {
+    const file = path.join(dir, "sized.txt")
+    fs.writeFileSync(file, "12345")
+    expect((await plan(["--bigint", file])).memo).toBe("recorded")
+    expect((await plan(["--bigint", file])).memo).toBe("replayed")
+    fs.appendFileSync(file, "6")
+    const grown = await plan(["--bigint", file])
+    expect(grown.memo).toBe("recorded")
+    expect(grown.output).toBe("size: 6")
+    // The memo holds what the bigint stat saw, checked by a plain stat at replay.
+    expect((await plan(["--bigint", file])).memo).toBe("replayed")
   })
 
   it("notices a file that appears where one was absent, and a directory's new entry", async () => {
