@@ -10,34 +10,10 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { loaderPath } from "./cached-bundle.cjs"
+import { bundlePath, isStale, root, shardWorkerPath } from "./cli-bundle.cjs"
 import { memoDir } from "./plan-memo.cjs"
 
-const root = fileURLToPath(new URL("..", import.meta.url))
-export const bundlePath = path.join(root, "dist", "flame-pipe.cjs")
-const sourceDirs = ["src", "stages", "pipelines"].map((d) => path.join(root, d))
-const sourceFiles = [path.join(root, "package.json"), path.join(root, "scripts", "build-cli.mjs")]
-
-const newestSource = () => {
-  let newest = 0
-  const visit = (dir) => {
-    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
-      const p = path.join(dir, entry.name)
-      if (entry.isDirectory()) visit(p)
-      else if (/\.(ts|mts|js|mjs|json)$/.test(entry.name)) newest = Math.max(newest, fs.statSync(p).mtimeMs)
-    }
-  }
-  for (const dir of sourceDirs) if (fs.existsSync(dir)) visit(dir)
-  for (const file of sourceFiles) newest = Math.max(newest, fs.statSync(file).mtimeMs)
-  return newest
-}
-
-export const isStale = () => {
-  try {
-    return Math.min(fs.statSync(bundlePath).mtimeMs, fs.statSync(shardWorkerPath).mtimeMs) < newestSource()
-  } catch {
-    return true
-  }
-}
+export { bundlePath, isStale, shardWorkerPath }
 
 export const pipelinesPlugin = {
   name: "flame-pipe-pipelines",
@@ -58,9 +34,6 @@ export const pipelinesPlugin = {
     })
   }
 }
-
-/** The tokenizer's worker-thread entry, bundled beside the CLI (src/tokenize/parallel.ts looks for it there). */
-export const shardWorkerPath = path.join(root, "dist", "shard-worker.mjs")
 
 /** The esbuild settings of the ES module bundles the project makes: the CLI's shard worker, Slurm job bundles. */
 export const bundleOptions = {
