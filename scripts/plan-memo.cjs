@@ -21,6 +21,7 @@ const fs = require("node:fs")
 const Module = require("node:module")
 const os = require("node:os")
 const path = require("node:path")
+const { createHash } = require("node:crypto")
 const { fileURLToPath } = require("node:url")
 
 const FORMAT = "flame-pipe plan memo 1"
@@ -39,10 +40,11 @@ const memoizable = (args) =>
 
 /**
  * Everything a plan reads besides files: the command line, the working directory, the environment,
- * the terminal it prints to, who runs it and on which machine (the workspace lock compares hosts).
+ * the terminal it prints to, who runs it and on which machine (the workspace lock compares hosts). A
+ * digest of them: the environment may hold secrets, and the memo is a file on disk.
  */
 const keyOf = (identity, args) =>
-  JSON.stringify([
+  createHash("sha256").update(JSON.stringify([
     FORMAT,
     process.version,
     process.arch,
@@ -53,7 +55,7 @@ const keyOf = (identity, args) =>
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
     terminal(),
     [process.getuid?.() ?? null, process.getgid?.() ?? null, os.hostname(), os.availableParallelism(), os.totalmem()]
-  ])
+  ])).digest("hex")
 
 const characterDevice = (fd) => {
   try {
@@ -76,17 +78,6 @@ const terminal = () =>
       process.stdout.isTTY ? process.stdout.columns : null
     ]
     : [false, false, null]
-
-/** A short, stable name for a key (FNV-1a, two lanes); the memo holds the whole key, compared in full. */
-const nameOf = (key) => {
-  let a = 0x811c9dc5, b = 0x01000193
-  for (let i = 0; i < key.length; i++) {
-    const c = key.charCodeAt(i)
-    a = Math.imul(a ^ c, 0x01000193) >>> 0
-    b = Math.imul(b ^ c, 0x5bd1e995) >>> 0
-  }
-  return `${a.toString(16).padStart(8, "0")}${b.toString(16).padStart(8, "0")}.json`
-}
 
 /** Where the memos of `bundle`'s plans live. */
 const memoDir = (bundle) => `${bundle}.plan-memo`
@@ -154,7 +145,7 @@ const seeNow = (
  */
 const replay = (bundle, identity, args) => {
   const key = keyOf(identity, args)
-  const file = path.join(memoDir(bundle), nameOf(key))
+  const file = path.join(memoDir(bundle), `${key.slice(0, 32)}.json`)
   let memo
   try {
     memo = JSON.parse(readFileSync(file, "latin1"))
@@ -496,10 +487,11 @@ const record = (bundle, key) => {
 const save = (bundle, key, text) => {
   const dir = memoDir(bundle)
   mkdirSync(dir, { recursive: true })
-  const file = path.join(dir, nameOf(key))
+  const file = path.join(dir, `${key.slice(0, 32)}.json`)
   const tmp = `${file}.${process.pid}.tmp`
   try {
-    writeFileSync(tmp, text, "latin1")
+    // Readable by its owner only: it holds what the plan printed and which files it read.
+    writeFileSync(tmp, text, { encoding: "latin1", mode: 0o600 })
     renameSync(tmp, file)
   } finally {
     rmSync(tmp, { force: true })

@@ -131,6 +131,14 @@ describe("the watch, with a stand-in bundle", () => {
     expect(other.memo).toBe("recorded")
     expect(other.output).toBe("env: two")
     expect((await plan(["--env", "--extra"], { STAND_IN_VALUE: "one" })).memo).toBe("recorded")
+
+    // The memo keeps a digest of the environment, never its values, and only its owner reads it.
+    await plan(["--env"], { STAND_IN_VALUE: "one", STAND_IN_TOKEN: "s3cr3t-not-on-disk" })
+    for (const name of fs.readdirSync(memoDir(bundle))) {
+      const memo = path.join(memoDir(bundle), name)
+      expect(fs.readFileSync(memo, "latin1")).not.toContain("s3cr3t-not-on-disk")
+      expect(fs.statSync(memo).mode & 0o777).toBe(0o600)
+    }
   })
 
   it("records nothing for a plan that writes, starts a process, signals or fails", async () => {
