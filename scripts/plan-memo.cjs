@@ -24,7 +24,7 @@ const path = require("node:path")
 const { createHash } = require("node:crypto")
 const { fileURLToPath } = require("node:url")
 
-const FORMAT = "flame-pipe plan memo 1"
+const FORMAT = "flame-pipe plan memo 2"
 const KEEP = 64
 /** The commands whose answer depends only on what the watch records. `plan` reads no clock. */
 const MEMOIZED = new Set(["plan"])
@@ -146,27 +146,38 @@ const seeNow = (
 const replay = (bundle, identity, args) => {
   const key = keyOf(identity, args)
   const file = path.join(memoDir(bundle), `${key.slice(0, 32)}.json`)
-  let memo
+  let text
   try {
-    memo = JSON.parse(readFileSync(file, "latin1"))
+    text = readFileSync(file, "latin1")
   } catch {
     explain("none recorded for this command line")
     return { replayed: false, key }
   }
-  if (
-    memo?.key !== key || !Array.isArray(memo.reads) || !Array.isArray(memo.output) ||
-    !memo.output.every((chunk) => Array.isArray(chunk) && typeof chunk[1] === "string")
-  ) {
-    explain("the recorded one is for another command line")
+  const holds = (reads) => {
+    const changed = reads.find((read) => !Array.isArray(read) || seeNow(read[0], read[1]) !== read[2])
+    if (changed !== undefined) explain(`${Array.isArray(changed) ? changed[1] : "a recorded read"} changed`)
+    return changed === undefined
+  }
+  // Two lines of JSON: the key and the reads that change most often (the lineage database), then the
+  // rest. A run changes the database, and the plan after it need not parse the thousands of others.
+  const newline = text.indexOf("\n")
+  let head, body
+  try {
+    head = JSON.parse(text.slice(0, newline))
+    if (head?.key !== key || !Array.isArray(head.reads)) throw new Error("another key")
+    if (!holds(head.reads)) return { replayed: false, key }
+    body = JSON.parse(text.slice(newline + 1))
+    if (
+      !Array.isArray(body?.reads) || !Array.isArray(body.output) ||
+      !body.output.every((chunk) => Array.isArray(chunk) && typeof chunk[1] === "string")
+    ) throw new Error("damaged")
+  } catch {
+    explain("the recorded one is damaged or for another command line")
     return { replayed: false, key }
   }
-  const changed = memo.reads.find((read) => !Array.isArray(read) || seeNow(read[0], read[1]) !== read[2])
-  if (changed !== undefined) {
-    explain(`${Array.isArray(changed) ? changed[1] : "a recorded read"} changed`)
-    return { replayed: false, key }
-  }
-  explain(`replayed (${memo.reads.length} reads checked)`)
-  emit(memo.output)
+  if (!holds(body.reads)) return { replayed: false, key }
+  explain(`replayed (${head.reads.length + body.reads.length} reads checked)`)
+  emit(body.output)
   return { replayed: true, key }
 }
 
@@ -269,8 +280,8 @@ const record = (bundle, key) => {
   const read = (kind, file, seen) => {
     const id = `${kind}\0${file}`
     const earlier = reads.get(id)
-    if (earlier === undefined) reads.set(id, seen)
-    else if (earlier !== seen) refuse(`${file} changed while the plan read it`)
+    if (earlier === undefined) reads.set(id, [kind, file, seen])
+    else if (earlier[2] !== seen) refuse(`${file} changed while the plan read it`)
   }
 
   /** What a call of `name` is, decided once per function rather than on every call. */
@@ -469,12 +480,13 @@ const record = (bundle, key) => {
         explain(`not recorded: ${unrecordable}`)
         return
       }
-      const memo = {
-        key,
-        reads: [...reads].map(([id, seen]) => [...id.split("\0"), seen]),
-        output
-      }
-      save(bundle, key, JSON.stringify(memo))
+      // The databases go first, in a line of their own: every run changes its lineage, and a replay
+      // stops at the first change it sees, before parsing and stat'ing thousands of outputs.
+      const all = [...reads.values()]
+      const isDatabase = ([, file]) => databases.some((db) => file === db.file || file === `${db.file}-wal`)
+      const head = { key, reads: all.filter(isDatabase) }
+      const body = { reads: all.filter((r) => !isDatabase(r)), output }
+      save(bundle, key, `${JSON.stringify(head)}\n${JSON.stringify(body)}`)
       explain(`recorded (${reads.size} reads)`)
     } catch (error) {
       // The memo only saves time: failing to write one costs the next plan nothing but that.

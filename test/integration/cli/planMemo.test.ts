@@ -186,10 +186,16 @@ describe("the watch, with a stand-in bundle", () => {
       expect(again.memo).toBe("recorded")
       expect(again.output).toBe("exists: true")
     }
+    const [recorded] = memos.map((memo) =>
+      JSON.parse(fs.readFileSync(memo, "latin1").split("\n")[0]!) as { key: string }
+    )
     await damage("{ not json")
-    const [recorded] = memos.map((memo) => JSON.parse(fs.readFileSync(memo, "latin1")) as { key: string })
-    await damage(JSON.stringify({ key: recorded!.key, reads: [7], output: [] }))
-    await damage(JSON.stringify({ key: recorded!.key, reads: [], output: [[1, 7]] }))
+    const head = JSON.stringify({ key: recorded!.key, reads: [] })
+    await damage(`${head}\n{ not json`)
+    await damage(`${head}`)
+    await damage(`${JSON.stringify({ key: recorded!.key, reads: [7] })}\n{}`)
+    await damage(`${head}\n${JSON.stringify({ reads: [7], output: [] })}`)
+    await damage(`${head}\n${JSON.stringify({ reads: [], output: [[1, 7]] })}`)
   })
 
   it("is cleared when a build replaces the bundle", async () => {
