@@ -81,6 +81,7 @@ const terminal = () =>
 
 /** Where the memos of `bundle`'s plans live. */
 const memoDir = (bundle) => `${bundle}.plan-memo`
+const memoFile = (bundle, key) => path.join(memoDir(bundle), `${key.slice(0, 32)}.json`)
 
 // The original functions, taken before the watch wraps them: its own calls must not be recorded.
 const {
@@ -133,11 +134,13 @@ const listing = (dir) => {
   }
 }
 
-/** What a recorded read would see now. */
-const seeNow = (
-  kind,
+/** What a read of `kind` ("stat", "lstat" or "list") sees of `file` now. */
+const seeNow = (kind, file) => kind === "list" ? listing(file) : observe(kind === "lstat" ? lstatSync : statSync, file)
+
+/** A database as the plan may find it: its file and its write-ahead log. */
+const databaseReads = (
   file
-) => (kind === "stat" ? observe(statSync, file) : kind === "lstat" ? observe(lstatSync, file) : listing(file))
+) => [["stat", file, seeNow("stat", file)], ["stat", `${file}-wal`, seeNow("stat", `${file}-wal`)]]
 
 /**
  * Prints the memoised answer of this command line when one exists and every read it records would see
@@ -145,10 +148,9 @@ const seeNow = (
  */
 const replay = (bundle, identity, args) => {
   const key = keyOf(identity, args)
-  const file = path.join(memoDir(bundle), `${key.slice(0, 32)}.json`)
   let text
   try {
-    text = readFileSync(file, "latin1")
+    text = readFileSync(memoFile(bundle, key), "latin1")
   } catch {
     explain("none recorded for this command line")
     return { replayed: false, key }
@@ -329,10 +331,9 @@ const record = (bundle, key) => {
           if (args[0] === 0) refuse("it read standard input")
         } else if (what === "open" && !readOnlyFlags(name === "createReadStream" ? args[1]?.flags : args[1])) {
           refuse(`it opened ${file} for writing`)
-        } else if (what === "list") {
-          read("list", file, listing(file))
         } else {
-          read(what === "lstat" ? "lstat" : "stat", file, observe(what === "lstat" ? lstatSync : statSync, file))
+          const kind = what === "open" ? "stat" : what
+          read(kind, file, seeNow(kind, file))
         }
       } else if (what === "by fd") {
         if (name.startsWith("read") && args[0] === 0) {
@@ -344,7 +345,7 @@ const record = (bundle, key) => {
       } else if (what === "mkdir") {
         // `mkdir -p` of a directory that exists changes nothing; any other mkdir does.
         const file = asPath(args[0])
-        const seen = file === undefined ? undefined : observe(statSync, file)
+        const seen = file === undefined ? undefined : seeNow("stat", file)
         if (seen?.startsWith("dir ") && args[1]?.recursive === true) read("stat", file, seen)
         else refuse(`it made the directory ${file ?? args[0]}`)
       } else if (what === "refused") {
@@ -421,9 +422,7 @@ const record = (bundle, key) => {
         const file = typeof args[0] === "string" && args[0] !== "" && args[0] !== ":memory:"
           ? path.resolve(args[0])
           : undefined
-        if (file !== undefined) {
-          databases.push({ file, before: [observe(statSync, file), observe(statSync, `${file}-wal`)] })
-        }
+        if (file !== undefined) databases.push({ file, before: databaseReads(file) })
       }
       // better-sqlite3's Database may be called with or without `new`.
       return new Proxy(exports, {
@@ -443,7 +442,7 @@ const record = (bundle, key) => {
   process.dlopen = function(module, filename, ...rest) {
     // better-sqlite3 loads its addon as its first database opens, which the watch has then recorded.
     if (path.basename(filename) === "better_sqlite3.node" && databases.length > 0) {
-      read("stat", path.resolve(filename), observe(statSync, filename))
+      read("stat", path.resolve(filename), seeNow("stat", filename))
     } else refuse(`it loaded the native module ${filename}`)
     return dlopen.call(this, module, filename, ...rest)
   }
@@ -471,10 +470,7 @@ const record = (bundle, key) => {
       // A database is a read like any other when the plan left it as it found it; a plan that wrote to it
       // (the hashes it learned) is not recorded, and the next one, with nothing new to write, is.
       for (const { file, before } of databases) {
-        const after = [observe(statSync, file), observe(statSync, `${file}-wal`)]
-        if (after[0] !== before[0] || after[1] !== before[1]) refuse(`it wrote to ${file}`)
-        read("stat", file, before[0])
-        read("stat", `${file}-wal`, before[1])
+        if (JSON.stringify(databaseReads(file)) !== JSON.stringify(before)) refuse(`it wrote to ${file}`)
       }
       if (unrecordable !== undefined) {
         explain(`not recorded: ${unrecordable}`)
@@ -482,12 +478,10 @@ const record = (bundle, key) => {
       }
       // The databases go first, in a line of their own: every run changes its lineage, and a replay
       // stops at the first change it sees, before parsing and stat'ing thousands of outputs.
-      const all = [...reads.values()]
-      const isDatabase = ([, file]) => databases.some((db) => file === db.file || file === `${db.file}-wal`)
-      const head = { key, reads: all.filter(isDatabase) }
-      const body = { reads: all.filter((r) => !isDatabase(r)), output }
+      const head = { key, reads: databases.flatMap(({ before }) => before) }
+      const body = { reads: [...reads.values()], output }
       save(bundle, key, `${JSON.stringify(head)}\n${JSON.stringify(body)}`)
-      explain(`recorded (${reads.size} reads)`)
+      explain(`recorded (${head.reads.length + body.reads.length} reads)`)
     } catch (error) {
       // The memo only saves time: failing to write one costs the next plan nothing but that.
       explain(`not recorded: ${error.message}`)
@@ -499,7 +493,7 @@ const record = (bundle, key) => {
 const save = (bundle, key, text) => {
   const dir = memoDir(bundle)
   mkdirSync(dir, { recursive: true })
-  const file = path.join(dir, `${key.slice(0, 32)}.json`)
+  const file = memoFile(bundle, key)
   const tmp = `${file}.${process.pid}.tmp`
   try {
     // Readable by its owner only: it holds what the plan printed and which files it read.

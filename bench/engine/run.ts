@@ -267,7 +267,7 @@ const measureSize = async (n: number, populatePerStageMs: number | undefined): P
   if (!skip.has("cli")) {
     const planArgs = ["plan", "generated", "--preset", preset, "--workspace", workspace]
     const checkedPlan = (what: string, env?: NodeJS.ProcessEnv) => {
-      const p = env === undefined ? cli(planArgs) : cli(planArgs, env)
+      const p = cli(planArgs, env)
       if (p.status !== 0 || !p.stdout.includes(`0 of ${n} stages would run`)) {
         throw new Error(`CLI plan (${what}): status ${p.status}: ${p.stdout.slice(-500)}${p.stderr.slice(-500)}`)
       }
